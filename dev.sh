@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Set-up and entry point for a fresh machine.
+#   ./dev.sh demo   install everything into .venv/ and run the demo
+#   ./dev.sh test   install everything and run the whole test suite
+#   ./dev.sh bench  install everything and run the benchmarks in bench/
+set -euo pipefail
+cd "$(dirname "$0")"
+here=$PWD
+
+# Debian packages: systemd-nspawn boots the real systemd the tests use,
+# libsystemd-dev + pkg-config + gcc build pystemd, cron is the real cron
+# daemon of the cron-host tests, hyperfine times the benchmarks.
+debs=(systemd systemd-container dbus libsystemd-dev pkg-config gcc cron hyperfine)
+
+missing_debs() {
+    local pkg
+    for pkg in "${debs[@]}"; do
+        dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || echo "$pkg"
+    done
+}
+
+install_debs() {
+    command -v dpkg-query >/dev/null || { echo "dev.sh: not a Debian system; skipping packages" >&2; return; }
+    local missing
+    missing=$(missing_debs)
+    [ -z "$missing" ] && return
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "dev.sh: missing Debian packages (install them as root):" $missing >&2
+        return
+    fi
+    echo "dev.sh: installing Debian packages:" $missing >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    # A new cron package starts its daemon on hosts with init scripts; the
+    # tests start their own, in a container.
+}
+
+install_venv() {
+    local python=${PYTHON:-python3}
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || { echo "dev.sh: Python >= 3.11 is required" >&2; exit 1; }
+    [ -x .venv/bin/python ] || "$python" -m venv .venv
+    local extras=test
+    # pystemd builds against libsystemd; hosts without it (cron hosts) run
+    # everything else.
+    if pkg-config --exists libsystemd 2>/dev/null; then extras=test,systemd; fi
+    local stamp=.venv/.installed-$extras-$(sha256sum pyproject.toml | cut -c1-16)
+    if [ ! -e "$stamp" ]; then
+        .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+        rm -f .venv/.installed-*
+        touch "$stamp"
+    fi
+}
+
+demo() {
+    local dir=$here/.demo
+    mkdir -p "$dir"
+    # Built-in defaults for every key except where the example jobs live
+    # and where the cron file goes (the console, not /etc).
+    cat >"$dir/config.yaml" <<YAML
+job_directory: $here/examples/jobs
+output_crontab: console
+YAML
+    export PROCESS_CONTROL_CONFIG=$dir/config.yaml
+    echo "== run-job --validate (examples/jobs)"
+    .venv/bin/run-job --validate || true
+    echo "== run-job --list-jobs"
+    .venv/bin/run-job --list-jobs
+    echo "== cron-generate (output_crontab: console)"
+    .venv/bin/cron-generate
+}
+
+run_tests() {
+    .venv/bin/ruff check pc_systemd tests bench generators
+    .venv/bin/mypy
+    .venv/bin/python -m pytest -ra "$@"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    demo) install_debs; install_venv; demo ;;
+    test) install_debs; install_venv; run_tests "$@" ;;
+    bench) install_debs; install_venv; exec bench/run.sh "$@" ;;
+    *) echo "usage: ./dev.sh demo|test|bench" >&2; exit 2 ;;
+esac

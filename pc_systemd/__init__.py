@@ -1,0 +1,1 @@
+"""process-control, made systemd-native: job files -> validated jobs -> units / cron lines."""

@@ -1,0 +1,115 @@
+"""``run-job``: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import NoReturn
+
+import click
+
+from .config import Config, load_config
+from .errors import PcError
+from .jobset import job_files, load_jobs
+from .validate import validate
+
+SLOW_START_FLAG = "\x00flag"  # -w given without a job name (the `-j NAME -w` form)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    config_path: str | None
+
+    def config(self) -> Config:
+        try:
+            return load_config(self.config_path)
+        except PcError as err:
+            fail(err)
+
+
+def fail(err: PcError, code: int = 2) -> NoReturn:
+    for problem in err.problems:
+        click.echo(str(problem), err=True)
+    sys.exit(code)
+
+
+def not_yet(flag: str) -> NoReturn:
+    click.echo(f"run-job: {flag} is not available yet in this version", err=True)
+    sys.exit(2)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH",
+              help="Global configuration (default: $PROCESS_CONTROL_CONFIG, "
+                   "/etc/process-control.yaml, else built-in defaults).")
+@click.option("-j", "--job", metavar="NAME", help="Run the job NAME.")
+@click.option("-w", "--slow-start", "slow_start", metavar="[NAME]", is_flag=False,
+              flag_value=SLOW_START_FLAG, default=None,
+              help="Run the job's slow_start_command (with -j NAME, or as --slow-start NAME).")
+@click.option("-k", "--kill-job", metavar="NAME", help="Stop the running instance of NAME.")
+@click.option("-l", "--list-jobs", is_flag=True, help="List job names, one per line.")
+@click.option("-s", "--status", is_flag=True, help="Show every job and its state.")
+@click.option("-r", "--only-running", is_flag=True, help="With -l or -s: only running jobs.")
+@click.option("--validate", "do_validate", is_flag=True,
+              help="Check the job directory (or the FILES given); non-zero exit on problems.")
+@click.option("--strict", is_flag=True, help="With --validate: warnings fail too.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=True))
+@click.pass_context
+def run_job(
+    ctx: click.Context,
+    config_path: str | None,
+    job: str | None,
+    slow_start: str | None,
+    kill_job: str | None,
+    list_jobs: bool,
+    status: bool,
+    only_running: bool,
+    do_validate: bool,
+    strict: bool,
+    files: tuple[str, ...],
+) -> None:
+    """Run and inspect process-control jobs."""
+    state = Ctx(config_path)
+    if files and not do_validate:
+        raise click.UsageError("FILES are only taken with --validate")
+    if do_validate:
+        _validate(state.config(), list(files) or None, strict)
+    elif list_jobs:
+        if only_running:
+            not_yet("--only-running")
+        _list(state.config())
+    elif status:
+        not_yet("--status")
+    elif kill_job:
+        not_yet("--kill-job")
+    elif job or slow_start:
+        not_yet("--slow-start" if slow_start else "--job")
+    else:
+        click.echo(ctx.get_help())
+        ctx.exit(2)
+
+
+def _validate(config: Config, paths: list[str] | None, strict: bool) -> None:
+    report = validate(config, paths)
+    for problem in report.errors + report.warnings:
+        click.echo(str(problem))
+    click.echo(report.summary(), err=True)
+    sys.exit(1 if report.failed(strict) else 0)
+
+
+def _list(config: Config) -> None:
+    """One slug per line, as the original; a broken file is listed too
+    (it is still a job someone meant to have) and its problems go to stderr."""
+    try:
+        slugs = [p.rsplit("/", 1)[-1].removesuffix(".yaml") for p in job_files(config)]
+    except OSError as err:
+        click.echo(f"run-job: {config.job_directory}: {err.strerror}", err=True)
+        sys.exit(2)
+    for problem in load_jobs(config).problems:
+        click.echo(str(problem), err=True)
+    for slug in slugs:
+        click.echo(slug)
+
+
+def main() -> None:
+    run_job(prog_name="run-job")

@@ -1,0 +1,250 @@
+"""Key declarations and the small typed parsers behind them.
+
+Every configuration and job key is declared once as a :class:`Key`: its
+parser, default and help.  Validation, defaults and the README tables all
+come from those declarations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import yaml
+
+from .errors import PcError, Problem
+from .yamlsource import Entry, line_of, scalar, type_name
+
+T = TypeVar("T")
+
+# C0 controls and DEL: a newline or NUL in a value could split a unit line
+# or a cron line; tabs are harmless inside one value.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class Key(Generic[T]):
+    name: str
+    type: str  # as shown in the docs
+    parse: Callable[[Entry], T]
+    default: T
+    help: str
+    required: bool = False
+    default_doc: str = ""
+
+    def doc_default(self) -> str:
+        if self.required:
+            return "required"
+        if self.default_doc:
+            return self.default_doc
+        return "none" if self.default is None else f"`{self.default}`"
+
+
+def check_line(entry: Entry, text: str, node: yaml.Node | None = None, what: str = "") -> str:
+    """Refuse control characters (newline, CR, NUL, ...) in a one-line value."""
+    found = _CONTROL.search(text)
+    if found:
+        label = {"\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte"}.get(
+            found.group(), f"control character {ord(found.group()):#04x}"
+        )
+        raise entry.problem(f"{what or 'value'} must not contain {label}", node)
+    return text
+
+
+def _text_of(entry: Entry, node: yaml.Node, what: str = "a string") -> str:
+    """A string value; plain numbers are taken as their written text
+    (``name: 2024`` is the name "2024"), booleans and null are refused."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise entry.problem(f"expected {what}, got {_kind(entry, node)}", node)
+    value = scalar(entry, node)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(node.value)
+    raise entry.problem(f"expected {what}, got {type_name(value)}", node)
+
+
+def text(entry: Entry) -> str:
+    """A one-line string."""
+    return check_line(entry, _text_of(entry, entry.value))
+
+
+def free_text(entry: Entry) -> str:
+    """A string that may span lines (descriptions); NUL is still refused."""
+    value = _text_of(entry, entry.value)
+    if "\x00" in value:
+        raise entry.problem("must not contain a NUL byte")
+    return value
+
+
+def nonempty_text(entry: Entry) -> str:
+    value = text(entry)
+    if not value.strip():
+        raise entry.problem("must not be empty")
+    return value
+
+
+def flag(entry: Entry) -> bool:
+    value = scalar(entry, entry.value)
+    if not isinstance(value, bool):
+        raise entry.problem(f"expected true or false, got {type_name(value)}")
+    return value
+
+
+def number(entry: Entry) -> Any:
+    value = scalar(entry, entry.value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise entry.problem(f"expected a number, got {type_name(value)}")
+    return value
+
+
+def minutes(entry: Entry) -> float:
+    """Minutes, fractions allowed; 0 means no limit."""
+    value = float(number(entry))
+    if not math.isfinite(value) or value < 0:
+        raise entry.problem(f"must be a number of minutes >= 0, got {entry.value.value}")
+    if value * 60 > 10 * 365 * 86400:
+        raise entry.problem("is longer than ten years; use 0 for no limit")
+    return value
+
+
+def positive_int(entry: Entry) -> int:
+    value = number(entry)
+    if not isinstance(value, int) or value < 1:
+        raise entry.problem(f"must be a whole number >= 1, got {entry.value.value}")
+    return value
+
+
+def choice(*allowed: str) -> Callable[[Entry], str]:
+    def parse(entry: Entry) -> str:
+        value = text(entry)
+        if value not in allowed:
+            raise entry.problem(f"must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    parse.__doc__ = " | ".join(allowed)
+    return parse
+
+
+def items(entry: Entry, what: str) -> list[yaml.Node]:
+    """A string or a list of strings, as the nodes of the strings."""
+    node = entry.value
+    if isinstance(node, yaml.SequenceNode):
+        if not node.value:
+            raise entry.problem(f"must not be an empty list of {what}")
+        return list(node.value)
+    return [node]
+
+
+def string_list(entry: Entry) -> tuple[str, ...]:
+    """A string or a list of strings (tags)."""
+    result = []
+    for node in items(entry, "strings"):
+        value = check_line(entry, _text_of(entry, node), node)
+        if not value.strip():
+            raise entry.problem("must not be empty", node)
+        result.append(value)
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command line as written, and the argument list it runs."""
+
+    text: str
+    argv: tuple[str, ...]
+
+
+def commands(entry: Entry) -> tuple[Command, ...]:
+    """One command line or a list of them, split like a shell would
+    (``shlex``) but never run through one."""
+    result = []
+    for node in items(entry, "commands"):
+        line = check_line(entry, _text_of(entry, node, "a command line"), node, "command")
+        try:
+            argv = shlex.split(line, comments=False, posix=True)
+        except ValueError as err:
+            raise entry.problem(f"cannot split command line: {err}", node) from None
+        if not argv:
+            raise entry.problem("command is empty", node)
+        for arg in argv:
+            check_line(entry, arg, node, "command argument")
+        result.append(Command(line, tuple(argv)))
+    return tuple(result)
+
+
+def environment(entry: Entry) -> tuple[tuple[str, str], ...]:
+    """Extra variables; values become strings as the original did
+    (``true`` -> ``True``, ``123`` -> ``123``)."""
+    node = entry.value
+    if not isinstance(node, yaml.MappingNode):
+        raise entry.problem(f"expected a mapping of NAME: value, got {_kind(entry, node)}")
+    seen: set[str] = set()
+    result = []
+    for key_node, value_node in node.value:
+        name = _text_of(entry, key_node, "a variable name")
+        if not _ENV_NAME.match(name):
+            raise entry.problem(f"{name!r} is not a valid variable name", key_node, name)
+        if name in seen:
+            raise entry.problem("duplicate variable", key_node, name)
+        seen.add(name)
+        value = scalar(entry, value_node)
+        if value is None or isinstance(value, (list, dict)):
+            raise entry.problem(
+                f"expected a value, got {type_name(value)} (write \"\" for an empty value)",
+                value_node,
+                name,
+            )
+        shown = value_node.value if not isinstance(value, (str, bool)) else str(value)
+        check_line(entry, shown, value_node, f"environment value of {name}")
+        result.append((name, shown))
+    return tuple(result)
+
+
+def _kind(entry: Entry, node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return type_name(scalar(entry, node))
+
+
+def sub_entries(entry: Entry, allowed: Iterable[str]) -> dict[str, Entry]:
+    """The entries of a nested mapping (``failmail``), unknown keys refused."""
+    node = entry.value
+    if not isinstance(node, yaml.MappingNode):
+        raise entry.problem(f"expected a mapping, got {_kind(entry, node)}")
+    known = set(allowed)
+    result: dict[str, Entry] = {}
+    for key_node, value_node in node.value:
+        key = _text_of(entry, key_node, "a key")
+        if key not in known:
+            raise entry.problem(
+                f"unknown key (expected {', '.join(sorted(known))})", key_node, key
+            )
+        if key in result:
+            raise entry.problem("duplicate key", key_node, key)
+        result[key] = Entry(f"{entry.key}.{key}", value_node, entry.source)
+    return result
+
+
+def collect(problems: list[Problem], call: Callable[[], T]) -> T | None:
+    """Run a parser, adding its problems to ``problems`` instead of raising."""
+    try:
+        return call()
+    except PcError as err:
+        problems.extend(err.problems)
+        return None
+
+
+def missing(source: str, key: str) -> Problem:
+    return Problem(source, 1, key, "required key is missing")
+
+
+def node_line(node: yaml.Node) -> int:
+    return line_of(node)

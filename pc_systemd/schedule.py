@@ -1,0 +1,361 @@
+"""Five-field cron schedules with Debian cron's meaning, as systemd OnCalendar=.
+
+The systemd generator imports this module, so it uses the standard library only.
+The accepted syntax and every choice made here are described in docs/schedules.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["CronSchedule", "ScheduleError", "parse_schedule"]
+
+
+class ScheduleError(ValueError):
+    """A schedule that cron would reject, or that this project refuses.
+
+    The message is one line and starts with the field name when one field is
+    at fault, e.g. "day-of-week: 8 is out of range 0-7".
+    """
+
+    field: str | None
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    # Three-letter names, lower case, for the values low, low + 1, ...
+    names: tuple[str, ...] = ()
+    # A word that describes the names in messages ("month", "weekday").
+    kind: str = ""
+
+
+_MINUTE = _Field("minute", 0, 59)
+_HOUR = _Field("hour", 0, 23)
+_DOM = _Field("day-of-month", 1, 31)
+_MONTH = _Field(
+    "month",
+    1,
+    12,
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    "month",
+)
+# cron's day-of-week runs 0-7 because both 0 and 7 are Sunday; "sun" is 0.
+_DOW = _Field("day-of-week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat"), "weekday")
+_FIELDS = (_MINUTE, _HOUR, _DOM, _MONTH, _DOW)
+
+# The longest each month can be, January first; February 29 exists in leap years.
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+# systemd's weekday names, Monday first as systemd orders them in ranges.
+_SYSTEMD_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+_ITEM = re.compile(
+    r"(?:(?P<star>\*)|(?P<first>[0-9A-Za-z]+)(?:-(?P<last>[0-9A-Za-z]+))?)"
+    r"(?:/(?P<step>[0-9A-Za-z]*))?"
+)
+_SEPARATOR = re.compile(r"[ \t]+")
+# Quartz/cronie-style day extensions: L, 5L, LW, 15W.
+_DAY_EXTENSION = re.compile(r"[0-9]*[lL][wW]?|[0-9]+[wW]")
+_EXTENSION_CHARS = {
+    "#": "'#' (nth weekday of the month)",
+    "?": "'?' (no specific value)",
+}
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A parsed five-field schedule; days_of_week uses 0=Sunday..6, never 7."""
+
+    expr: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days_of_month: frozenset[int]
+    months: frozenset[int]
+    days_of_week: frozenset[int]
+    # The field began with '*': cron then ANDs the two day fields instead of ORing them.
+    dom_star: bool
+    dow_star: bool
+
+    @property
+    def days_ored(self) -> bool:
+        """True when a day matching either day-of-month or day-of-week fires."""
+        return not (self.dom_star or self.dow_star)
+
+    def can_fire(self) -> bool:
+        """False for schedules that never fire, such as "0 0 30 2 *"."""
+        # Every month has every weekday, and over the 400-year Gregorian cycle
+        # every possible date (Feb 29 included) falls on every weekday, so only
+        # a day-of-month that no selected month has can make a schedule dead.
+        return self.days_ored or self._dom_fits_months()
+
+    def on_calendar(self, timezone: str | None = None) -> tuple[str, ...]:
+        """OnCalendar= expressions whose union fires exactly when Debian cron would.
+
+        Each expression is in systemd's normalized form, so `systemd-analyze
+        calendar` shows it unchanged. A schedule that can never fire still gets
+        its literal translation, which systemd accepts and never elapses.
+        """
+        suffix = f" {timezone}" if timezone else ""
+        month = _component(self.months, _MONTH)
+        time = f"{_component(self.hours, _HOUR)}:{_component(self.minutes, _MINUTE)}:00"
+        every_dom = self.days_of_month == _full(_DOM)
+        every_dow = self.days_of_week == frozenset(range(7))
+
+        def line(weekdays: str, dom: str) -> str:
+            prefix = f"{weekdays} " if weekdays else ""
+            return f"{prefix}*-{month}-{dom} {time}{suffix}"
+
+        dom = _component(self.days_of_month, _DOM)
+        weekdays = _weekdays(self.days_of_week)
+        if not self.days_ored:
+            return (line("" if every_dow else weekdays, dom),)
+        if every_dom or every_dow:
+            return (line("", "*"),)
+        # systemd ANDs the parts of one expression, so cron's OR of the two
+        # day fields becomes two expressions; a day-of-month line that no
+        # selected month can reach is left out to keep the output short.
+        by_weekday = line(weekdays, "*")
+        if not self._dom_fits_months():
+            return (by_weekday,)
+        return (line("", dom), by_weekday)
+
+    def _dom_fits_months(self) -> bool:
+        return any(
+            day <= _MONTH_DAYS[month - 1] for month in self.months for day in self.days_of_month
+        )
+
+
+def parse_schedule(expr: str) -> CronSchedule:
+    """Parse "minute hour day-of-month month day-of-week" as Debian cron does.
+
+    Raises ScheduleError for anything Debian cron rejects, and also for forms
+    it accepts but that are almost certainly mistakes (see docs/schedules.md).
+    """
+    for char in expr:
+        if char != "\t" and not char.isprintable():
+            raise ScheduleError(
+                f"schedule contains a control or non-printable character (U+{ord(char):04X});"
+                " it must be a single line"
+            )
+    text = expr.strip(" \t")
+    if not text:
+        raise ScheduleError("schedule is empty")
+    if text.startswith("@"):
+        alias = _SEPARATOR.split(text)[0]
+        hint = _ALIASES.get(alias.lower())
+        instead = f"; write {hint!r} instead" if hint else ""
+        raise ScheduleError(f"{alias!r}: @ aliases are not supported{instead}")
+    parts = _SEPARATOR.split(text)
+    if "=" in text:
+        where = next((i for i, part in enumerate(parts) if "=" in part), 0)
+        at = _FIELDS[where].name if len(parts) == len(_FIELDS) else None
+        raise ScheduleError(
+            "'=' is not allowed (crontab would read the line as a variable assignment)", at
+        )
+    if len(parts) != len(_FIELDS):
+        extra = "; seconds and year fields are not supported" if len(parts) in (6, 7) else ""
+        raise ScheduleError(
+            "expected 5 fields (minute hour day-of-month month day-of-week),"
+            f" got {len(parts)}{extra}"
+        )
+
+    fields = [_parse_field(part, spec) for part, spec in zip(parts, _FIELDS, strict=True)]
+    # Debian cron treats 7 as a second Sunday; fold it so 0..6 is the only form.
+    days_of_week = frozenset(day % 7 for day in fields[4])
+    return CronSchedule(
+        expr=expr,
+        minutes=fields[0],
+        hours=fields[1],
+        days_of_month=fields[2],
+        months=fields[3],
+        days_of_week=days_of_week,
+        dom_star=parts[2].startswith("*"),
+        dow_star=parts[4].startswith("*"),
+    )
+
+
+def _parse_field(text: str, spec: _Field) -> frozenset[int]:
+    values: set[int] = set()
+    for item in text.split(","):
+        values.update(_parse_item(item, text, spec))
+    return frozenset(values)
+
+
+def _parse_item(item: str, text: str, spec: _Field) -> range:
+    if not item:
+        raise ScheduleError(f"empty item in list {text!r}", spec.name)
+    for char in item:
+        if char in _EXTENSION_CHARS:
+            raise ScheduleError(
+                f"{_EXTENSION_CHARS[char]} is a non-standard cron extension, not supported",
+                spec.name,
+            )
+        if not (char.isascii() and (char.isalnum() or char in "*/-")):
+            raise ScheduleError(f"unexpected character {char!r} in {item!r}", spec.name)
+    match = _ITEM.fullmatch(item)
+    if match is None:
+        if item.startswith("*"):
+            raise ScheduleError(f"'*' can only be followed by /step, got {item!r}", spec.name)
+        raise ScheduleError(
+            f"{item!r} is not a value, a range (a-b) or a stepped range (a-b/n or */n)", spec.name
+        )
+
+    step_text = match["step"]
+    step = 1 if step_text is None else _parse_step(step_text, item, spec)
+    if match["star"]:
+        return range(spec.low, spec.high + 1, step)
+    first = _parse_value(match["first"], spec)
+    if match["last"] is None:
+        if step_text is not None:
+            # Vixie cron ignored "/n" here and Debian cron rejects the line;
+            # other crons read it as first-max/n. Refusing avoids guessing.
+            raise ScheduleError(
+                f"{item!r}: a step needs a range or '*' (Debian cron rejects N/step);"
+                f" for every {step} from {first} write {first}-{spec.high}/{step}",
+                spec.name,
+            )
+        return range(first, first + 1)
+    last = _parse_value(match["last"], spec)
+    if first > last:
+        # Debian cron accepts a reversed range and then silently never runs it.
+        hint = (
+            "; to end a range on Sunday write it as 7, e.g. 5-7"
+            if spec is _DOW and last == 0
+            else ""
+        )
+        raise ScheduleError(f"range {item!r} is reversed ({first} > {last}){hint}", spec.name)
+    return range(first, last + 1, step)
+
+
+def _parse_step(text: str, item: str, spec: _Field) -> int:
+    if not text:
+        raise ScheduleError(f"missing step after '/' in {item!r}", spec.name)
+    if not text.isdigit():
+        raise ScheduleError(f"step {text!r} in {item!r} is not a number", spec.name)
+    step = _number(text)
+    if step < 1:
+        raise ScheduleError(f"step must be at least 1, got {step} in {item!r}", spec.name)
+    # Debian cron accepts steps longer than the field (only the first value
+    # remains); any such step means the same, so cap it.
+    return min(step, spec.high + 1)
+
+
+def _parse_value(token: str, spec: _Field) -> int:
+    if token.isdigit():
+        value = _number(token)
+        if not spec.low <= value <= spec.high:
+            shown = token if len(token) <= 12 else f"{token[:12]}..."
+            raise ScheduleError(f"{shown} is out of range {spec.low}-{spec.high}", spec.name)
+        return value
+    if token.lower() in spec.names:
+        return spec.low + spec.names.index(token.lower())
+    if spec in (_DOM, _DOW) and _DAY_EXTENSION.fullmatch(token):
+        raise ScheduleError(
+            f"{token!r}: 'L'/'W' (last day, nearest weekday) are non-standard cron"
+            " extensions, not supported",
+            spec.name,
+        )
+    if spec.names:
+        raise ScheduleError(
+            f"{token!r} is not a number {spec.low}-{spec.high} or a three-letter {spec.kind} name"
+            f" ({spec.names[0]}..{spec.names[-1]})",
+            spec.name,
+        )
+    raise ScheduleError(
+        f"{token!r} is not a number {spec.low}-{spec.high} (names are allowed only in"
+        " month and day-of-week)",
+        spec.name,
+    )
+
+
+def _number(digits: str) -> int:
+    # Leading zeros are fine ("05"); a value too long for any field is read
+    # as a large number so that int() never sees thousands of digits.
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 6 else 10**6
+
+
+def _full(spec: _Field) -> frozenset[int]:
+    return frozenset(range(spec.low, spec.high + 1))
+
+
+def _component(values: frozenset[int], spec: _Field) -> str:
+    """One numeric part of an OnCalendar= time, e.g. "*", "00/5", "01,15", "09..17"."""
+    if values == _full(spec):
+        return "*"
+    return ",".join(_format_run(run, spec.high) for run in _runs(values, spec.high))
+
+
+def _runs(values: frozenset[int], high: int) -> list[tuple[int, int, int]]:
+    """Cover values with few arithmetic runs (first, last, step); runs may overlap.
+
+    Greedy from the smallest uncovered value, taking its longest run inside
+    values: exact (only values are ever covered) and deterministic.
+    """
+    runs: list[tuple[int, int, int]] = []
+    covered: set[int] = set()
+    for first in sorted(values):
+        if first in covered:
+            continue
+        best_length, best_step = 1, 1
+        for step in range(1, high - first + 1):
+            length = 1
+            while first + length * step in values:
+                length += 1
+            if length > best_length:
+                best_length, best_step = length, step
+        # Two values read better as a list ("01,02") than as a run.
+        if best_length < 3:
+            best_length, best_step = 1, 1
+        last = first + (best_length - 1) * best_step
+        covered.update(range(first, last + 1, best_step))
+        runs.append((first, last, best_step))
+    return runs
+
+
+def _format_run(run: tuple[int, int, int], high: int) -> str:
+    # Two digits everywhere, as in systemd's normalized form.
+    first, last, step = run
+    if first == last:
+        return f"{first:02d}"
+    if step == 1:
+        return f"{first:02d}..{last:02d}"
+    if last + step > high:
+        # The run reaches the top of the field: systemd's own short form.
+        return f"{first:02d}/{step}"
+    return f"{first:02d}..{last:02d}/{step}"
+
+
+def _weekdays(days: Iterable[int]) -> str:
+    """cron weekdays (0=Sunday) as systemd names, e.g. "Mon..Fri,Sun"."""
+    # systemd counts Monday as the first day; runs of three or more become ranges.
+    monday_first = sorted((day - 1) % 7 for day in days)
+    parts: list[str] = []
+    start = 0
+    while start < len(monday_first):
+        end = start
+        while end + 1 < len(monday_first) and monday_first[end + 1] == monday_first[end] + 1:
+            end += 1
+        names = [_SYSTEMD_WEEKDAYS[day] for day in monday_first[start : end + 1]]
+        parts.append(f"{names[0]}..{names[-1]}" if len(names) >= 3 else ",".join(names))
+        start = end + 1
+    return ",".join(parts)

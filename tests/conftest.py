@@ -1,0 +1,44 @@
+"""Shared fixtures: a job directory and a global configuration in tmp_path."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pc_systemd.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Site:
+    """A throw-away installation: config file + job directory."""
+
+    root: Path
+    jobs: Path
+    config_file: Path
+
+    def job(self, slug: str, text: str) -> Path:
+        path = self.jobs / f"{slug}.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def configure(self, text: str = "") -> Path:
+        body = f"job_directory: {self.jobs}\n" + textwrap.dedent(text)
+        self.config_file.write_text(body)
+        return self.config_file
+
+    def config(self) -> Config:
+        return load_config(str(self.config_file), {})
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    s = Site(tmp_path, jobs, tmp_path / "process-control.yaml")
+    s.configure()
+    return s

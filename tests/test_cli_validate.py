@@ -1,0 +1,100 @@
+"""run-job --validate and --list-jobs through click's CliRunner."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from pc_systemd.cli import run_job
+from tests.conftest import Site
+
+GOOD = "name: Good\ncommand: /bin/true\nschedule: '0 * * * *'\n"
+
+
+def invoke(site: Site, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(run_job, ["--config", str(site.config_file), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_clean_directory(site: Site) -> None:
+    site.job("a", GOOD)
+    site.job("b", GOOD)
+    code, out, err = invoke(site, "--validate")
+    assert (code, out) == (0, "")
+    assert "checked 2 job file(s): 2 valid, 0 invalid, 0 warning(s)" in err
+
+
+def test_validate_reports_each_problem_on_one_line(site: Site) -> None:
+    site.job("good", GOOD)
+    site.job("bad", "name: Bad\ncommand: /bin/true\ntimeout: -5\n")
+    site.job("broken", "name: [\n")
+    code, out, err = invoke(site, "--validate")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines == [
+        f"{site.jobs}/bad.yaml:3: timeout: must be a number of minutes >= 0, got -5",
+        f"{site.jobs}/broken.yaml:2: (yaml): did not find expected node content",
+    ]
+    assert "Traceback" not in out + err
+    assert "3 job file(s): 1 valid, 2 invalid" in err
+
+
+def test_validate_given_files_only(site: Site) -> None:
+    good = site.job("good", GOOD)
+    site.job("bad", "name: Bad\n")
+    code, out, _ = invoke(site, "--validate", str(good))
+    assert (code, out) == (0, "")
+
+
+def test_validate_never_firing_schedule(site: Site) -> None:
+    site.job("feb30", "name: x\ncommand: /bin/true\nschedule: '0 0 30 2 *'\n")
+    code, out, _ = invoke(site, "--validate")
+    assert code == 1
+    assert out == f"{site.jobs}/feb30.yaml:3: schedule: '0 0 30 2 *' can never fire\n"
+
+
+def test_warnings_fail_only_with_strict(site: Site) -> None:
+    site.job("w", GOOD + "colour: blue\n")
+    code, out, _ = invoke(site, "--validate")
+    assert code == 0
+    assert out == f"{site.jobs}/w.yaml:4: colour: warning: unknown key\n"
+    assert invoke(site, "--validate", "--strict")[0] == 1
+
+
+def test_bad_global_config_is_one_line_and_exit_2(site: Site) -> None:
+    site.configure("user: [root]\n")
+    code, out, err = invoke(site, "--validate")
+    assert code == 2
+    assert err == f"{site.config_file}:2: user: expected a single value, got a list\n"
+
+
+def test_list_jobs_lists_every_file_and_reports_broken_ones(site: Site) -> None:
+    site.job("zeta", GOOD)
+    site.job("alpha", GOOD)
+    site.job("broken", "command: /bin/true\n")
+    code, out, err = invoke(site, "--list-jobs")
+    assert code == 0
+    assert out == "alpha\nbroken\nzeta\n"
+    assert err == f"{site.jobs}/broken.yaml:1: name: required key is missing\n"
+
+
+def test_list_short_flag(site: Site) -> None:
+    site.job("one", GOOD)
+    assert invoke(site, "-l")[1] == "one\n"
+
+
+def test_missing_job_directory_is_clear(site: Site) -> None:
+    site.config_file.write_text(f"job_directory: {site.root}/nowhere\n")
+    code, out, _ = invoke(site, "--validate")
+    assert code == 1
+    assert out == (
+        f"{site.config_file}:1: job_directory: {site.root}/nowhere: No such file or directory\n"
+    )
+
+
+def test_unfinished_actions_say_so_and_fail(site: Site) -> None:
+    site.job("one", GOOD)
+    for args in (["--status"], ["--kill-job", "one"]):
+        code, _, err = invoke(site, *args)
+        assert code == 2
+        assert "not available yet" in err

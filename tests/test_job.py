@@ -1,0 +1,259 @@
+"""Job files: every key, valid and invalid, with path:line in each error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pc_systemd.errors import PcError
+from pc_systemd.fields import Command
+from pc_systemd.job import JOB_KEYS, Failmail, Job, load_job
+from tests.conftest import ROOT, Site
+
+
+def load(site: Site, text: str, slug: str = "job") -> Job:
+    return load_job(str(site.job(slug, text)), site.config())
+
+
+def errors(site: Site, text: str, slug: str = "job") -> list[str]:
+    with pytest.raises(PcError) as caught:
+        load(site, text, slug)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_minimal_job_has_the_defaults(site: Site) -> None:
+    job = load(site, "name: Minimal\ncommand: /bin/true\n")
+    assert job.slug == "job"
+    assert job.name == "Minimal"
+    assert job.command == (Command("/bin/true", ("/bin/true",)),)
+    assert job.schedule is None and not job.scheduled
+    assert (job.timeout, job.disabled, job.allow_overtime) == (0.0, False, False)
+    assert (job.environment, job.tag, job.failmail) == ((), (), None)
+    assert job.failure_threshold_for_mail == 1
+    assert job.logging == "journal"
+    assert job.slow_start_command is None and job.description is None
+
+
+def test_every_key_set(site: Site) -> None:
+    job = load(
+        site,
+        """\
+        name: Full
+        description: >
+            Folded
+            text.
+        command:
+            - /bin/echo "two words" 'and more'
+            - /usr/bin/env
+        slow_start_command: /bin/sleep 1
+        schedule: "*/5 1-3 * jan,feb mon-fri"
+        timezone: Europe/Berlin
+        disabled: false
+        timeout: 0.005
+        environment:
+            A: text
+            B: true
+            C: 123
+            D: 1.50
+            E: ""
+        tag: [one, two]
+        allow_overtime: true
+        failure_threshold_for_mail: 3
+        failmail: {from_address: a@example.org, to_address: b@example.org}
+        logging: file
+        """,
+    )
+    assert job.description == "Folded text.\n"
+    assert [c.argv for c in job.command] == [
+        ("/bin/echo", "two words", "and more"),
+        ("/usr/bin/env",),
+    ]
+    assert job.slow_start_command == (Command("/bin/sleep 1", ("/bin/sleep", "1")),)
+    assert job.schedule is not None and job.schedule.expr == "*/5 1-3 * jan,feb mon-fri"
+    assert job.scheduled
+    assert job.timezone == "Europe/Berlin"
+    assert job.timeout == 0.005
+    # stringified as the original did: str() of the YAML value, numbers as written
+    assert job.environment == (("A", "text"), ("B", "True"), ("C", "123"), ("D", "1.50"), ("E", ""))
+    assert job.tag == ("one", "two")
+    assert job.allow_overtime is True
+    assert job.failure_threshold_for_mail == 3
+    assert job.failmail == Failmail("a@example.org", "b@example.org")
+    assert job.logging == "file"
+
+
+def test_single_tag_and_disabled(site: Site) -> None:
+    job = load(site, "name: x\ncommand: /bin/true\nschedule: '0 0 * * *'\ndisabled: true\ntag: t\n")
+    assert job.tag == ("t",)
+    assert job.disabled and not job.scheduled
+
+
+def test_defaults_merge_under_the_job_and_the_job_wins(site: Site) -> None:
+    site.configure("default_job_config:\n  timeout: 10\n  tag: default\n")
+    job = load(site, "name: x\ncommand: /bin/true\ntag: mine\n")
+    assert job.timeout == 10
+    assert job.tag == ("mine",)
+
+
+def test_error_in_a_default_points_at_the_global_file(site: Site) -> None:
+    site.configure("default_job_config:\n  timeout: soon\n")
+    with pytest.raises(PcError) as caught:
+        site.config()
+    assert str(caught.value) == (
+        f"{site.config_file}:3: timeout: expected a number, got a string"
+    )
+
+
+def test_original_job_example_loads(site: Site) -> None:
+    text = (ROOT / "job.example.yaml").read_text()
+    job = load(site, text, "timecard")
+    assert job.command[0].argv == ("/usr/local/bin/timecard", "--start", "9:00", "--end", "5:30 pm")
+    assert job.environment == (("PYTHONPATH", "/usr/share/invisible/pie"),)
+
+
+def test_example_file_documents_every_key() -> None:
+    text = (ROOT / "job.example.yaml").read_text()
+    for key in JOB_KEYS:
+        assert f"{key.name}:" in text, key.name
+
+
+def test_job_fields_match_the_declarations() -> None:
+    declared = {key.name for key in JOB_KEYS}
+    fields = set(Job.__dataclass_fields__) - {"slug", "path", "warnings", "lines"}
+    assert declared == fields
+
+
+def test_unknown_key_is_a_warning_not_an_error(site: Site) -> None:
+    job = load(site, "name: x\ncommand: /bin/true\nschedul: '* * * * *'\n")
+    assert [str(w) for w in job.warnings] == [
+        f"{site.jobs}/job.yaml:3: schedul: warning: unknown key (did you mean 'schedule'?)"
+    ]
+
+
+BAD = [
+    ("command: /bin/true\n", ":1: name: required key is missing"),
+    ("name: x\n", ":1: command: required key is missing"),
+    ("name: [x]\ncommand: /bin/true\n", ":1: name: expected a string, got a list"),
+    ("name: ''\ncommand: /bin/true\n", ":1: name: must not be empty"),
+    ("name: x\ncommand: true\n", ":2: command: expected a command line, got a boolean"),
+    ("name: x\ncommand: []\n", ":2: command: must not be an empty list of commands"),
+    ("name: x\ncommand: ''\n", ":2: command: command is empty"),
+    ("name: x\ncommand: \"/bin/a\\nb\"\n", ":2: command: command must not contain a newline"),
+    ("name: x\ncommand:\n  - /bin/a\n  - \"b\\rc\"\n", ":4: command: command must not contain a carriage"),
+    ("name: x\ncommand: /bin/echo 'open\n", ":2: command: cannot split command line: No closing"),
+    ("name: x\ncommand: /bin/true\nslow_start_command: {a: 1}\n",
+     ":3: slow_start_command: expected a command line, got a mapping"),
+    ("name: x\ncommand: /bin/true\nschedule: '@daily'\n", ":3: schedule: "),
+    ("name: x\ncommand: /bin/true\nschedule: '* * * *'\n", ":3: schedule: "),
+    ("name: x\ncommand: /bin/true\nschedule: '* * * * * *'\n", ":3: schedule: "),
+    ("name: x\ncommand: /bin/true\nschedule: 'A=1 * * * *'\n", ":3: schedule: "),
+    ("name: x\ncommand: /bin/true\nschedule: \"* * * *\\n*\"\n", ":3: schedule: "),
+    ("name: x\ncommand: /bin/true\ntimezone: Mars/Olympus\n",
+     ":3: timezone: unknown time zone 'Mars/Olympus'"),
+    ("name: x\ncommand: /bin/true\ndisabled: maybe\n", ":3: disabled: expected true or false"),
+    ("name: x\ncommand: /bin/true\ntimeout: -1\n", ":3: timeout: must be a number of minutes >= 0"),
+    ("name: x\ncommand: /bin/true\ntimeout: ten\n", ":3: timeout: expected a number, got a string"),
+    ("name: x\ncommand: /bin/true\ntimeout: .nan\n", ":3: timeout: must be a number of minutes"),
+    ("name: x\ncommand: /bin/true\ntimeout: true\n", ":3: timeout: expected a number, got a boolean"),
+    ("name: x\ncommand: /bin/true\nenvironment: [A]\n", ":3: environment: expected a mapping"),
+    ("name: x\ncommand: /bin/true\nenvironment:\n  1A: x\n", ":4: environment.1A: '1A' is not"),
+    ("name: x\ncommand: /bin/true\nenvironment:\n  A:\n", ":4: environment.A: expected a value"),
+    ("name: x\ncommand: /bin/true\nenvironment:\n  A: \"a\\nb\"\n",
+     ":4: environment: environment value of A must not contain a newline"),
+    ("name: x\ncommand: /bin/true\ntag: [a, [b]]\n", ":3: tag: expected a string, got a list"),
+    ("name: x\ncommand: /bin/true\nallow_overtime: 1\n", ":3: allow_overtime: expected true or false"),
+    ("name: x\ncommand: /bin/true\nfailure_threshold_for_mail: 0\n",
+     ":3: failure_threshold_for_mail: must be a whole number >= 1"),
+    ("name: x\ncommand: /bin/true\nfailmail: {to_address: a@b}\n", ":3: failmail: from_address is missing"),
+    ("name: x\ncommand: /bin/true\nfailmail: {from: a, to_address: b}\n",
+     ":3: failmail.from: unknown key"),
+    ("name: x\ncommand: /bin/true\nlogging: syslog\n",
+     ":3: logging: must be one of journal, file, got 'syslog'"),
+    ("name: x\nname: y\ncommand: /bin/true\n", ":2: name: duplicate key (first at line 1)"),
+    ("name: x\ncommand: /bin/true\n\tindented: tab\n", ":3: (yaml): found a tab character"),
+    ("", ":1: (file): empty file: expected a mapping of job keys"),
+    ("just text\n", ":1: (file): expected a mapping of job keys"),
+    ("---\nname: x\n---\nname: y\n", ":3: (yaml): but found another document"),
+    ("name: !!python/object:os.system x\ncommand: /bin/true\n", ":1: name: unsupported YAML tag"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD)
+def test_bad_job_files_name_file_line_and_key(site: Site, text: str, expected: str) -> None:
+    found = errors(site, text)
+    prefix = f"{site.jobs}/job.yaml{expected}"
+    assert any(line.startswith(prefix) for line in found), found
+
+
+def test_all_problems_of_a_file_are_reported(site: Site) -> None:
+    found = errors(site, "name: x\ncommand: /bin/true\ntimeout: -1\nlogging: x\n")
+    assert [line.split(": ")[0:2] for line in found] == [
+        [f"{site.jobs}/job.yaml:3", "timeout"],
+        [f"{site.jobs}/job.yaml:4", "logging"],
+    ]
+
+
+@pytest.mark.parametrize("slug", ["with.dot", "with space", "-leading", "a@b", "x" * 101, "ü"])
+def test_bad_slugs(site: Site, slug: str) -> None:
+    found = errors(site, "name: x\ncommand: /bin/true\n", slug)
+    assert found == [
+        f"{site.jobs}/{slug}.yaml:1: (file): bad job name {slug!r}: use letters, digits, "
+        "'_' and '-', at most 100, not starting with '-'"
+    ]
+
+
+def test_symlink_leading_out_of_the_job_directory(site: Site, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("name: x\ncommand: /bin/true\n")
+    (site.jobs / "evil.yaml").symlink_to(outside)
+    with pytest.raises(PcError) as caught:
+        load_job(str(site.jobs / "evil.yaml"), site.config())
+    assert str(caught.value) == (
+        f"{site.jobs}/evil.yaml:1: (file): symlink leads outside {site.jobs}"
+    )
+
+
+def test_symlink_inside_the_job_directory_is_fine(site: Site) -> None:
+    site.job("real", "name: x\ncommand: /bin/true\n")
+    (site.jobs / "alias.yaml").symlink_to(site.jobs / "real.yaml")
+    assert load_job(str(site.jobs / "alias.yaml"), site.config()).slug == "alias"
+
+
+def test_file_outside_the_job_directory(site: Site, tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text("name: x\ncommand: /bin/true\n")
+    with pytest.raises(PcError) as caught:
+        load_job(str(other), site.config())
+    assert str(caught.value) == f"{other}:1: (file): job files must be in {site.jobs}"
+
+
+def test_directory_named_like_a_job(site: Site) -> None:
+    (site.jobs / "dir.yaml").mkdir()
+    with pytest.raises(PcError) as caught:
+        load_job(str(site.jobs / "dir.yaml"), site.config())
+    assert str(caught.value).endswith("dir.yaml:1: (file): not a regular file")
+
+
+def test_non_utf8_bytes_name_their_line(site: Site) -> None:
+    path = site.jobs / "latin.yaml"
+    path.write_bytes(b"name: x\ncommand: /bin/echo caf\xe9\n")
+    with pytest.raises(PcError) as caught:
+        load_job(str(path), site.config())
+    assert str(caught.value) == f"{path}:2: (file): not valid UTF-8 (byte 0xe9)"
+
+
+def test_huge_file_is_refused(site: Site) -> None:
+    path = site.jobs / "huge.yaml"
+    path.write_text("name: x\ncommand: /bin/true\n" + "#" * (2 << 20) + "\n")
+    with pytest.raises(PcError) as caught:
+        load_job(str(path), site.config())
+    assert "file is larger than 1048576 bytes" in str(caught.value)
+
+
+def test_alias_bomb_is_refused_quickly(site: Site) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    text = "name: x\ncommand: /bin/true\nenvironment:\n" + "\n".join("  " + ln for ln in lines)
+    found = errors(site, text.replace("environment:\n", "environment:\n") + "\n")
+    assert any("environment" in line for line in found)
