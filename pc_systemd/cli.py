@@ -53,6 +53,13 @@ def not_yet(flag: str) -> NoReturn:
 @click.option("--validate", "do_validate", is_flag=True,
               help="Check the job directory (or the FILES given); non-zero exit on problems.")
 @click.option("--strict", is_flag=True, help="With --validate: warnings fail too.")
+@click.option("--reload", "do_reload", is_flag=True,
+              help="Apply the job directory now: regenerate units, start new timers, "
+                   "reschedule changed ones, stop removed or disabled ones.")
+@click.option("--install-generator", "install_gen", is_flag=True,
+              help="Install the systemd generator (and apply the jobs).")
+@click.option("--uninstall-generator", "uninstall_gen", is_flag=True,
+              help="Remove the systemd generator (and stop the jobs' timers).")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True))
 @click.pass_context
 def run_job(
@@ -66,6 +73,9 @@ def run_job(
     only_running: bool,
     do_validate: bool,
     strict: bool,
+    do_reload: bool,
+    install_gen: bool,
+    uninstall_gen: bool,
     files: tuple[str, ...],
 ) -> None:
     """Run and inspect process-control jobs."""
@@ -74,6 +84,10 @@ def run_job(
         raise click.UsageError("FILES are only taken with --validate")
     if do_validate:
         _validate(state.config(), list(files) or None, strict)
+    elif install_gen or uninstall_gen:
+        _install(uninstall_gen)
+    elif do_reload:
+        _reload(state.config())
     elif list_jobs:
         if only_running:
             not_yet("--only-running")
@@ -97,6 +111,51 @@ def _validate(config: Config, paths: list[str] | None, strict: bool) -> None:
     sys.exit(1 if report.failed(strict) else 0)
 
 
+def _reload(config: Config) -> None:
+    from .jobset import load_jobs
+    from .systemd_bus import reload_and_apply
+
+    jobset = load_jobs(config)
+    for problem in jobset.problems:
+        click.echo(f"{problem} (job skipped)", err=True)
+    try:
+        applied = reload_and_apply()
+    except PcError as err:
+        click.echo(f"run-job: {err}", err=True)
+        sys.exit(2)
+    for verb, names in (("started", applied.started), ("restarted", applied.restarted),
+                        ("stopped", applied.stopped)):
+        for name in names:
+            click.echo(f"{verb} {name}")
+    sys.exit(1 if jobset.problems else 0)
+
+
+def _install(remove: bool) -> None:
+    from . import install
+
+    try:
+        if remove:
+            path = install.uninstall()
+            click.echo(f"removed {path}" if path else "the generator was not installed")
+        else:
+            click.echo(f"installed {install.install()}")
+    except OSError as err:
+        click.echo(f"run-job: {err}", err=True)
+        sys.exit(2)
+    from .systemd_bus import reload_and_apply
+
+    try:
+        applied = reload_and_apply()
+    except PcError as err:
+        click.echo(f"run-job: generator {'removed' if remove else 'installed'}, but: {err}",
+                   err=True)
+        sys.exit(2)
+    for name in applied.started:
+        click.echo(f"started {name}")
+    for name in applied.stopped:
+        click.echo(f"stopped {name}")
+
+
 def _list(config: Config) -> None:
     """One slug per line, as the original; a broken file is listed too
     (it is still a job someone meant to have) and its problems go to stderr."""
@@ -113,3 +172,7 @@ def _list(config: Config) -> None:
 
 def main() -> None:
     run_job(prog_name="run-job")
+
+
+if __name__ == "__main__":
+    main()

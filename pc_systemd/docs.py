@@ -28,7 +28,12 @@ def refresh(text: str) -> str:
         pattern = re.compile(
             rf"(<!-- keys:{name} -->\n).*?(<!-- /keys:{name} -->)", re.DOTALL
         )
-        text = pattern.sub(lambda m, k=keys: m.group(1) + table(k) + m.group(2), text)
+        body = table(keys)
+
+        def fill(match: re.Match[str], body: str = body) -> str:
+            return match.group(1) + body + match.group(2)
+
+        text = pattern.sub(fill, text)
     return text
 
 

@@ -25,6 +25,7 @@ T = TypeVar("T")
 # or a cron line; tabs are harmless inside one value.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+PROGRAM_PREFIXES = "-@:+!|"
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,17 @@ def check_line(entry: Entry, text: str, node: yaml.Node | None = None, what: str
 
 
 def _text_of(entry: Entry, node: yaml.Node, what: str = "a string") -> str:
-    """A string value; plain numbers are taken as their written text
-    (``name: 2024`` is the name "2024"), booleans and null are refused."""
+    """A string value.  Plain scalars that YAML 1.1 types otherwise are taken
+    as written: ``name: Off`` is the name "Off" (not False), ``name: 2024``
+    the name "2024".  Only null and collections are refused."""
     if not isinstance(node, yaml.ScalarNode):
         raise entry.problem(f"expected {what}, got {_kind(entry, node)}", node)
     value = scalar(entry, node)
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(node.value)
-    raise entry.problem(f"expected {what}, got {type_name(value)}", node)
+    if value is None:
+        raise entry.problem(f"expected {what}, got null", node)
+    return str(node.value)
 
 
 def text(entry: Entry) -> str:
@@ -172,6 +174,15 @@ def commands(entry: Entry) -> tuple[Command, ...]:
             raise entry.problem(f"cannot split command line: {err}", node) from None
         if not argv:
             raise entry.problem("command is empty", node)
+        program = argv[0]
+        if program[:1] in PROGRAM_PREFIXES:
+            # systemd reads these as flags on ExecStart= ('+' runs as root).
+            raise entry.problem(f"program must not start with {program[0]!r}", node)
+        if "/" in program and not program.startswith("/"):
+            raise entry.problem(
+                f"program {program!r}: give an absolute path (or a plain name found in PATH)",
+                node,
+            )
         for arg in argv:
             check_line(entry, arg, node, "command argument")
         result.append(Command(line, tuple(argv)))

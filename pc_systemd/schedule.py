@@ -214,7 +214,7 @@ def _parse_item(item: str, text: str, spec: _Field) -> range:
     match = _ITEM.fullmatch(item)
     if match is None:
         if item.startswith("*"):
-            raise ScheduleError(f"'*' can only be followed by /step, got {item!r}", spec.name)
+            raise ScheduleError(f"'*' can only be followed by one /step, got {item!r}", spec.name)
         raise ScheduleError(
             f"{item!r} is not a value, a range (a-b) or a stepped range (a-b/n or */n)", spec.name
         )
@@ -230,7 +230,7 @@ def _parse_item(item: str, text: str, spec: _Field) -> range:
             # other crons read it as first-max/n. Refusing avoids guessing.
             raise ScheduleError(
                 f"{item!r}: a step needs a range or '*' (Debian cron rejects N/step);"
-                f" for every {step} from {first} write {first}-{spec.high}/{step}",
+                f" for every {step_text} from {first} write {first}-{spec.high}/{step_text}",
                 spec.name,
             )
         return range(first, first + 1)
@@ -299,49 +299,77 @@ def _full(spec: _Field) -> frozenset[int]:
 
 
 def _component(values: frozenset[int], spec: _Field) -> str:
-    """One numeric part of an OnCalendar= time, e.g. "*", "00/5", "01,15", "09..17"."""
+    """One numeric part of an OnCalendar= time, e.g. "*", "00..55/5", "01,15", "09..17"."""
     if values == _full(spec):
         return "*"
-    return ",".join(_format_run(run, spec.high) for run in _runs(values, spec.high))
+    return ",".join(_format_run(run) for run in _runs(values, spec.high))
 
 
 def _runs(values: frozenset[int], high: int) -> list[tuple[int, int, int]]:
-    """Cover values with few arithmetic runs (first, last, step); runs may overlap.
+    """Cover values with few arithmetic runs (first, last, step), sorted by first.
 
-    Greedy from the smallest uncovered value, taking its longest run inside
-    values: exact (only values are ever covered) and deterministic.
+    Plain ranges read best, so they win unless stepped runs need fewer items.
+    Runs of two values are left as two values ("01,02"). Exact (every run lies
+    inside values) and deterministic.
     """
+    plain = _plain_ranges(values)
+    stepped = _stepped_runs(values, high)
+    return stepped if len(stepped) < len(plain) else plain
+
+
+def _plain_ranges(values: frozenset[int]) -> list[tuple[int, int, int]]:
     runs: list[tuple[int, int, int]] = []
-    covered: set[int] = set()
-    for first in sorted(values):
-        if first in covered:
-            continue
-        best_length, best_step = 1, 1
-        for step in range(1, high - first + 1):
-            length = 1
-            while first + length * step in values:
-                length += 1
-            if length > best_length:
-                best_length, best_step = length, step
-        # Two values read better as a list ("01,02") than as a run.
-        if best_length < 3:
-            best_length, best_step = 1, 1
-        last = first + (best_length - 1) * best_step
-        covered.update(range(first, last + 1, best_step))
-        runs.append((first, last, best_step))
+    ordered = sorted(values)
+    start = 0
+    while start < len(ordered):
+        end = start
+        while end + 1 < len(ordered) and ordered[end + 1] == ordered[end] + 1:
+            end += 1
+        if end - start >= 2:
+            runs.append((ordered[start], ordered[end], 1))
+        else:
+            runs.extend((value, value, 1) for value in ordered[start : end + 1])
+        start = end + 1
     return runs
 
 
-def _format_run(run: tuple[int, int, int], high: int) -> str:
-    # Two digits everywhere, as in systemd's normalized form.
+def _stepped_runs(values: frozenset[int], high: int) -> list[tuple[int, int, int]]:
+    # Greedy set cover over the longest run from each value with each step:
+    # take the run adding most values, then the one overlapping least, then
+    # the smaller step and start. Runs may overlap; systemd ORs list items.
+    candidates: list[tuple[int, int, int, int]] = []  # (members bitmask, first, last, step)
+    for first in sorted(values):
+        candidates.append((1 << first, first, first, 1))
+        for step in range(1, high - first + 1):
+            last = first
+            while last + step in values:
+                last += step
+            if (last - first) // step >= 2:
+                mask = sum(1 << value for value in range(first, last + 1, step))
+                candidates.append((mask, first, last, step))
+    wanted = sum(1 << value for value in values)
+    covered = 0
+    runs: list[tuple[int, int, int]] = []
+    while covered != wanted:
+        mask, first, last, step = max(
+            candidates,
+            key=lambda c: ((c[0] & ~covered).bit_count(), -c[0].bit_count(), -c[3], -c[1]),
+        )
+        covered |= mask
+        runs.append((first, last, step))
+    return sorted(runs)
+
+
+def _format_run(run: tuple[int, int, int]) -> str:
+    # Two digits, as in systemd's normalized form. A step always gets its
+    # end ("00..56/7", never "00/7"): systemd 252 skips the first elapse after
+    # an open-ended repetition carries over two units, e.g. "*:00/7" at 23:58
+    # goes on at 00:07 of the next day, not 00:00 (see docs/schedules.md).
     first, last, step = run
     if first == last:
         return f"{first:02d}"
     if step == 1:
         return f"{first:02d}..{last:02d}"
-    if last + step > high:
-        # The run reaches the top of the field: systemd's own short form.
-        return f"{first:02d}/{step}"
     return f"{first:02d}..{last:02d}/{step}"
 
 

@@ -83,6 +83,12 @@ def test_every_key_set(site: Site) -> None:
     assert job.logging == "file"
 
 
+def test_yaml_booleans_and_numbers_in_text_keys_are_taken_as_written(site: Site) -> None:
+    job = load(site, "name: Off\ncommand: /bin/echo\ntag: [yes, 2024, 1.50]\n")
+    assert job.name == "Off"
+    assert job.tag == ("yes", "2024", "1.50")
+
+
 def test_single_tag_and_disabled(site: Site) -> None:
     job = load(site, "name: x\ncommand: /bin/true\nschedule: '0 0 * * *'\ndisabled: true\ntag: t\n")
     assert job.tag == ("t",)
@@ -136,12 +142,16 @@ BAD = [
     ("name: x\n", ":1: command: required key is missing"),
     ("name: [x]\ncommand: /bin/true\n", ":1: name: expected a string, got a list"),
     ("name: ''\ncommand: /bin/true\n", ":1: name: must not be empty"),
-    ("name: x\ncommand: true\n", ":2: command: expected a command line, got a boolean"),
+    ("name: x\ncommand:\n", ":2: command: expected a command line, got null"),
+    ("name:\ncommand: /bin/true\n", ":1: name: expected a string, got null"),
     ("name: x\ncommand: []\n", ":2: command: must not be an empty list of commands"),
     ("name: x\ncommand: ''\n", ":2: command: command is empty"),
     ("name: x\ncommand: \"/bin/a\\nb\"\n", ":2: command: command must not contain a newline"),
     ("name: x\ncommand:\n  - /bin/a\n  - \"b\\rc\"\n", ":4: command: command must not contain a carriage"),
     ("name: x\ncommand: /bin/echo 'open\n", ":2: command: cannot split command line: No closing"),
+    ("name: x\ncommand: +/bin/sh\n", ":2: command: program must not start with '+'"),
+    ("name: x\ncommand: '-/bin/false'\n", ":2: command: program must not start with '-'"),
+    ("name: x\ncommand: bin/tool\n", ":2: command: program 'bin/tool': give an absolute path"),
     ("name: x\ncommand: /bin/true\nslow_start_command: {a: 1}\n",
      ":3: slow_start_command: expected a command line, got a mapping"),
     ("name: x\ncommand: /bin/true\nschedule: '@daily'\n", ":3: schedule: "),

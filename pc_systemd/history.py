@@ -1,0 +1,250 @@
+"""Run history: ``<state_directory>/<slug>.yaml``, as the original keeps it.
+
+The file holds ``history`` (the last 20 entries, oldest first) and
+``last_completion_status`` (``success``, ``failure``, ``skipped`` or
+``unknown``), the two keys the original wrote and ``check-jobs-icinga``
+reads, plus ``consecutive_failures`` for the failure-mail threshold. An
+entry is one run: written as ``started`` when it begins, then rewritten in
+place as ``completed``, ``failed`` or ``skipped``; a run whose runner died
+stays ``started``. Its ``time`` (the original's only key) is when the
+status was recorded; times are UTC without a zone, as the original wrote
+them.
+
+The original rewrote the file in place, so a crash or two runs at once
+could leave it empty or half-written. Here every change is a
+read-modify-write under an flock of ``<slug>.yaml.lock``, and the new text
+replaces the file by rename, so readers see the old file or the new one.
+A file that cannot be read is reported, kept as ``<slug>.yaml.corrupt`` and
+replaced by a fresh history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import yaml
+
+from .crontab import write_atomically
+
+MAX_ENTRIES = 20
+STATUSES = ("started", "completed", "failed", "skipped")
+# What a finished run's status makes last_completion_status.
+COMPLETION = {"completed": "success", "failed": "failure", "skipped": "skipped"}
+LAST_STATUSES = ("success", "failure", "skipped", "unknown")
+
+
+class HistoryError(Exception):
+    """The history file exists but cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    status: str  # one of STATUSES
+    time: dt.datetime  # when this status was recorded (aware, UTC)
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    pid: int | None = None  # the runner's
+    code: int | None = None  # exit status of the last command run (negative: its signal)
+    reason: str | None = None  # why the run failed or was skipped
+    log: str | None = None  # the run's log file
+
+    @property
+    def duration(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).total_seconds()
+
+    def same_run(self, other: Entry) -> bool:
+        return self.pid == other.pid and self.start == other.start
+
+
+@dataclass(frozen=True)
+class History:
+    entries: tuple[Entry, ...] = ()
+    last_completion_status: str = "unknown"
+    consecutive_failures: int = 0
+
+    def started(self, entry: Entry) -> History:
+        return self._trimmed(replace(self, entries=(*self.entries, entry)))
+
+    def finished(self, entry: Entry) -> History:
+        """Record a run's outcome, in place of its ``started`` entry if that is still kept."""
+        entries = list(self.entries)
+        for i in range(len(entries) - 1, -1, -1):
+            if entries[i].status == "started" and entries[i].same_run(entry):
+                entries[i] = entry
+                break
+        else:
+            entries.append(entry)
+        failures = self.consecutive_failures  # a skipped run neither breaks nor extends a streak
+        if entry.status == "completed":
+            failures = 0
+        elif entry.status == "failed":
+            failures += 1
+        return self._trimmed(History(tuple(entries), COMPLETION[entry.status], failures))
+
+    @staticmethod
+    def _trimmed(history: History) -> History:
+        return replace(history, entries=history.entries[-MAX_ENTRIES:])
+
+    def last_finished(self) -> Entry | None:
+        """The newest run that ran to an end (completed or failed)."""
+        for entry in reversed(self.entries):
+            if entry.status in ("completed", "failed"):
+                return entry
+        return None
+
+
+def history_path(state_directory: str, slug: str) -> str:
+    return os.path.join(state_directory, f"{slug}.yaml")
+
+
+# -- text <-> model --------------------------------------------------------------
+
+
+def _format_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ")
+
+
+def _parse_time(value: Any, what: str) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise HistoryError(f"{what}: not a time: {value!r}") from None
+    if not isinstance(value, dt.datetime):
+        raise HistoryError(f"{what}: expected a time, got {type(value).__name__}")
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _optional(raw: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise HistoryError(f"{what}.{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _entry(raw: Any, what: str) -> Entry:
+    if not isinstance(raw, dict):
+        raise HistoryError(f"{what}: expected a mapping")
+    status = raw.get("status")
+    if status not in STATUSES:
+        raise HistoryError(f"{what}.status: expected one of {', '.join(STATUSES)}, got {status!r}")
+    start, end = raw.get("start"), raw.get("end")
+    return Entry(
+        status=status,
+        time=_parse_time(raw.get("time"), f"{what}.time"),
+        start=None if start is None else _parse_time(start, f"{what}.start"),
+        end=None if end is None else _parse_time(end, f"{what}.end"),
+        pid=_optional(raw, "pid", int, what),
+        code=_optional(raw, "code", int, what),
+        reason=_optional(raw, "reason", str, what),
+        log=_optional(raw, "log", str, what),
+    )
+
+
+def _trailing_failures(entries: tuple[Entry, ...]) -> int:
+    """For files of the original, which kept no count."""
+    count = 0
+    for entry in reversed(entries):
+        if entry.status == "completed":
+            break
+        count += entry.status == "failed"
+    return count
+
+
+def parse(text: str) -> History:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise HistoryError(f"not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise HistoryError("expected a mapping with history and last_completion_status")
+    raw_entries = data.get("history")
+    if not isinstance(raw_entries, list):
+        raise HistoryError("history: expected a list")
+    entries = tuple(_entry(raw, f"history[{i}]") for i, raw in enumerate(raw_entries))
+    last = data.get("last_completion_status", "unknown")
+    if last not in LAST_STATUSES:
+        raise HistoryError(f"last_completion_status: unknown status {last!r}")
+    failures = data.get("consecutive_failures")
+    if failures is None:
+        failures = _trailing_failures(entries)
+    elif not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
+        raise HistoryError("consecutive_failures: expected a whole number >= 0")
+    return History(entries, last, failures)
+
+
+def dump(history: History) -> str:
+    entries = []
+    for entry in history.entries:
+        raw: dict[str, Any] = {"status": entry.status, "time": _format_time(entry.time)}
+        for key in ("start", "end"):
+            value = getattr(entry, key)
+            if value is not None:
+                raw[key] = _format_time(value)
+        for key in ("pid", "code", "reason", "log"):
+            value = getattr(entry, key)
+            if value is not None:
+                raw[key] = value
+        entries.append(raw)
+    data = {
+        "history": entries,
+        "last_completion_status": history.last_completion_status,
+        "consecutive_failures": history.consecutive_failures,
+    }
+    return yaml.safe_dump(data, default_flow_style=False, sort_keys=False, allow_unicode=True)
+
+
+# -- files -----------------------------------------------------------------------
+
+
+def load(path: str) -> History:
+    """The history, empty if there is none yet; :class:`HistoryError` if unusable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return History()
+    except (OSError, UnicodeDecodeError) as err:
+        raise HistoryError(getattr(err, "strerror", None) or str(err)) from None
+    return parse(text)
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds: waiting is right
+        yield
+    finally:
+        os.close(fd)
+
+
+def update(path: str, change: Callable[[History], History], warn: Callable[[str], None]) -> History:
+    """Apply ``change`` to the stored history and store the result.
+
+    An unusable file is reported through ``warn``, kept beside as
+    ``.corrupt`` and replaced: a broken history must not stop the job.
+    """
+    with _locked(path):
+        try:
+            current = load(path)
+        except HistoryError as err:
+            warn(f"{path}: unreadable run history ({err}); starting a new one")
+            with contextlib.suppress(OSError):
+                os.replace(path, f"{path}.corrupt")
+            current = History()
+        new = change(current)
+        write_atomically(path, dump(new))
+    return new

@@ -1,0 +1,104 @@
+"""Every value that enters a unit file goes through here.
+
+systemd expands specifiers (``%n``) in most settings and ``$VAR`` in
+``ExecStart=``, unquotes and C-unescapes words, and ends a setting at a
+newline.  Values are escaped for exactly the setting they go into, and
+values that cannot be represented (control characters) are refused, so a
+job file can never add a setting or change a command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .fields import PROGRAM_PREFIXES
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# systemd reads these at the start of an ExecStart= program as flags:
+# '-' ignore failure, '@' argv[0], ':' no variable expansion,
+# '+' / '!' full privileges -- '+' would run the job as root.
+EXEC_PREFIXES = PROGRAM_PREFIXES
+
+
+class UnitValueError(ValueError):
+    """A value that has no safe representation in a unit file."""
+
+
+def _no_control(value: str) -> None:
+    found = _CONTROL.search(value)
+    if found:
+        raise UnitValueError(f"control character {ord(found.group()):#04x} in {value!r}")
+
+
+def specifiers(value: str) -> str:
+    """Escape specifiers: ``%`` -> ``%%``."""
+    return value.replace("%", "%%")
+
+
+def plain(value: str) -> str:
+    """A free-text setting such as ``Description=``: one line, no specifiers.
+
+    Leading/trailing white space would be stripped by systemd; it is kept
+    out by the caller's validation, and harmless if not.
+    """
+    _no_control(value)
+    return specifiers(value)
+
+
+def _quote(value: str) -> str:
+    # Inside double quotes systemd C-unescapes backslash sequences, so
+    # backslash and the quote itself are escaped; nothing else needs it.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def exec_argv(argv: Sequence[str]) -> str:
+    """One ``ExecStart=`` command line that runs exactly ``argv``.
+
+    Each argument is quoted; ``%`` and ``$`` are doubled so that systemd
+    expands neither specifiers nor variables.
+    """
+    if not argv:
+        raise UnitValueError("empty command")
+    program = argv[0]
+    if program[:1] in EXEC_PREFIXES:
+        raise UnitValueError(f"program must not start with {program[0]!r}")
+    words = []
+    for arg in argv:
+        _no_control(arg)
+        words.append(_quote(specifiers(arg).replace("$", "$$")))
+    return " ".join(words)
+
+
+def environment(name: str, value: str) -> str:
+    """One ``Environment=`` assignment, quoted (``$`` is not expanded there)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise UnitValueError(f"bad variable name {name!r}")
+    _no_control(value)
+    return _quote(specifiers(f"{name}={value}"))
+
+
+def path(value: str) -> str:
+    """An absolute path setting (``SourcePath=``, ``WorkingDirectory=``)."""
+    if not value.startswith("/"):
+        raise UnitValueError(f"not an absolute path: {value!r}")
+    _no_control(value)
+    if any(c.isspace() for c in value):
+        # Path settings are not unquoted by systemd; white space would be
+        # taken literally by some and split by others.
+        raise UnitValueError(f"white space in path {value!r}")
+    return specifiers(value)
+
+
+def comment(value: str) -> str:
+    """Text inside a ``#`` comment line: no newline may end the comment."""
+    _no_control(value)
+    return value
+
+
+def seconds(value: float) -> str:
+    """A time span in seconds, ``infinity`` for 0 (no limit)."""
+    if value <= 0:
+        return "infinity"
+    millis = round(value * 1000)
+    return f"{millis}ms" if millis % 1000 else f"{millis // 1000}s"

@@ -1,0 +1,144 @@
+"""Jobs -> unit files, through the Jinja2 templates in ``templates/``.
+
+Templates hold the structure only; every value reaches them through an
+escape filter of :mod:`pc_systemd.unit_escape` (``StrictUndefined``: a
+missing value is a bug, not an empty string).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from . import unit_escape as esc
+from .config import Config
+from .fields import Command
+from .job import Job
+
+PREFIX = "process-control-"
+RELOAD = PREFIX + "reload"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+FILELOG = Path(__file__).resolve().parent / "filelog.sh"
+
+
+def service_name(slug: str) -> str:
+    return f"{PREFIX}{slug}.service"
+
+
+def slow_start_name(slug: str) -> str:
+    # Slugs cannot contain '.', so this never collides with a job's own unit.
+    return f"{PREFIX}{slug}.slow-start.service"
+
+
+def timer_name(slug: str) -> str:
+    return f"{PREFIX}{slug}.timer"
+
+
+@dataclass(frozen=True)
+class UnitFile:
+    name: str
+    text: str
+    wanted_by: str | None = None  # target whose .wants/ enables it
+
+
+class Renderer:
+    """Renders units; built once per generator run (templates compiled once)."""
+
+    def __init__(self, config: Config, python: str = sys.executable) -> None:
+        self.config = config
+        self.python = python
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        env.filters.update(
+            plain=esc.plain,
+            path=esc.path,
+            comment=esc.comment,
+            seconds=esc.seconds,
+            exec=esc.exec_argv,
+            env=esc.environment,
+        )
+        self.service = env.get_template("job.service.j2")
+        self.timer = env.get_template("job.timer.j2")
+        self.reload_path = env.get_template("reload.path.j2")
+        self.reload_service = env.get_template("reload.service.j2")
+
+    def job_units(self, job: Job) -> list[UnitFile]:
+        """The units of one job; raises UnitValueError for unrepresentable values."""
+        units = [UnitFile(service_name(job.slug), self._service(job, job.command, ""))]
+        if job.slow_start_command:
+            units.append(
+                UnitFile(
+                    slow_start_name(job.slug),
+                    self._service(job, job.slow_start_command, " (slow start)"),
+                )
+            )
+        if job.schedule is not None:
+            text = self.timer.render(
+                source=job.path,
+                description=f"Timer of process-control job {job.slug}: {job.name}",
+                schedule=job.schedule.expr,
+                timezone=job.timezone,
+                calendars=job.schedule.on_calendar(job.timezone),
+                service=service_name(job.slug),
+            )
+            wanted = "timers.target" if job.scheduled else None
+            units.append(UnitFile(timer_name(job.slug), text, wanted))
+        return units
+
+    def _service(self, job: Job, commands: Sequence[Command], what: str) -> str:
+        argvs: list[Sequence[str]] = [c.argv for c in commands]
+        logs_directory = None
+        stop_post = None
+        if job.logging == "file":
+            out = os.path.join(self.config.output_directory, job.slug)
+            argvs = [self._file_logged(out, job.slug, argv) for argv in argvs]
+            stop_post = ["/bin/sh", str(FILELOG), "--done", out]
+            if out.startswith("/var/log/"):
+                # systemd creates it, owned by the service user, at each start.
+                logs_directory = out[len("/var/log/"):]
+        return self.service.render(
+            source=job.path,
+            description=f"process-control job {job.slug}{what}: {job.name}",
+            on_failure=None,
+            user=self.config.user,
+            environment=job.environment,
+            commands=argvs,
+            timeout=job.timeout * 60,
+            ident=job.slug,
+            logs_directory=logs_directory,
+            stop_post=stop_post,
+        )
+
+    def _file_logged(self, directory: str, slug: str, argv: Sequence[str]) -> list[str]:
+        """Run ``argv`` through the exec wrapper that opens the per-run file.
+
+        The wrapper replaces itself with the command (exec), so the process
+        tree and the timeout are the same as without it.
+        """
+        return ["/bin/sh", str(FILELOG), directory, slug, "--", *argv]
+
+    def reload_units(self) -> list[UnitFile]:
+        command = [self.python, "-I", "-m", "pc_systemd.cli", "--reload"]
+        if self.config.path is not None:
+            command[4:4] = ["--config", self.config.path]
+        return [
+            UnitFile(
+                RELOAD + ".path",
+                self.reload_path.render(
+                    job_directory=self.config.job_directory, service=RELOAD + ".service"
+                ),
+                "paths.target",
+            ),
+            UnitFile(RELOAD + ".service", self.reload_service.render(command=command)),
+        ]

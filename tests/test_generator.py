@@ -1,0 +1,181 @@
+"""The generator without a running systemd: golden units, systemd-analyze
+verify on every one of them, and a broken job that harms no other."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pc_systemd.generator import generate
+from tests.conftest import ROOT, Site
+
+GOLDEN = ROOT / "tests" / "golden"
+PYTHON = "/opt/pc/bin/python"  # a fixed interpreter path keeps the golden files stable
+
+
+def run(site: Site, out: Path) -> tuple[int, list[str]]:
+    messages: list[str] = []
+    code = generate(str(out), lambda _level, msg: messages.append(msg), str(site.config_file),
+                    PYTHON)
+    return code, messages
+
+
+def example_site(site: Site) -> None:
+    for job in (ROOT / "examples" / "jobs").glob("*.yaml"):
+        shutil.copy(job, site.jobs / job.name)
+    site.configure("user: svc\n")
+
+
+def normalised(path: Path, site: Site) -> str:
+    return path.read_text().replace(str(site.jobs), "@JOBS@").replace(
+        str(site.config_file), "@CONFIG@"
+    )
+
+
+def test_golden_units(site: Site, tmp_path: Path) -> None:
+    example_site(site)
+    out = tmp_path / "out"
+    assert run(site, out)[0] == 0
+    produced = sorted(p.name for p in out.iterdir() if p.is_file())
+    if os.environ.get("PC_UPDATE_GOLDEN"):
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        GOLDEN.mkdir()
+        for name in produced:
+            (GOLDEN / name).write_text(normalised(out / name, site))
+    assert produced == sorted(p.name for p in GOLDEN.iterdir())
+    for name in produced:
+        assert normalised(out / name, site) == (GOLDEN / name).read_text(), name
+
+
+def test_systemd_analyze_verify_accepts_every_golden_unit(tmp_path: Path) -> None:
+    # verify also checks that programs exist, so the golden files' fixed
+    # interpreter becomes this one.
+    units = tmp_path / "units"
+    units.mkdir()
+    for golden in GOLDEN.iterdir():
+        text = golden.read_text().replace("@JOBS@", "/var/lib/pc")
+        (units / golden.name).write_text(text.replace(PYTHON, sys.executable))
+    files = sorted(str(p) for p in units.iterdir())
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", "--recursive-errors=no", *files],
+        capture_output=True, text=True, check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_verify_would_catch_a_bad_unit(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.service"
+    bad.write_text("[Service]\nExecStart=relative/path\n")
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(bad)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+
+
+def test_timers_enabled_only_for_scheduled_enabled_jobs(site: Site, tmp_path: Path) -> None:
+    example_site(site)
+    out = tmp_path / "out"
+    run(site, out)
+    wants = sorted(os.listdir(out / "timers.target.wants"))
+    assert wants == [
+        "process-control-hello.timer",
+        "process-control-month_start.timer",
+        "process-control-nightly_report.timer",
+    ]
+    link = out / "timers.target.wants" / "process-control-hello.timer"
+    assert os.readlink(link) == str(out / "process-control-hello.timer")
+    # the disabled job keeps its service (runnable by hand) and a timer file nobody wants
+    assert (out / "process-control-by_hand.service").exists()
+    assert os.listdir(out / "paths.target.wants") == ["process-control-reload.path"]
+
+
+def test_a_broken_job_is_logged_and_the_others_generated(site: Site, tmp_path: Path) -> None:
+    site.job("good", "name: Good\ncommand: /bin/true\nschedule: '0 * * * *'\n")
+    site.job("bad", "name: Bad\ncommand: /bin/true\nschedule: '0 * * *'\n")
+    site.job("ugly", "name: [\n")
+    out = tmp_path / "out"
+    code, messages = run(site, out)
+    assert code == 0
+    assert (out / "process-control-good.timer").exists()
+    assert not list(out.glob("process-control-bad*"))
+    assert not list(out.glob("process-control-ugly*"))
+    assert messages[0].startswith(f"{site.jobs}/bad.yaml:3: schedule: ")
+    assert messages[0].endswith("(job skipped)")
+    assert messages[1] == (
+        f"{site.jobs}/ugly.yaml:2: (yaml): did not find expected node content (job skipped)"
+    )
+    assert messages[-1] == "generated units of 1 job(s), skipped 2"
+
+
+def test_a_broken_global_config_generates_nothing(site: Site, tmp_path: Path) -> None:
+    site.configure("user: [x]\n")
+    out = tmp_path / "out"
+    code, messages = run(site, out)
+    assert code == 1
+    assert not out.exists()
+    assert messages == [
+        f"{site.config_file}:2: user: expected a single value, got a list",
+        "no units generated: the global configuration is invalid",
+    ]
+
+
+def test_writes_only_into_its_output_directory(site: Site, tmp_path: Path) -> None:
+    example_site(site)
+    before = {p for p in tmp_path.rglob("*")}
+    out = tmp_path / "out"
+    run(site, out)
+    after = {p for p in tmp_path.rglob("*")}
+    assert {p for p in after - before if out not in p.parents and p != out} == set()
+
+
+def contract(site: Site, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "generators" / "process-control-generator"),
+         str(out), str(out), str(out), *extra],
+        env={**os.environ, "PROCESS_CONTROL_CONFIG": str(site.config_file)},
+        capture_output=True, text=True, check=False,
+    )
+
+
+def test_the_executable_contract(site: Site, tmp_path: Path) -> None:
+    example_site(site)
+    result = contract(site, tmp_path / "out")
+    assert result.returncode == 0
+    assert result.stderr == "process-control-generator: generated units of 4 job(s), skipped 0\n"
+    timer = (tmp_path / "out" / "process-control-month_start.timer").read_text()
+    assert "OnCalendar=" in timer
+
+
+def test_generator_imports_neither_click_nor_pystemd(site: Site, tmp_path: Path) -> None:
+    example_site(site)
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['g', {str(tmp_path / 'o')!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(ROOT / 'generators' / 'process-control-generator')!r},"
+        " run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PROCESS_CONTROL_CONFIG": str(site.config_file)},
+        capture_output=True, text=True, check=True,
+    )
+    modules = set(result.stdout.split())
+    assert "pc_systemd.generator" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("click", "pystemd", "dbus")}
+
+
+@pytest.mark.parametrize("argv", [[], ["a", "b"]])
+def test_usage(argv: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "generators" / "process-control-generator"), *argv],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: process-control-generator")
