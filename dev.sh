@@ -74,7 +74,7 @@ YAML
 }
 
 run_tests() {
-    .venv/bin/ruff check pc_systemd tests bench generators
+    .venv/bin/ruff check pc_systemd tests bench generators/process-control-generator
     .venv/bin/mypy
     .venv/bin/python -m pytest -ra "$@"
 }

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import NoReturn
 
 import click
 
+from . import backend
 from .config import Config, load_config
 from .errors import PcError
-from .jobset import job_files, load_jobs
+from .job import Job
+from .jobset import find_job, job_files, load_jobs
+from .status import Line, format_status
 from .validate import validate
 
 SLOW_START_FLAG = "\x00flag"  # -w given without a job name (the `-j NAME -w` form)
@@ -31,11 +35,6 @@ def fail(err: PcError, code: int = 2) -> NoReturn:
     for problem in err.problems:
         click.echo(str(problem), err=True)
     sys.exit(code)
-
-
-def not_yet(flag: str) -> NoReturn:
-    click.echo(f"run-job: {flag} is not available yet in this version", err=True)
-    sys.exit(2)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,25 +81,99 @@ def run_job(
     state = Ctx(config_path)
     if files and not do_validate:
         raise click.UsageError("FILES are only taken with --validate")
+    if slow_start == SLOW_START_FLAG and not job:
+        raise click.UsageError("-w/--slow-start needs a job: -j NAME -w, or --slow-start NAME")
     if do_validate:
         _validate(state.config(), list(files) or None, strict)
     elif install_gen or uninstall_gen:
         _install(uninstall_gen)
     elif do_reload:
         _reload(state.config())
-    elif list_jobs:
-        if only_running:
-            not_yet("--only-running")
-        _list(state.config())
-    elif status:
-        not_yet("--status")
+    elif list_jobs or status:
+        _status(state.config(), only_running, full=status)
     elif kill_job:
-        not_yet("--kill-job")
+        _kill(state.config(), kill_job)
     elif job or slow_start:
-        not_yet("--slow-start" if slow_start else "--job")
+        name = job or slow_start
+        assert name is not None
+        _run(state.config(), name, slow_start=slow_start is not None)
     else:
         click.echo(ctx.get_help())
         ctx.exit(2)
+
+
+def _load(config: Config, slug: str) -> Job:
+    try:
+        return find_job(config, slug)
+    except PcError as err:
+        fail(err)
+
+
+def _direct_only(config: Config, what: str) -> None:
+    """On systemd hosts jobs run as units; until run-job drives them over
+    D-Bus, say how to do it with systemctl instead of running the job
+    outside its unit (no sandbox, no journal, no timeout by systemd)."""
+    if backend.choose(config) == backend.SYSTEMD:
+        click.echo(
+            f"run-job: {what} through systemd is not available yet in this version; use "
+            "systemctl (start|stop|status) process-control-<job>.service, or set "
+            "backend: direct in the global configuration",
+            err=True,
+        )
+        sys.exit(2)
+
+
+def _run(config: Config, slug: str, slow_start: bool) -> None:
+    job = _load(config, slug)
+    _direct_only(config, "--job")
+    from . import direct
+
+    sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout))
+
+
+def _kill(config: Config, slug: str) -> None:
+    job = _load(config, slug)
+    _direct_only(config, "--kill-job")
+    from . import direct
+
+    code, message = direct.kill_job(config, job)
+    click.echo(message, err=code != 0)
+    sys.exit(code)
+
+
+def _status(config: Config, only_running: bool, full: bool) -> None:
+    """--list-jobs: one slug per line, as the original (broken files too,
+    their problems on stderr); --status: the original's status format."""
+    try:
+        paths = job_files(config)
+    except OSError as err:
+        click.echo(f"run-job: {config.job_directory}: {err.strerror}", err=True)
+        sys.exit(2)
+    jobset = load_jobs(config, paths, listed=True)
+    for problem in jobset.problems:
+        click.echo(str(problem), err=True)
+    by_slug = {j.slug: j for j in jobset.jobs}
+    slugs = [os.path.basename(p)[: -len(".yaml")] for p in paths]
+    if not (full or only_running):
+        for slug in slugs:
+            click.echo(slug)
+        return
+    _direct_only(config, "--status and --only-running")
+    from . import direct
+
+    lines = []
+    for slug in slugs:
+        job = by_slug.get(slug)
+        state = direct.job_state(config, slug)
+        if only_running and not state.running:
+            continue
+        pid = state.pid if state.running else None
+        lines.append(Line(slug, job, pid, state.last_status))
+    if full:
+        click.echo(format_status(lines), nl=False)
+    else:
+        for line in lines:
+            click.echo(line.slug)
 
 
 def _validate(config: Config, paths: list[str] | None, strict: bool) -> None:
@@ -112,7 +185,6 @@ def _validate(config: Config, paths: list[str] | None, strict: bool) -> None:
 
 
 def _reload(config: Config) -> None:
-    from .jobset import load_jobs
     from .systemd_bus import reload_and_apply
 
     jobset = load_jobs(config)
@@ -154,20 +226,6 @@ def _install(remove: bool) -> None:
         click.echo(f"started {name}")
     for name in applied.stopped:
         click.echo(f"stopped {name}")
-
-
-def _list(config: Config) -> None:
-    """One slug per line, as the original; a broken file is listed too
-    (it is still a job someone meant to have) and its problems go to stderr."""
-    try:
-        slugs = [p.rsplit("/", 1)[-1].removesuffix(".yaml") for p in job_files(config)]
-    except OSError as err:
-        click.echo(f"run-job: {config.job_directory}: {err.strerror}", err=True)
-        sys.exit(2)
-    for problem in load_jobs(config).problems:
-        click.echo(str(problem), err=True)
-    for slug in slugs:
-        click.echo(slug)
 
 
 def main() -> None:

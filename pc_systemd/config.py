@@ -14,21 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from . import fields as f
 from .errors import PcError, Problem, one
 from .fields import Key
 from .job import parse_defaults
-from .yamlsource import (
-    FILE_KEY,
-    Entry,
-    compose,
-    mapping_entries,
-    read_text,
-    scalar,
-    to_python,
-)
+from .nodes import FILE_KEY, Entry, Map, load, mapping_entries, scalar, to_python
 
 DEFAULT_PATH = "/etc/process-control.yaml"
 ENV_VAR = "PROCESS_CONTROL_CONFIG"
@@ -74,7 +64,7 @@ def _cron_template(entry: Entry) -> str:
 
 
 def _entries(entry: Entry) -> tuple[Entry, ...]:
-    if not isinstance(entry.value, yaml.MappingNode):
+    if not isinstance(entry.value, Map):
         raise entry.problem("expected a mapping of job keys")
     return tuple(mapping_entries(entry.value, entry.source, "job keys"))
 
@@ -117,6 +107,9 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "Lock files of the direct (cron-host) runner."),
     Key("state_directory", "path", _abs_path, "/var/cache/process-control",
         "Run history `<dir>/<slug>.yaml`."),
+    Key("backend", "auto | systemd | direct", f.choice("auto", "systemd", "direct"), "auto",
+        "How `run-job` runs jobs: through systemd units, or itself (cron hosts); "
+        "`auto`: systemd when the host was booted with it."),
     Key("logging", "mapping", _logging, None,
         "`logging.config.dictConfig` mapping for the tool's own messages.",
         default_doc="stderr"),
@@ -138,6 +131,7 @@ class Config:
     output_directory: str
     run_directory: str
     state_directory: str
+    backend: str
     logging: Mapping[str, Any] | None
     # default_job_config, validated once against the job keys
     job_defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -172,7 +166,7 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
         return builtin()
     if not os.path.exists(path):
         raise one(path, 1, FILE_KEY, "configuration file does not exist")
-    root = compose(read_text(path, path), path)
+    root = load(path, path)
     if root is None:  # an empty file: every key at its default
         return builtin(path)
     values: dict[str, Any] = {}

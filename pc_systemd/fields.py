@@ -14,10 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import yaml
-
 from .errors import PcError, Problem
-from .yamlsource import Entry, line_of, scalar, type_name
+from .nodes import Entry, Map, Node, Scalar, Seq, scalar, type_name
 
 T = TypeVar("T")
 
@@ -26,6 +24,13 @@ T = TypeVar("T")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PROGRAM_PREFIXES = "-@:+!|"
+_WORD = re.compile(r"""(?:[^\s'"]+|'[^']*'|"[^"]*")+""")
+_SIMPLE_WORDS = re.compile(r"""\s*(?:(?:[^\s'"]+|'[^']*'|"[^"]*")+\s*)*""")
+_UNQUOTE = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+
+
+def _unquoted(match: re.Match[str]) -> str:
+    return match.group(1) if match.group(1) is not None else match.group(2)
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class Key(Generic[T]):
         return "none" if self.default is None else f"`{self.default}`"
 
 
-def check_line(entry: Entry, text: str, node: yaml.Node | None = None, what: str = "") -> str:
+def check_line(entry: Entry, text: str, node: Node | None = None, what: str = "") -> str:
     """Refuse control characters (newline, CR, NUL, ...) in a one-line value."""
     found = _CONTROL.search(text)
     if found:
@@ -57,18 +62,17 @@ def check_line(entry: Entry, text: str, node: yaml.Node | None = None, what: str
     return text
 
 
-def _text_of(entry: Entry, node: yaml.Node, what: str = "a string") -> str:
+def _text_of(entry: Entry, node: Node, what: str = "a string") -> str:
     """A string value.  Plain scalars that YAML 1.1 types otherwise are taken
     as written: ``name: Off`` is the name "Off" (not False), ``name: 2024``
     the name "2024".  Only null and collections are refused."""
-    if not isinstance(node, yaml.ScalarNode):
+    if not isinstance(node, Scalar):
         raise entry.problem(f"expected {what}, got {_kind(entry, node)}", node)
-    value = scalar(entry, node)
-    if isinstance(value, str):
-        return value
-    if value is None:
+    if isinstance(node.value, str):
+        return node.value
+    if node.value is None:
         raise entry.problem(f"expected {what}, got null", node)
-    return str(node.value)
+    return node.text
 
 
 def text(entry: Entry) -> str:
@@ -109,7 +113,7 @@ def minutes(entry: Entry) -> float:
     """Minutes, fractions allowed; 0 means no limit."""
     value = float(number(entry))
     if not math.isfinite(value) or value < 0:
-        raise entry.problem(f"must be a number of minutes >= 0, got {entry.value.value}")
+        raise entry.problem(f"must be a number of minutes >= 0, got {_written(entry.value)}")
     if value * 60 > 10 * 365 * 86400:
         raise entry.problem("is longer than ten years; use 0 for no limit")
     return value
@@ -118,7 +122,7 @@ def minutes(entry: Entry) -> float:
 def positive_int(entry: Entry) -> int:
     value = number(entry)
     if not isinstance(value, int) or value < 1:
-        raise entry.problem(f"must be a whole number >= 1, got {entry.value.value}")
+        raise entry.problem(f"must be a whole number >= 1, got {_written(entry.value)}")
     return value
 
 
@@ -133,13 +137,17 @@ def choice(*allowed: str) -> Callable[[Entry], str]:
     return parse
 
 
-def items(entry: Entry, what: str) -> list[yaml.Node]:
+def _written(node: Node) -> str:
+    return node.text if isinstance(node, Scalar) else "?"
+
+
+def items(entry: Entry, what: str) -> list[Node]:
     """A string or a list of strings, as the nodes of the strings."""
     node = entry.value
-    if isinstance(node, yaml.SequenceNode):
-        if not node.value:
+    if isinstance(node, Seq):
+        if not node.items:
             raise entry.problem(f"must not be an empty list of {what}")
-        return list(node.value)
+        return list(node.items)
     return [node]
 
 
@@ -168,10 +176,16 @@ def commands(entry: Entry) -> tuple[Command, ...]:
     result = []
     for node in items(entry, "commands"):
         line = check_line(entry, _text_of(entry, node, "a command line"), node, "command")
-        try:
-            argv = shlex.split(line, comments=False, posix=True)
-        except ValueError as err:
-            raise entry.problem(f"cannot split command line: {err}", node) from None
+        if line.isascii() and "\\" not in line and _SIMPLE_WORDS.fullmatch(line):
+            # Without backslashes, POSIX shell-like splitting is: words of
+            # unquoted runs and '...' / "..." parts, quotes removed -- what
+            # shlex.split gives, without its per-character loop.
+            argv = [_UNQUOTE.sub(_unquoted, word) for word in _WORD.findall(line)]
+        else:
+            try:
+                argv = shlex.split(line, comments=False, posix=True)
+            except ValueError as err:
+                raise entry.problem(f"cannot split command line: {err}", node) from None
         if not argv:
             raise entry.problem("command is empty", node)
         program = argv[0]
@@ -193,11 +207,11 @@ def environment(entry: Entry) -> tuple[tuple[str, str], ...]:
     """Extra variables; values become strings as the original did
     (``true`` -> ``True``, ``123`` -> ``123``)."""
     node = entry.value
-    if not isinstance(node, yaml.MappingNode):
+    if not isinstance(node, Map):
         raise entry.problem(f"expected a mapping of NAME: value, got {_kind(entry, node)}")
     seen: set[str] = set()
     result = []
-    for key_node, value_node in node.value:
+    for key_node, value_node in node.items:
         name = _text_of(entry, key_node, "a variable name")
         if not _ENV_NAME.match(name):
             raise entry.problem(f"{name!r} is not a valid variable name", key_node, name)
@@ -205,34 +219,34 @@ def environment(entry: Entry) -> tuple[tuple[str, str], ...]:
             raise entry.problem("duplicate variable", key_node, name)
         seen.add(name)
         value = scalar(entry, value_node)
-        if value is None or isinstance(value, (list, dict)):
+        if value is None:
             raise entry.problem(
-                f"expected a value, got {type_name(value)} (write \"\" for an empty value)",
-                value_node,
-                name,
+                "expected a value, got null (write \"\" for an empty value)", value_node, name
             )
-        shown = value_node.value if not isinstance(value, (str, bool)) else str(value)
+        assert isinstance(value_node, Scalar)
+        # as the original: str() of the value, but numbers keep their text
+        shown = str(value) if isinstance(value, (str, bool)) else value_node.text
         check_line(entry, shown, value_node, f"environment value of {name}")
         result.append((name, shown))
     return tuple(result)
 
 
-def _kind(entry: Entry, node: yaml.Node) -> str:
-    if isinstance(node, yaml.SequenceNode):
+def _kind(entry: Entry, node: Node) -> str:
+    if isinstance(node, Seq):
         return "a list"
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, Map):
         return "a mapping"
-    return type_name(scalar(entry, node))
+    return type_name(node.value)
 
 
 def sub_entries(entry: Entry, allowed: Iterable[str]) -> dict[str, Entry]:
     """The entries of a nested mapping (``failmail``), unknown keys refused."""
     node = entry.value
-    if not isinstance(node, yaml.MappingNode):
+    if not isinstance(node, Map):
         raise entry.problem(f"expected a mapping, got {_kind(entry, node)}")
     known = set(allowed)
     result: dict[str, Entry] = {}
-    for key_node, value_node in node.value:
+    for key_node, value_node in node.items:
         key = _text_of(entry, key_node, "a key")
         if key not in known:
             raise entry.problem(
@@ -255,7 +269,3 @@ def collect(problems: list[Problem], call: Callable[[], T]) -> T | None:
 
 def missing(source: str, key: str) -> Problem:
     return Problem(source, 1, key, "required key is missing")
-
-
-def node_line(node: yaml.Node) -> int:
-    return line_of(node)

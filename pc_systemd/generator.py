@@ -11,11 +11,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from .config import load_config
+from . import fanout
+from .config import Config, load_config
 from .errors import PcError
-from .jobset import load_jobs
+from .jobset import job_files, load_jobs
 from .unit_escape import UnitValueError
+
+if TYPE_CHECKING:
+    from .units import Renderer
 
 Log = Callable[[int, str], None]
 ERR, WARNING, INFO = 3, 4, 6
@@ -83,15 +88,18 @@ def write_unit(directory: str, name: str, text: str) -> None:
 
 
 def want(directory: str, target: str, name: str) -> None:
-    wants = os.path.join(directory, f"{target}.wants")
-    os.makedirs(wants, exist_ok=True)
-    link = os.path.join(wants, name)
+    """Enable a unit: a symlink in <target>.wants/ (made by generate())."""
+    link = os.path.join(directory, f"{target}.wants", name)
     if not os.path.lexists(link):
         os.symlink(os.path.join(directory, name), link)
 
 
 def generate(
-    normal: str, log: Log, config_path: str | None = None, python: str = sys.executable
+    normal: str,
+    log: Log,
+    config_path: str | None = None,
+    python: str = sys.executable,
+    workers: int | None = None,
 ) -> int:
     """Write every job's units into ``normal``; returns the exit status."""
     try:
@@ -101,33 +109,62 @@ def generate(
             log(ERR, str(problem))
         log(ERR, "no units generated: the global configuration is invalid")
         return 1
-    jobset = load_jobs(config)
-    for problem in jobset.problems:
-        log(ERR, f"{problem} (job skipped)")
-    for warning in jobset.warnings:
-        log(WARNING, str(warning))
-    from .units import Renderer  # after loading: a config error never pays for Jinja2
+    try:
+        paths = job_files(config)
+    except OSError as err:
+        log(ERR, str(config.problem("job_directory", f"{config.job_directory}: {err.strerror}")))
+        paths = []
+    from .units import Renderer  # after loading: a config error never pays for it
 
     renderer = Renderer(config, python)
     os.makedirs(normal, exist_ok=True)
+    for target in ("timers.target", "paths.target"):
+        os.makedirs(os.path.join(normal, f"{target}.wants"), exist_ok=True)
+    parts = fanout.shares(paths, workers or fanout.workers_for(len(paths)))
+    results = fanout.run(parts, lambda part: _generate_part(part, config, renderer, normal))
+    written = skipped = 0
+    status = 0
+    for result in results:
+        if result is None:
+            log(ERR, "a worker process failed; some jobs may have no units")
+            status = 1
+            continue
+        head, _, messages = result.partition("\n")
+        counts = head.split()
+        written += int(counts[0])
+        skipped += int(counts[1])
+        for line in messages.splitlines():
+            level, _, message = line.partition("\t")
+            log(int(level), message)
+    for unit in renderer.reload_units():
+        write_unit(normal, unit.name, unit.text)
+        if unit.wanted_by:
+            want(normal, unit.wanted_by, unit.name)
+    log(INFO, f"generated units of {written} job(s), skipped {skipped}")
+    return status
+
+
+def _generate_part(paths: list[str], config: Config, renderer: Renderer, normal: str) -> str:
+    """Units of some jobs; returns "written skipped" and the log lines."""
+    jobset = load_jobs(config, paths, listed=True)
+    messages = [f"{ERR}\t{problem} (job skipped)" for problem in jobset.problems]
+    messages += [f"{WARNING}\t{warning}" for warning in jobset.warnings]
     written = 0
     for job in jobset.jobs:
         try:
             units = renderer.job_units(job)
         except UnitValueError as err:
-            log(ERR, f"{job.path}:1: (unit): {err} (job skipped)")
+            messages.append(f"{ERR}\t{job.path}:1: (unit): {err} (job skipped)")
             continue
         for unit in units:
             write_unit(normal, unit.name, unit.text)
             if unit.wanted_by:
                 want(normal, unit.wanted_by, unit.name)
         written += 1
-    for unit in renderer.reload_units():
-        write_unit(normal, unit.name, unit.text)
-        if unit.wanted_by:
-            want(normal, unit.wanted_by, unit.name)
-    log(INFO, f"generated units of {written} job(s), skipped {len(jobset.broken)}")
-    return 0
+    skipped = len(jobset.broken) + len(jobset.jobs) - written
+    # problems are one line each; keep the protocol line-based regardless
+    body = "\n".join(m.replace("\n", " ") for m in messages)
+    return f"{written} {skipped}\n{body}"
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,7 @@ def wrapper_text(python: str = sys.executable) -> str:
     """A two-line shell wrapper: systemd runs generators with a bare
     environment, so it names the Python that has this package installed."""
     if CHECKOUT_GENERATOR.exists():
-        target = f"'{python}' -I '{CHECKOUT_GENERATOR}'"
+        target = f"'{python}' -I -S '{CHECKOUT_GENERATOR}'"
     else:
         target = f"'{python}' -I -m pc_systemd.generator"
     return f"#!/bin/sh\n{MARKER}; do not edit.\nexec {target} \"$@\"\n"

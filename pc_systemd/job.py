@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -11,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from . import fields as f
 from .errors import PcError, Problem
 from .fields import Command, Key
+from .nodes import FILE_KEY, Entry, load, mapping_entries
 from .schedule import CronSchedule, ScheduleError, parse_schedule
-from .yamlsource import FILE_KEY, Entry, compose, mapping_entries, read_text
 
 if TYPE_CHECKING:
     from .config import Config
@@ -161,30 +162,42 @@ def slug_of(path: str) -> str:
     return base[: -len(".yaml")] if base.endswith(".yaml") else base
 
 
-def check_location(path: str, job_directory: str) -> list[Problem]:
+def check_location(path: str, job_directory: str, listed: bool = False) -> list[Problem]:
     """The original refused job files outside job_directory, and symlinks
-    that lead out of it: job files are what review protects."""
+    that lead out of it: job files are what review protects.  ``listed``:
+    the path came from listing job_directory itself."""
     problems = []
     slug = slug_of(path)
     if not path.endswith(".yaml"):
         problems.append(Problem(path, 1, FILE_KEY, "job files must end in .yaml"))
     elif not SLUG.match(slug):
         problems.append(Problem(path, 1, FILE_KEY, f"bad job name {slug!r}: use {SLUG_RULE}"))
-    real_dir = os.path.realpath(job_directory)
-    if os.path.realpath(os.path.dirname(os.path.abspath(path))) != real_dir:
-        problems.append(Problem(path, 1, FILE_KEY, f"job files must be in {job_directory}"))
-    elif os.path.dirname(os.path.realpath(path)) != real_dir:
-        problems.append(Problem(path, 1, FILE_KEY, f"symlink leads outside {job_directory}"))
+    if not listed:
+        real_dir = os.path.realpath(job_directory)
+        if os.path.realpath(os.path.dirname(os.path.abspath(path))) != real_dir:
+            problems.append(Problem(path, 1, FILE_KEY, f"job files must be in {job_directory}"))
+            return problems
+    if _is_link(path):
+        real_dir = os.path.realpath(job_directory)
+        if os.path.dirname(os.path.realpath(path)) != real_dir:
+            problems.append(Problem(path, 1, FILE_KEY, f"symlink leads outside {job_directory}"))
     return problems
 
 
-def load_job(path: str, config: Config) -> Job:
+def _is_link(path: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False  # reading it reports the problem
+
+
+def load_job(path: str, config: Config, listed: bool = False) -> Job:
     """Load and validate one job file; raise :class:`PcError` with every
     problem found (each a ``path:line: key: message`` line)."""
-    problems = check_location(path, config.job_directory)
+    problems = check_location(path, config.job_directory, listed)
     if problems:
         raise PcError(problems)
-    root = compose(read_text(path, path), path)
+    root = load(path, path)
     values: dict[str, Any] = {k.name: k.default for k in JOB_KEYS if not k.required}
     values.update(config.job_defaults)
     lines = dict(config.job_default_lines)
@@ -197,9 +210,10 @@ def load_job(path: str, config: Config) -> Job:
             warnings.append(Problem(path, entry.line, entry.key, _unknown(entry.key), True))
             continue
         lines[entry.key] = (path, entry.line)
-        value = f.collect(problems, lambda k=key, e=entry: k.parse(e))  # type: ignore[misc]
-        if value is not None:
-            values[entry.key] = value
+        try:
+            values[entry.key] = key.parse(entry)
+        except PcError as err:
+            problems.extend(err.problems)
     for key in JOB_KEYS:
         if key.required and key.name not in values and not _reported(problems, key.name):
             problems.append(f.missing(path, key.name))

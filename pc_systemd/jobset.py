@@ -28,9 +28,14 @@ def job_files(config: Config) -> list[str]:
     return [os.path.join(config.job_directory, name) for name in names]
 
 
-def load_jobs(config: Config, paths: list[str] | None = None) -> JobSet:
-    """Load the given job files, or every job file of the job directory."""
+def load_jobs(
+    config: Config, paths: list[str] | None = None, *, listed: bool | None = None
+) -> JobSet:
+    """Load the given job files, or every job file of the job directory.
+    ``listed``: the paths came from :func:`job_files` (they are known to be
+    in the job directory)."""
     problems: list[Problem] = []
+    listed = paths is None if listed is None else listed
     if paths is None:
         try:
             paths = job_files(config)
@@ -42,7 +47,7 @@ def load_jobs(config: Config, paths: list[str] | None = None) -> JobSet:
     broken: list[str] = []
     for path in paths:
         try:
-            jobs.append(load_job(path, config))
+            jobs.append(load_job(path, config, listed))
         except PcError as err:
             problems.extend(err.problems)
             broken.append(os.path.basename(path).removesuffix(".yaml"))

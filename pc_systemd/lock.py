@@ -104,7 +104,7 @@ def acquire(path: str, patience: float = PATIENCE) -> JobLock:
                 pid = _read_pid(fd)
                 os.close(fd)
                 raise LockHeld(path, pid) from None
-            time.sleep(0.01)
+            time.sleep(0.002)
         except BaseException:
             os.close(fd)
             raise

@@ -6,6 +6,7 @@ The accepted syntax and every choice made here are described in docs/schedules.m
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -144,6 +145,9 @@ class CronSchedule:
         )
 
 
+# Memoised (a pure function; errors are not cached): a job set repeats its
+# schedules, and the generator parses every job's at each run.
+@functools.lru_cache(maxsize=1024)
 def parse_schedule(expr: str) -> CronSchedule:
     """Parse "minute hour day-of-month month day-of-week" as Debian cron does.
 
@@ -305,6 +309,9 @@ def _component(values: frozenset[int], spec: _Field) -> str:
     return ",".join(_format_run(run) for run in _runs(values, spec.high))
 
 
+# A pure function of its arguments, memoised: the same field sets (minute 0,
+# every 5 minutes, hours 9..17) recur across the jobs of one generator run.
+@functools.lru_cache(maxsize=256)
 def _runs(values: frozenset[int], high: int) -> list[tuple[int, int, int]]:
     """Cover values with few arithmetic runs (first, last, step), sorted by first.
 
@@ -313,6 +320,8 @@ def _runs(values: frozenset[int], high: int) -> list[tuple[int, int, int]]:
     inside values) and deterministic.
     """
     plain = _plain_ranges(values)
+    if len(plain) <= 2:  # stepped runs cannot do better (a step needs 3 values)
+        return plain
     stepped = _stepped_runs(values, high)
     return stepped if len(stepped) < len(plain) else plain
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from .fields import PROGRAM_PREFIXES
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SPACE = re.compile(r"\s")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # systemd reads these at the start of an ExecStart= program as flags:
 # '-' ignore failure, '@' argv[0], ':' no variable expansion,
 # '+' / '!' full privileges -- '+' would run the job as root.
@@ -72,7 +74,7 @@ def exec_argv(argv: Sequence[str]) -> str:
 
 def environment(name: str, value: str) -> str:
     """One ``Environment=`` assignment, quoted (``$`` is not expanded there)."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+    if not _ENV_NAME.match(name):
         raise UnitValueError(f"bad variable name {name!r}")
     _no_control(value)
     return _quote(specifiers(f"{name}={value}"))
@@ -83,7 +85,7 @@ def path(value: str) -> str:
     if not value.startswith("/"):
         raise UnitValueError(f"not an absolute path: {value!r}")
     _no_control(value)
-    if any(c.isspace() for c in value):
+    if _SPACE.search(value):
         # Path settings are not unquoted by systemd; white space would be
         # taken literally by some and split by others.
         raise UnitValueError(f"white space in path {value!r}")

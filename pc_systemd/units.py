@@ -2,18 +2,18 @@
 
 Templates hold the structure only; every value reaches them through an
 escape filter of :mod:`pc_systemd.unit_escape` (``StrictUndefined``: a
-missing value is a bug, not an empty string).
+missing value is a bug, not an empty string).  The generator renders them
+through their compiled form (:mod:`.template_compiler`) when it matches the
+template file, so it never pays for importing Jinja2.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from . import unit_escape as esc
 from .config import Config
@@ -22,8 +22,66 @@ from .job import Job
 
 PREFIX = "process-control-"
 RELOAD = PREFIX + "reload"
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-FILELOG = Path(__file__).resolve().parent / "filelog.sh"
+# os.path, not pathlib: pathlib alone costs the generator ~6 ms of imports.
+_HERE = os.path.dirname(os.path.realpath(__file__))
+TEMPLATES = os.path.join(os.path.dirname(_HERE), "templates")
+FILELOG = os.path.join(_HERE, "filelog.sh")
+
+
+if TYPE_CHECKING:
+    import jinja2
+
+FILTERS: Mapping[str, Callable[..., str]] = {
+    "plain": esc.plain,
+    "path": esc.path,
+    "comment": esc.comment,
+    "seconds": esc.seconds,
+    "exec": esc.exec_argv,
+    "env": esc.environment,
+}
+Render = Callable[..., str]
+
+
+def jinja_environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def load_templates(compiled: bool = True) -> dict[str, Render]:
+    """name -> render(**values): the compiled function where it is current,
+    else Jinja2 (a template edited on the host is never ignored)."""
+    try:
+        from . import _templates
+    except ImportError:  # pragma: no cover - the module is part of the package
+        compiled = False
+    renders: dict[str, Render] = {}
+    env = None
+    for name in sorted(n for n in os.listdir(TEMPLATES) if n.endswith(".j2")):
+        with open(os.path.join(TEMPLATES, name), encoding="utf-8") as handle:
+            source = handle.read()
+        if compiled and _templates.SOURCES.get(name) == source:
+            renders[name] = _bind(_templates.RENDER[name])
+        else:
+            env = env or jinja_environment()
+            renders[name] = env.get_template(name).render
+    return renders
+
+
+def _bind(function: Callable[[Mapping[str, Any], Mapping[str, Callable[..., str]]], str]) -> Render:
+    def render(**values: Any) -> str:
+        return function(values, FILTERS)
+
+    return render
 
 
 def service_name(slug: str) -> str:
@@ -49,29 +107,16 @@ class UnitFile:
 class Renderer:
     """Renders units; built once per generator run (templates compiled once)."""
 
-    def __init__(self, config: Config, python: str = sys.executable) -> None:
+    def __init__(
+        self, config: Config, python: str = sys.executable, compiled: bool = True
+    ) -> None:
         self.config = config
         self.python = python
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        env.filters.update(
-            plain=esc.plain,
-            path=esc.path,
-            comment=esc.comment,
-            seconds=esc.seconds,
-            exec=esc.exec_argv,
-            env=esc.environment,
-        )
-        self.service = env.get_template("job.service.j2")
-        self.timer = env.get_template("job.timer.j2")
-        self.reload_path = env.get_template("reload.path.j2")
-        self.reload_service = env.get_template("reload.service.j2")
+        templates = load_templates(compiled)
+        self.service = templates["job.service.j2"]
+        self.timer = templates["job.timer.j2"]
+        self.reload_path = templates["reload.path.j2"]
+        self.reload_service = templates["reload.service.j2"]
 
     def job_units(self, job: Job) -> list[UnitFile]:
         """The units of one job; raises UnitValueError for unrepresentable values."""
@@ -84,7 +129,7 @@ class Renderer:
                 )
             )
         if job.schedule is not None:
-            text = self.timer.render(
+            text = self.timer(
                 source=job.path,
                 description=f"Timer of process-control job {job.slug}: {job.name}",
                 schedule=job.schedule.expr,
@@ -103,14 +148,13 @@ class Renderer:
         if job.logging == "file":
             out = os.path.join(self.config.output_directory, job.slug)
             argvs = [self._file_logged(out, job.slug, argv) for argv in argvs]
-            stop_post = ["/bin/sh", str(FILELOG), "--done", out]
+            stop_post = ["/bin/sh", FILELOG, "--done", out]
             if out.startswith("/var/log/"):
                 # systemd creates it, owned by the service user, at each start.
                 logs_directory = out[len("/var/log/"):]
-        return self.service.render(
+        return self.service(
             source=job.path,
             description=f"process-control job {job.slug}{what}: {job.name}",
-            on_failure=None,
             user=self.config.user,
             environment=job.environment,
             commands=argvs,
@@ -126,7 +170,7 @@ class Renderer:
         The wrapper replaces itself with the command (exec), so the process
         tree and the timeout are the same as without it.
         """
-        return ["/bin/sh", str(FILELOG), directory, slug, "--", *argv]
+        return ["/bin/sh", FILELOG, directory, slug, "--", *argv]
 
     def reload_units(self) -> list[UnitFile]:
         command = [self.python, "-I", "-m", "pc_systemd.cli", "--reload"]
@@ -135,10 +179,10 @@ class Renderer:
         return [
             UnitFile(
                 RELOAD + ".path",
-                self.reload_path.render(
+                self.reload_path(
                     job_directory=self.config.job_directory, service=RELOAD + ".service"
                 ),
                 "paths.target",
             ),
-            UnitFile(RELOAD + ".service", self.reload_service.render(command=command)),
+            UnitFile(RELOAD + ".service", self.reload_service(command=command)),
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from click.testing import CliRunner
 
 from pc_systemd.cli import run_job
@@ -63,7 +65,7 @@ def test_warnings_fail_only_with_strict(site: Site) -> None:
 
 def test_bad_global_config_is_one_line_and_exit_2(site: Site) -> None:
     site.configure("user: [root]\n")
-    code, out, err = invoke(site, "--validate")
+    code, _out, err = invoke(site, "--validate")
     assert code == 2
     assert err == f"{site.config_file}:2: user: expected a single value, got a list\n"
 
@@ -92,9 +94,51 @@ def test_missing_job_directory_is_clear(site: Site) -> None:
     )
 
 
-def test_unfinished_actions_say_so_and_fail(site: Site) -> None:
+def direct_site(site: Site) -> None:
+    site.configure(
+        f"user: {os.geteuid()}\nbackend: direct\noutput_directory: {site.root}/log\n"
+        f"run_directory: {site.root}/run\nstate_directory: {site.root}/state\n"
+    )
+
+
+def test_status_in_the_original_format(site: Site) -> None:
+    direct_site(site)
+    site.job("multi", "name: Multi job\ncommand: /bin/true\ntag: [database, queue]\n"
+             "description: Does\n  several things.\n")
+    site.job("broken", "name: [\n")
+    assert invoke(site, "--job", "multi")[0] == 0
+    code, out, err = invoke(site, "--status")
+    assert code == 0
+    assert out == (
+        "broken ***Invalid configuration***\n"
+        "multi - Multi job\n"
+        "    Does several things.\n"
+        "    tags: database, queue\n"
+        "    last status: success\n"
+    )
+    assert err.startswith(f"{site.jobs}/broken.yaml:2: (yaml)")
+    assert invoke(site, "--status", "--only-running")[1] == ""
+    assert invoke(site, "-l", "-r")[1] == ""
+
+
+def test_run_kill_and_slow_start_flags(site: Site) -> None:
+    direct_site(site)
+    site.job("fails", "name: Fails\ncommand: /bin/false\nslow_start_command: /bin/true\n")
+    code, out, _ = invoke(site, "-j", "fails")
+    assert (code, out) == (1, "Fails failed with code 1\n")
+    assert invoke(site, "-j", "fails", "-w")[0] == 0
+    assert invoke(site, "--slow-start", "fails")[0] == 0
+    code, _, err = invoke(site, "--kill-job", "fails")
+    assert (code, err) == (1, "Fails (fails) is not running\n")
+    code, _, err = invoke(site, "-j", "nope")
+    assert code == 2 and "no job named 'nope'" in err
+
+
+def test_systemd_backend_actions_say_what_to_do_instead(site: Site) -> None:
+    site.configure("backend: systemd\n")
     site.job("one", GOOD)
-    for args in (["--status"], ["--kill-job", "one"]):
+    for args in (["--status"], ["--kill-job", "one"], ["--job", "one"]):
         code, _, err = invoke(site, *args)
         assert code == 2
-        assert "not available yet" in err
+        assert "through systemd is not available yet" in err
+        assert "systemctl" in err

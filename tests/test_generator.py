@@ -179,3 +179,22 @@ def test_usage(argv: list[str]) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.startswith("usage: process-control-generator")
+
+
+def test_parallel_workers_write_the_same_units_and_messages(site: Site, tmp_path: Path) -> None:
+    example_site(site)
+    for n in range(30):
+        site.job(f"extra{n:02d}", f"name: Extra {n}\ncommand: /bin/true\nschedule: '{n} * * * *'\n")
+    site.job("zz_bad", "name: Bad\ncommand: /bin/true\ntimeout: -1\n")
+    outputs = {}
+    for workers in (1, 3):
+        out = tmp_path / f"out{workers}"
+        messages: list[str] = []
+        code = generate(str(out), lambda _level, msg, m=messages: m.append(msg),
+                        str(site.config_file), PYTHON, workers=workers)
+        assert code == 0
+        files = {str(p.relative_to(out)): (os.readlink(p) if p.is_symlink() else p.read_text())
+                 for p in out.rglob("*") if not p.is_dir()}
+        outputs[workers] = ({k: v.replace(str(out), "OUT") for k, v in files.items()}, messages)
+    assert outputs[1] == outputs[3]
+    assert outputs[3][1][-1] == "generated units of 34 job(s), skipped 1"

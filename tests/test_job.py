@@ -267,3 +267,24 @@ def test_alias_bomb_is_refused_quickly(site: Site) -> None:
     text = "name: x\ncommand: /bin/true\nenvironment:\n" + "\n".join("  " + ln for ln in lines)
     found = errors(site, text.replace("environment:\n", "environment:\n") + "\n")
     assert any("environment" in line for line in found)
+
+
+def test_command_splitting_matches_shlex() -> None:
+    import random
+    import shlex
+
+    from pc_systemd import fields
+    from pc_systemd.nodes import Entry, Scalar
+
+    rng = random.Random(5)
+    for _ in range(5000):
+        line = "/" + "".join(rng.choice("ab c'\"-/=$%*\\") for _ in range(rng.randint(1, 14)))
+        try:
+            want: object = tuple(shlex.split(line, comments=False, posix=True))
+        except ValueError:
+            want = "error"
+        try:
+            got: object = fields.commands(Entry("command", Scalar(line, line, 1), "f"))[0].argv
+        except PcError:
+            got = "error"
+        assert got == want, line

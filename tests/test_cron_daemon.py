@@ -1,0 +1,122 @@
+"""A real Debian cron daemon runs a job through the file cron-generate wrote.
+
+In a throw-away systemd container (tests/systemd_box.py), never on the
+host's /etc: write the configuration and a job scheduled every minute, run
+``cron-generate``, (re)start ``cron.service``, and wait for the run's
+history and log file to appear -- up to a minute, since cron only looks at
+minute boundaries.
+
+The cron line calls ``runner_path``, the venv's ``run-job``; the
+configuration says ``backend: direct``, since the container (a cron host
+here) was booted with systemd.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.systemd_box import SystemdBox, systemd_box_fixture
+
+pytestmark = pytest.mark.systemd
+
+# nspawn hides the host's /tmp: a venv there (/tmp/v here) must be bound in.
+# In CI the venv is <checkout>/.venv, which the checkout bind already brings.
+VENV = Path(sys.prefix)
+systemd_box = systemd_box_fixture(binds_ro=[VENV] if VENV.is_relative_to("/tmp") else [])
+
+USER = "pcjob"
+JOBS = "/var/lib/process-control"
+RUNNER = str(VENV / "bin" / "run-job")
+STATE = "/var/cache/process-control"
+LOGS = "/var/log/process-control"
+DIRECTORIES = (LOGS, "/run/process-control", STATE)
+
+CONFIG = f"""\
+user: {USER}
+job_directory: {JOBS}
+runner_path: {RUNNER}
+output_crontab: /etc/cron.d/process-control
+output_directory: {LOGS}
+run_directory: /run/process-control
+state_directory: {STATE}
+backend: direct
+"""
+
+JOB = """\
+name: From cron
+command:
+  - /bin/sh -c 'echo "ran as $(id -un) with $PC_MARK"'
+  - /bin/sh -c 'echo to-stderr >&2'
+schedule: '* * * * *'
+environment:
+  PC_MARK: the job's environment
+"""
+
+
+def make_python_reachable(box: SystemdBox, user: str) -> None:
+    """Let the service user execute this test's interpreter inside the box.
+
+    The venv's python may be a symlink into root's home (/root is 0700 here);
+    the box's root is a throw-away overlay, so opening the way there changes
+    nothing on the host.
+    """
+    real = Path(sys.executable).resolve()
+    for directory in reversed(real.parents):
+        if box.run(["su", "-s", "/bin/sh", user, "-c", f"test -x '{directory}'"],
+                   check=False).returncode != 0:
+            box.run(["chmod", "o+x", str(directory)])
+
+
+def test_cron_runs_the_job_through_the_generated_file(systemd_box: SystemdBox) -> None:
+    box = systemd_box
+    box.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
+    make_python_reachable(box, USER)
+    for directory in DIRECTORIES:
+        box.run(["install", "-d", "-o", USER, "-m", "0755", directory])
+    box.write_file("/etc/process-control.yaml", CONFIG)
+    box.write_file(f"{JOBS}/fromcron.yaml", JOB)
+
+    box.run([str(VENV / "bin" / "cron-generate"), "--config", "/etc/process-control.yaml"])
+    crontab = box.run(["cat", "/etc/cron.d/process-control"]).stdout
+    assert f"* * * * * {USER} {RUNNER} --job fromcron\n" in crontab
+
+    # cron starts jobs at minute boundaries; started in a minute's last
+    # seconds it may let the next one pass, so start it just after one.
+    while time.time() % 60 > 50:
+        time.sleep(1)
+    box.systemctl("restart", "cron.service")
+    assert box.show("cron.service", "ActiveState")["ActiveState"] == "active"
+
+    def finished_run() -> dict[str, Any] | None:
+        result = box.run(["cat", f"{STATE}/fromcron.yaml"], check=False)
+        if result.returncode != 0:
+            return None
+        data: dict[str, Any] = yaml.safe_load(result.stdout)
+        # Written at the start too: wait for the run's outcome.
+        return data if data["history"][-1]["status"] != "started" else None
+
+    data = box.wait_until(finished_run, timeout=75, interval=1, what="a run started by cron")
+    assert data is not None
+    entries = data["history"]
+    assert isinstance(entries, list)
+    assert data["last_completion_status"] == "success", data
+    run = entries[-1]
+    assert run["status"] == "completed" and run["code"] == 0
+
+    log = box.run(["cat", run["log"]]).stdout
+    messages = [line.split("\t", 2)[1:] for line in log.splitlines()]
+    assert ["INFO", "ran as pcjob with the job's environment"] in messages
+    assert ["ERROR", "to-stderr"] in messages
+    assert messages[-1] == ["INFO", "----------- end command output"]
+    owner = box.run(["stat", "-c", "%U", run["log"], f"{STATE}/fromcron.yaml"]).stdout.split()
+    assert owner == [USER, USER]
+    # cron mails what a job prints: a successful run prints nothing.
+    cron_log = box.run(["journalctl", "-u", "cron.service", "--no-pager", "-o", "cat"]).stdout
+    assert f"({USER}) CMD ({RUNNER} --job fromcron)" in cron_log, cron_log
+    assert "No MTA installed, discarding output" not in cron_log, cron_log

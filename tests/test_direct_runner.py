@@ -1,0 +1,441 @@
+"""The direct runner (cron hosts), with real processes: what a run does,
+what it leaves behind, and what it records."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pc_systemd import direct, lock
+from pc_systemd import history as hist
+from pc_systemd.config import Config
+from pc_systemd.job import Job
+from pc_systemd.jobset import find_job
+from tests.conftest import Site
+
+LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\t(INFO|ERROR)\t(.*)\Z")
+NAME = re.compile(r"(?P<slug>.+)-\d{8}-\d{6}\.log\Z")
+
+
+@pytest.fixture
+def cron_site(site: Site) -> Iterator[Site]:
+    # The service user is whoever runs the tests, given as a uid (root in CI).
+    site.configure(
+        f"""\
+        user: {os.geteuid()}
+        output_directory: {site.root / "log"}
+        run_directory: {site.root / "run"}
+        state_directory: {site.root / "state"}
+        backend: direct
+        """
+    )
+    yield site
+    # A failed test must not leave its sleeps behind: they write their
+    # PIDs to *.pid files.
+    for pidfile in site.root.glob("*.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pidfile.read_text())
+            if alive(pid) and Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def start_runner(cron_site: Site) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+    """Start run-job as cron does, in a process of its own (killed at the end if still there)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start() -> subprocess.Popen[str]:
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "pc_systemd.cli", "--config", str(cron_site.config_file),
+             "--job", "job"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(runner)
+        return runner
+
+    yield start
+    for runner in started:
+        if runner.poll() is None:
+            runner.kill()
+        runner.communicate()
+
+
+def make_job(site: Site, slug: str = "job", **keys: Any) -> Job:
+    site.job(slug, yaml.safe_dump({"name": slug.capitalize(), **keys}))
+    return find_job(site.config(), slug)
+
+
+def run(site: Site, job: Job, **options: Any) -> tuple[int, str]:
+    out = io.StringIO()
+    status = direct.run_job(site.config(), job, out=out, **options)
+    return status, out.getvalue()
+
+
+def history(site: Site, slug: str = "job") -> hist.History:
+    return hist.load(str(site.root / "state" / f"{slug}.yaml"))
+
+
+def log_lines(path: str | Path) -> list[tuple[str, str]]:
+    """(level, text) of each line, checking every line's shape on the way."""
+    result = []
+    for raw in Path(path).read_text(encoding="utf-8").split("\n")[:-1]:
+        found = LINE.match(raw)
+        assert found, f"not a log line: {raw!r}"
+        stamp = dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        assert abs(stamp - dt.datetime.now()) < dt.timedelta(minutes=5)  # local time
+        result.append((found.group(2), found.group(3)))
+    return result
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def group_alive(pgid: int) -> list[int]:
+    """Live processes of a process group, found independently of the runner's own scan."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{check} not true within {timeout} s"
+        time.sleep(0.02)
+    return value
+
+
+def read_pid(path: Path) -> int:
+    return int(wait_for(lambda: path.exists() and path.read_text().strip()))
+
+
+# -- a run -----------------------------------------------------------------------
+
+
+def test_a_successful_run_prints_nothing_and_records_completed(cron_site: Site) -> None:
+    job = make_job(cron_site, command="true")
+    assert run(cron_site, job) == (0, "")
+    h = history(cron_site)
+    (entry,) = h.entries
+    assert entry.status == "completed" and entry.code == 0 and entry.pid == os.getpid()
+    assert entry.reason is None and entry.start is not None and entry.end is not None
+    assert h.last_completion_status == "success" and h.consecutive_failures == 0
+    assert lock.holder(str(cron_site.root / "run" / "job.lock")) is None
+
+
+def test_the_log_file_is_in_the_originals_place_and_format(cron_site: Site) -> None:
+    # The pauses order the two streams' lines; within one stream order is kept anyway.
+    script = (
+        "echo out1; sleep 0.05; echo err1 >&2; sleep 0.05; "
+        "printf 'caf\\303\\251 \\377\\nno newline'"
+    )
+    job = make_job(cron_site, command=[f"sh -c {script!r}", "echo second"])
+    before = time.time()
+    assert run(cron_site, job) == (0, "")
+    (log,) = (cron_site.root / "log" / "job").iterdir()
+    found = NAME.match(log.name)
+    assert found and found.group("slug") == "job"
+    stamp = dt.datetime.strptime(log.name, "job-%Y%m%d-%H%M%S.log")
+    assert abs(stamp.timestamp() - before) < 2  # named for the run's start, local time
+    lines = log_lines(log)
+    first_pid = re.fullmatch(r"sh -c .* \((\d+)\)", lines[1][1])
+    assert first_pid, lines[1]
+    assert lines == [
+        ("INFO", "==========="),
+        ("INFO", f"sh -c {script!r} ({first_pid.group(1)})"),
+        ("INFO", "-----------"),
+        ("INFO", "out1"),
+        ("ERROR", "err1"),
+        ("INFO", "caf\u00e9 \ufffd"),  # invalid UTF-8 replaced, the file stays readable
+        ("INFO", "no newline"),
+        ("INFO", "----------- end command output"),
+        ("INFO", "==========="),
+        ("INFO", lines[9][1]),
+        ("INFO", "-----------"),
+        ("INFO", "second"),
+        ("INFO", "----------- end command output"),
+    ]
+    assert re.fullmatch(r"echo second \(\d+\)", lines[9][1])
+    assert history(cron_site).entries[0].log == str(log)
+    assert direct.last_log(cron_site.config(), job) == str(log)
+
+
+def test_a_command_list_stops_at_the_first_failure(cron_site: Site) -> None:
+    marks = cron_site.root
+    job = make_job(
+        cron_site,
+        command=[f"touch {marks / 'first'}", "sh -c 'exit 3'", f"touch {marks / 'third'}"],
+    )
+    assert run(cron_site, job) == (1, "Job failed with code 3\n")
+    assert (marks / "first").exists()
+    assert not (marks / "third").exists()
+    (entry,) = history(cron_site).entries
+    assert (entry.status, entry.code, entry.reason) == ("failed", 3, "Job failed with code 3")
+    assert history(cron_site).last_completion_status == "failure"
+
+
+def test_a_missing_program_fails_with_code_127(cron_site: Site) -> None:
+    job = make_job(cron_site, command="/nonexistent/program --flag")
+    status, out = run(cron_site, job)
+    assert (status, out) == (1, "Job failed with code 127\n")
+    lines = log_lines(direct.last_log(cron_site.config(), job) or "")
+    assert ("ERROR", "cannot run /nonexistent/program: No such file or directory") in lines
+
+
+def test_the_environment_is_added_to_the_inherited_one(
+    cron_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PC_INHERITED", "from-cron")
+    job = make_job(
+        cron_site,
+        command="""sh -c 'echo "$PC_ADDED $PC_NUMBER $PC_INHERITED"'""",
+        environment={"PC_ADDED": True, "PC_NUMBER": 123},
+    )
+    assert run(cron_site, job) == (0, "")
+    lines = log_lines(direct.last_log(cron_site.config(), job) or "")
+    assert ("INFO", "True 123 from-cron") in lines
+
+
+def test_slow_start_runs_the_slow_start_command(cron_site: Site) -> None:
+    job = make_job(cron_site, command="echo normal", slow_start_command="echo slow")
+    assert run(cron_site, job, slow_start=True) == (0, "")
+    lines = log_lines(direct.last_log(cron_site.config(), job) or "")
+    assert ("INFO", "slow") in lines and ("INFO", "normal") not in lines
+
+
+def test_slow_start_without_a_slow_start_command_is_refused(cron_site: Site) -> None:
+    job = make_job(cron_site, command="echo normal")
+    assert run(cron_site, job, slow_start=True) == (
+        2, "run-job: job: the job has no slow_start_command\n"
+    )
+    assert not (cron_site.root / "state" / "job.yaml").exists()
+
+
+@pytest.mark.parametrize("user", ["nobody", "65534", "no-such-user-here"])
+def test_only_the_service_user_may_run_jobs(site: Site, user: str) -> None:
+    site.configure(f"user: {user}\nstate_directory: {site.root / 'state'}\n"
+                   f"run_directory: {site.root / 'run'}\n")
+    job = make_job(site, command=f"touch {site.root / 'ran'}")
+    status, out = run(site, job)
+    assert status == 2
+    assert out.startswith("run-job: ") and out.count("\n") == 1
+    assert ("must run jobs as user" in out) != ("does not exist" in out)
+    assert not (site.root / "ran").exists()
+    assert not (site.root / "state").exists() and not (site.root / "run").exists()
+
+
+# -- stopping processes ----------------------------------------------------------
+
+
+def test_a_timeout_kills_the_whole_process_tree(cron_site: Site) -> None:
+    """The grandchild (and the shell) ignore SIGTERM: SIGKILL after the grace."""
+    pidfile = cron_site.root / "grandchild.pid"
+    job = make_job(
+        cron_site,
+        command=f"""sh -c 'trap "" TERM; sleep 300 & echo $! > {pidfile}; wait'""",
+        timeout=0.01,
+    )
+    start = time.monotonic()
+    status, out = run(cron_site, job, kill_grace=0.3)
+    took = time.monotonic() - start
+    assert (status, out) == (1, "Job timed out after 0.01 minutes\n")
+    assert 0.6 <= took < 3
+    grandchild = read_pid(pidfile)
+    assert not alive(grandchild)
+    (entry,) = history(cron_site).entries
+    assert entry.reason == "Job timed out after 0.01 minutes" and entry.code == -signal.SIGKILL
+    assert log_lines(entry.log or "")[-1] == ("INFO", "----------- end command output")
+
+
+def test_the_timeout_spans_the_whole_command_list(cron_site: Site) -> None:
+    job = make_job(cron_site, command=["sleep 0.2", "sleep 30", "true"], timeout=0.005)
+    start = time.monotonic()
+    assert run(cron_site, job) == (1, "Job timed out after 0.005 minutes\n")
+    assert time.monotonic() - start < 2
+    assert history(cron_site).entries[0].code == -signal.SIGTERM
+
+
+def test_processes_a_command_leaves_behind_are_stopped(cron_site: Site) -> None:
+    """The background sleep keeps the output pipe open: the original waited
+    for it; here it is stopped when the command exits, as systemd does."""
+    pidfile = cron_site.root / "left.pid"
+    job = make_job(cron_site, command=f"sh -c 'sleep 300 & echo $! > {pidfile}; echo bye'")
+    start = time.monotonic()
+    assert run(cron_site, job) == (0, "")
+    assert time.monotonic() - start < 3
+    assert not alive(read_pid(pidfile))
+    assert ("INFO", "bye") in log_lines(direct.last_log(cron_site.config(), job) or "")
+
+
+# -- one run at a time -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("overtime", [False, True])
+def test_a_run_while_the_lock_is_held(cron_site: Site, overtime: bool) -> None:
+    job = make_job(cron_site, command=f"touch {cron_site.root / 'ran'}", allow_overtime=overtime)
+    (cron_site.root / "run").mkdir()
+    with lock.acquire(str(cron_site.root / "run" / "job.lock")):
+        status, out = run(cron_site, job)
+    assert not (cron_site.root / "ran").exists()
+    (entry,) = history(cron_site).entries
+    assert f"the previous run (pid {os.getpid()}) is still running" in (entry.reason or "")
+    if overtime:
+        assert (status, out) == (0, "")
+        assert entry.status == "skipped"
+        assert history(cron_site).last_completion_status == "skipped"
+    else:
+        assert status == 1 and out == f"{entry.reason}\n"
+        assert entry.status == "failed"
+        assert history(cron_site).consecutive_failures == 1
+
+
+@pytest.mark.parametrize("overtime", [False, True])
+def test_two_concurrent_runs_only_one_runs(
+    cron_site: Site, start_runner: Callable[[], subprocess.Popen[str]], overtime: bool
+) -> None:
+    runs = cron_site.root / "runs"
+    make_job(cron_site, command=f"sh -c 'echo $$ >> {runs}; sleep 1'", allow_overtime=overtime)
+    runners = [start_runner() for _ in range(2)]
+    results = sorted((r.wait(30), r.stdout.read() if r.stdout else "") for r in runners)
+    assert len(runs.read_text().split()) == 1
+    statuses = sorted(e.status for e in history(cron_site).entries)
+    if overtime:
+        assert [code for code, _ in results] == [0, 0]
+        assert statuses == ["completed", "skipped"]
+    else:
+        assert [code for code, _ in results] == [0, 1]
+        assert "still running" in results[1][1]
+        assert statuses == ["completed", "failed"]
+    # The loser is recorded at once, the winner a second later.
+    assert history(cron_site).last_completion_status == "success"
+    assert history(cron_site).consecutive_failures == 0
+
+
+def test_a_killed_runner_frees_the_lock_and_takes_its_command_along(
+    cron_site: Site, start_runner: Callable[[], subprocess.Popen[str]]
+) -> None:
+    pidfile = cron_site.root / "command.pid"
+    job = make_job(cron_site, command=f"sh -c 'echo $$ > {pidfile}; exec sleep 300'")
+    runner = start_runner()
+    command = read_pid(pidfile)
+    state = direct.job_state(cron_site.config(), "job")
+    assert (state.running, state.pid) == (True, runner.pid)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(10)
+    wait_for(lambda: not alive(command), timeout=5)  # PR_SET_PDEATHSIG
+    assert not direct.job_state(cron_site.config(), "job").running
+
+    job = make_job(cron_site, command="true")
+    assert run(cron_site, job) == (0, "")
+    statuses = [(e.status, e.pid) for e in history(cron_site).entries]
+    assert statuses == [("started", runner.pid), ("completed", os.getpid())]
+
+
+def test_sigterm_ends_the_run_and_records_it(
+    cron_site: Site, start_runner: Callable[[], subprocess.Popen[str]]
+) -> None:
+    pidfile = cron_site.root / "grandchild.pid"
+    make_job(cron_site, command=f"sh -c 'sleep 300 & echo $! > {pidfile}; wait'")
+    runner = start_runner()
+    grandchild = read_pid(pidfile)
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=10)
+    assert (runner.returncode, out, err) == (128 + signal.SIGTERM, "Job was terminated by SIGTERM\n",
+                                             "")
+    assert not alive(grandchild)
+    (entry,) = history(cron_site).entries
+    assert (entry.status, entry.reason) == ("failed", "Job was terminated by SIGTERM")
+
+
+def test_kill_job_stops_the_running_instance(
+    cron_site: Site, start_runner: Callable[[], subprocess.Popen[str]]
+) -> None:
+    pidfile = cron_site.root / "command.pid"
+    job = make_job(cron_site, command=f"sh -c 'echo $$ > {pidfile}; exec sleep 300'")
+    runner = start_runner()
+    command = read_pid(pidfile)
+    status, message = direct.kill_job(cron_site.config(), job)
+    assert (status, message) == (0, f"Job (job): sent SIGTERM to run-job (pid {runner.pid})")
+    assert runner.wait(10) == 128 + signal.SIGTERM
+    assert not alive(command)
+    assert history(cron_site).entries[0].reason == "Job was terminated by SIGTERM"
+
+
+def test_kill_job_when_not_running(cron_site: Site) -> None:
+    job = make_job(cron_site, command="true")
+    assert direct.kill_job(cron_site.config(), job) == (1, "Job (job) is not running")
+    # A live PID in an unlocked file (a run that just ended) is not a run.
+    (cron_site.root / "run").mkdir()
+    (cron_site.root / "run" / "job.lock").write_text(f"{os.getpid()}\n")
+    assert direct.kill_job(cron_site.config(), job) == (1, "Job (job) is not running")
+
+
+# -- status and history ----------------------------------------------------------
+
+
+def test_job_state_after_runs(cron_site: Site) -> None:
+    config: Config = cron_site.config()
+    empty = direct.job_state(config, "job")
+    assert empty == direct.JobState(False, None, "unknown", None, None, None, 0, None)
+    job = make_job(cron_site, command="sleep 0.2")
+    assert run(cron_site, job)[0] == 0
+    job = make_job(cron_site, command="false")
+    assert run(cron_site, job)[0] == 1
+    state = direct.job_state(config, "job")
+    assert (state.running, state.pid, state.last_status) == (False, None, "failure")
+    assert state.consecutive_failures == 1
+    assert state.last_duration is not None and state.last_duration < 0.2  # the `false` run
+    assert state.last_start is not None and state.last_end is not None
+    assert state.last_start.tzinfo is not None
+    assert state.last_log == history(cron_site).entries[-1].log == direct.last_log(config, job)
+
+
+def test_last_log_is_the_newest_by_name(cron_site: Site) -> None:
+    job = make_job(cron_site, command="true")
+    directory = cron_site.root / "log" / "job"
+    directory.mkdir(parents=True)
+    for name in ["job-20240101-120000.log", "job-20240101-120000-2.log",
+                 "job-20231231-235959-9.log", "job-2-20250101-000000.log", "notes.txt"]:
+        (directory / name).touch()
+    (directory / ".run-1234").symlink_to("job-20240101-120000.log")
+    assert direct.last_log(cron_site.config(), job) == str(directory / "job-20240101-120000-2.log")
+
+
+def test_a_corrupt_history_is_reported_and_the_job_still_runs(cron_site: Site) -> None:
+    (cron_site.root / "state").mkdir()
+    (cron_site.root / "state" / "job.yaml").write_text("history: [\x00 broken\n")
+    assert direct.job_state(cron_site.config(), "job").problem is not None
+    job = make_job(cron_site, command="true")
+    status, out = run(cron_site, job)
+    assert status == 0
+    assert out.startswith("run-job: ") and "unreadable run history" in out
+    assert out.count("\n") == 1  # reported once, then replaced
+    assert history(cron_site).last_completion_status == "success"
