@@ -61,7 +61,7 @@ def main() -> int:
         (root / "jobs").mkdir()
         config_file = root / "process-control.yaml"
         config_file.write_text(
-            f"user: {os.geteuid()}\njob_directory: {root / 'jobs'}\n"
+            f"user: {os.geteuid()}\nallow_root: true\njob_directory: {root / 'jobs'}\n"
             f"output_directory: {root / 'out'}\nrun_directory: {root / 'run'}\n"
             f"state_directory: {root / 'state'}\nbackend: direct\n"
         )

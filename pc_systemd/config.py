@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import string
 import sys
 from collections.abc import Mapping
@@ -86,6 +87,8 @@ def _default_runner() -> str:
 CONFIG_KEYS: tuple[Key[Any], ...] = (
     Key("user", "user name or uid", _user, "process-control",
         "Service user every job runs as."),
+    Key("allow_root", "boolean", f.flag, False,
+        "Allow `user: root` (or uid 0); without it a root service user is refused."),
     Key("job_directory", "path", _abs_path, "/var/lib/process-control",
         "Where job files (`<slug>.yaml`) live."),
     Key("default_job_config", "mapping", _entries, (),
@@ -123,6 +126,7 @@ class Config:
 
     path: str | None  # None: built-in defaults, no file
     user: str
+    allow_root: bool
     job_directory: str
     default_job_config: tuple[Entry, ...]
     runner_path: str
@@ -166,6 +170,9 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
         return builtin()
     if not os.path.exists(path):
         raise one(path, 1, FILE_KEY, "configuration file does not exist")
+    untrusted = _untrusted(path)
+    if untrusted:
+        raise one(path, 1, FILE_KEY, untrusted)
     root = load(path, path)
     if root is None:  # an empty file: every key at its default
         return builtin(path)
@@ -188,9 +195,32 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
         values["job_default_lines"] = {
             e.key: (e.source, e.line) for e in values["default_job_config"]
         }
+    if values.get("user") in ("root", "0") and not values.get("allow_root"):
+        problems.append(
+            Problem(path, lines["user"], "user",
+                    "jobs would run as root; set allow_root: true if that is really meant")
+        )
     if problems:
         raise PcError(problems)
     return builtin(path, lines=lines, **values)
+
+
+def _untrusted(path: str) -> str | None:
+    """Why the file may not be trusted, if it may not.
+
+    The global configuration chooses the user every job runs as, and the
+    generator reads it as root: only root (or the caller itself, when it
+    is not root) may be able to change it or replace it in its directory.
+    """
+    me = os.geteuid()
+    for what, target in (("file", path), ("directory", os.path.dirname(os.path.abspath(path)))):
+        st = os.stat(target)
+        if st.st_uid not in (0, me):
+            return f"the configuration {what} {target} is owned by uid {st.st_uid}"
+        sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+        if st.st_mode & 0o022 and not sticky:
+            return f"the configuration {what} {target} is writable by group or others"
+    return None
 
 
 def _unknown(key: str) -> str:

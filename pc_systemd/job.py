@@ -93,6 +93,10 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         "Send failure mail once this many consecutive runs have failed."),
     Key("failmail", "mapping", failmail, None,
         "`{from_address, to_address}` for failure mail."),
+    Key("sandbox", "boolean", f.flag, True,
+        "systemd hardening of the job's service (no new privileges, read-only "
+        "/usr /boot /etc, private /tmp and /dev, ...); `false` turns it off for jobs "
+        "that need more."),
     Key("logging", "journal | file", f.choice("journal", "file"), "journal",
         "Where each run's output goes: the journal, or "
         "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`."),
@@ -119,6 +123,7 @@ class Job:
     allow_overtime: bool
     failure_threshold_for_mail: int
     failmail: Failmail | None
+    sandbox: bool
     logging: str
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     # where each key was written ("file", line), for checks made after loading

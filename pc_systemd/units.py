@@ -162,6 +162,7 @@ class Renderer:
             ident=job.slug,
             logs_directory=logs_directory,
             stop_post=stop_post,
+            sandbox=job.sandbox,
         )
 
     def _file_logged(self, directory: str, slug: str, argv: Sequence[str]) -> list[str]:

@@ -96,7 +96,7 @@ def test_missing_job_directory_is_clear(site: Site) -> None:
 
 def direct_site(site: Site) -> None:
     site.configure(
-        f"user: {os.geteuid()}\nbackend: direct\noutput_directory: {site.root}/log\n"
+        f"user: {os.geteuid()}\nallow_root: true\nbackend: direct\noutput_directory: {site.root}/log\n"
         f"run_directory: {site.root}/run\nstate_directory: {site.root}/state\n"
     )
 

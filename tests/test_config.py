@@ -102,3 +102,40 @@ def test_bad_values_name_file_line_and_key(tmp_path: Path, text: str, expected: 
     path = write(tmp_path, text)
     found = errors(path)
     assert any(line.startswith(path + expected) for line in found), found
+
+
+@pytest.mark.parametrize("user", ["root", "0"])
+def test_root_service_user_needs_allow_root(tmp_path: Path, user: str) -> None:
+    path = write(tmp_path, f"job_directory: /srv/jobs\nuser: {user}\n")
+    assert errors(path) == [
+        f"{path}:2: user: jobs would run as root; set allow_root: true if that is really meant"
+    ]
+    path = write(tmp_path, f"user: {user}\nallow_root: true\n")
+    assert load_config(path, {}).user == user
+
+
+def test_group_or_world_writable_config_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "user: svc\n")
+    Path(path).chmod(0o664)
+    assert errors(path) == [
+        f"{path}:1: (file): the configuration file {path} is writable by group or others"
+    ]
+    Path(path).chmod(0o644)
+    tmp_path.chmod(0o777)
+    try:
+        assert errors(path) == [
+            f"{path}:1: (file): the configuration directory {tmp_path} is writable by group "
+            "or others"
+        ]
+        tmp_path.chmod(0o1777)  # sticky, like /tmp: others cannot replace the file
+        assert load_config(path, {}).user == "svc"
+    finally:
+        tmp_path.chmod(0o755)
+
+
+def test_config_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    import os
+
+    path = write(tmp_path, "user: svc\n")
+    os.chown(path, 4242, -1)
+    assert errors(path) == [f"{path}:1: (file): the configuration file {path} is owned by uid 4242"]

@@ -36,6 +36,7 @@ def cron_site(site: Site) -> Iterator[Site]:
     site.configure(
         f"""\
         user: {os.geteuid()}
+        allow_root: true
         output_directory: {site.root / "log"}
         run_directory: {site.root / "run"}
         state_directory: {site.root / "state"}

@@ -198,3 +198,21 @@ def test_parallel_workers_write_the_same_units_and_messages(site: Site, tmp_path
         outputs[workers] = ({k: v.replace(str(out), "OUT") for k, v in files.items()}, messages)
     assert outputs[1] == outputs[3]
     assert outputs[3][1][-1] == "generated units of 34 job(s), skipped 1"
+
+
+def test_default_sandbox_exposure_is_low_and_can_be_turned_off(site: Site, tmp_path: Path) -> None:
+    site.job("boxed", "name: Boxed\ncommand: /bin/true\n")
+    site.job("open", "name: Open\ncommand: /bin/true\nsandbox: false\n")
+    out = tmp_path / "out"
+    run(site, out)
+
+    def exposure(name: str) -> float:
+        result = subprocess.run(
+            ["systemd-analyze", "security", "--offline=true", str(out / name)],
+            capture_output=True, text=True, check=False,
+        )
+        line = [ln for ln in result.stdout.splitlines() if "Overall exposure level" in ln][0]
+        return float(line.split(":")[1].split()[0])
+
+    assert exposure("process-control-boxed.service") <= 5.0
+    assert exposure("process-control-open.service") > 9.0
