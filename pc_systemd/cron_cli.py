@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return 2
     except OSError as err:
-        print(f"cron-generate: {err.filename}: {err.strerror}", file=sys.stderr)
+        print(f"cron-generate: {err.filename or 'error'}: {err.strerror or err}", file=sys.stderr)
         return 2
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    for line in problems:
+        print(line, file=sys.stderr)
     if config.output_crontab == "console":
         print(text)  # print's extra newline is the original's too
     else:

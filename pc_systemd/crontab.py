@@ -6,21 +6,37 @@ import contextlib
 import os
 import tempfile
 
+from . import fanout
 from .config import Config
-from .errors import Problem
 from .jobset import job_files, load_jobs
 
 
-def render(config: Config) -> tuple[str, list[Problem]]:
-    """The cron file text and the problems of the jobs left out.
+def render(config: Config) -> tuple[str, list[str]]:
+    """The cron file text and the problems (one line each) of the jobs left out.
 
     Same bytes as the original for the same inputs: one template per
     scheduled job in slug order, ``# Skipping disabled job <slug>`` for the
     others.  An invalid job (which crashed the original) is left out with
-    a comment and its problems returned.
+    a comment and its problems returned.  Large job sets are read by one
+    process per CPU (:mod:`.fanout`).
     """
     paths = job_files(config)
-    jobset = load_jobs(config, paths)
+    parts = fanout.shares(paths, fanout.workers_for(len(paths)))
+    text: list[str] = []
+    problems: list[str] = []
+    for result in fanout.run(parts, lambda part: _render_part(config, part)):
+        if result is None:
+            raise OSError("a worker process failed")
+        count, _, rest = result.partition("\n")
+        lines = rest.split("\n", int(count))
+        problems += lines[: int(count)]
+        text.append(lines[int(count)] if len(lines) > int(count) else "")
+    return "".join(text), problems
+
+
+def _render_part(config: Config, paths: list[str]) -> str:
+    """A share's cron text, after a count and the lines of its problems."""
+    jobset = load_jobs(config, paths, listed=True)
     by_slug = {job.slug: job for job in jobset.jobs}
     out = []
     for path in paths:
@@ -40,7 +56,8 @@ def render(config: Config) -> tuple[str, list[Problem]]:
                     command=f"{config.runner_path} --job {slug}",
                 )
             )
-    return "".join(out), list(jobset.problems)
+    problems = [str(p).replace("\n", " ") for p in jobset.problems]
+    return "\n".join([str(len(problems)), *problems, "".join(out)])
 
 
 def write_atomically(path: str, text: str, mode: int = 0o644) -> None:

@@ -111,3 +111,29 @@ def test_unwritable_destination_is_one_line(
         f"cron-generate: {tmp_path}/missing-dir/crontab: No such file or directory\n"
     )
     assert not os.path.exists(tmp_path / "missing-dir")
+
+
+def test_many_jobs_in_parallel_give_the_same_file(site: Site) -> None:
+    from pc_systemd import fanout
+    from pc_systemd.crontab import render
+
+    site.configure("user: svc\nrunner_path: /r\n")
+    for n in range(450):
+        schedule = "'1 * * * *'" if n % 3 else "'61 * * * *'"  # every third one invalid
+        site.job(f"j{n:03d}", f"name: J{n}\ncommand: /bin/true\nschedule: {schedule}\n"
+                 + ("disabled: true\n" if n % 7 == 0 else ""))
+    config = site.config()
+    # the parallel path is what this test is about wherever there are 2 CPUs
+    assert fanout.workers_for(450) == min(2, len(os.sched_getaffinity(0)))
+    text, problems = render(config)
+    expected = []
+    for n in range(450):
+        if n % 3 == 0:
+            expected.append(f"# Skipping invalid job j{n:03d}\n")
+        elif n % 7 == 0:
+            expected.append(f"# Skipping disabled job j{n:03d}\n")
+        else:
+            expected.append(f"# Generated from {site.jobs}/j{n:03d}.yaml\n1 * * * * svc /r --job j{n:03d}\n")
+    assert text == "".join(expected)
+    assert len(problems) == 150
+    assert problems[0].startswith(f"{site.jobs}/j000.yaml:3: schedule: minute: 61")
