@@ -49,7 +49,10 @@ install_venv() {
     if pkg-config --exists libsystemd 2>/dev/null; then extras=test,systemd; fi
     local stamp=.venv/.installed-$extras-$(sha256sum pyproject.toml | cut -c1-16)
     if [ ! -e "$stamp" ]; then
-        .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+        # (this machine's pip configuration warns about missing local
+        # mirrors on every package; those lines are noise)
+        .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]" \
+            2> >(grep -v "^WARNING: Location 'file://" >&2)
         rm -f .venv/.installed-*
         touch "$stamp"
     fi
@@ -69,6 +72,14 @@ YAML
     .venv/bin/run-job --validate || true
     echo "== run-job --list-jobs"
     .venv/bin/run-job --list-jobs
+    echo "== generator -> .demo/units/"
+    rm -rf "$dir/units"
+    .venv/bin/python -I -S generators/process-control-generator "$dir/units" "$dir/units" "$dir/units"
+    ls "$dir/units" "$dir/units/timers.target.wants"
+    echo "== .demo/units/process-control-month_start.service"
+    cat "$dir/units/process-control-month_start.service"
+    echo "== .demo/units/process-control-month_start.timer"
+    cat "$dir/units/process-control-month_start.timer"
     echo "== cron-generate (output_crontab: console)"
     .venv/bin/cron-generate
 }

@@ -91,7 +91,7 @@ def main() -> int:
             print(f"  run_job (in process)    {in_process:7.3f} s"
                   f"   overhead {in_process - bare:6.3f} s")
             print(f"  runner's own CPU time   {cpu:7.3f} s   (run_job, mean per run)")
-            print(f"  python -m ...direct     {whole:7.3f} s"
+            print(f"  run-job --job (process) {whole:7.3f} s"
                   f"   overhead {whole - bare:6.3f} s (with interpreter start-up)")
     return 0
 
