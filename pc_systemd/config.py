@@ -110,6 +110,15 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "Lock files of the direct (cron-host) runner."),
     Key("state_directory", "path", _abs_path, "/var/cache/process-control",
         "Run history `<dir>/<slug>.yaml`."),
+    Key("smtp_host", "host name", f.nonempty_text, "localhost",
+        "SMTP server that failure mail is sent through."),
+    Key("smtp_port", "integer", f.positive_int, 25, "Its port."),
+    Key("stale_after", "hours", f.positive_number, None,
+        "`check-jobs-icinga` warns about a job whose last successful run is older.",
+        default_doc="none (never stale)"),
+    Key("metrics_file", "path", _abs_path, None,
+        "node_exporter textfile-collector file rewritten after each run.",
+        default_doc="none (no metrics)"),
     Key("backend", "auto | systemd | direct", f.choice("auto", "systemd", "direct"), "auto",
         "How `run-job` runs jobs: through systemd units, or itself (cron hosts); "
         "`auto`: systemd when the host was booted with it."),
@@ -135,6 +144,10 @@ class Config:
     output_directory: str
     run_directory: str
     state_directory: str
+    smtp_host: str
+    smtp_port: int
+    stale_after: float | None
+    metrics_file: str | None
     backend: str
     logging: Mapping[str, Any] | None
     # default_job_config, validated once against the job keys

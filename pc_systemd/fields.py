@@ -119,6 +119,13 @@ def minutes(entry: Entry) -> float:
     return value
 
 
+def positive_number(entry: Entry) -> float:
+    value = float(number(entry))
+    if not math.isfinite(value) or value <= 0:
+        raise entry.problem(f"must be a number > 0, got {_written(entry.value)}")
+    return value
+
+
 def positive_int(entry: Entry) -> int:
     value = number(entry)
     if not isinstance(value, int) or value < 1:

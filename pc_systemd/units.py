@@ -163,7 +163,16 @@ class Renderer:
             logs_directory=logs_directory,
             stop_post=stop_post,
             sandbox=job.sandbox,
+            record_start=self._record("start", job.slug),
+            record_stop=self._record("stop", job.slug),
         )
+
+    def _record(self, when: str, slug: str) -> list[str]:
+        """The history hook: ``python -I -m pc_systemd.record start|stop SLUG``."""
+        command = [self.python, "-I", "-m", "pc_systemd.record", when, slug]
+        if self.config.path is not None:
+            command += ["--config", self.config.path]
+        return command
 
     def _file_logged(self, directory: str, slug: str, argv: Sequence[str]) -> list[str]:
         """Run ``argv`` through the exec wrapper that opens the per-run file.
