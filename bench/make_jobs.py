@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 
-
 def schedule(n: int) -> str:
     """Realistic and varied: most of the 1,000 schedules are distinct."""
     minute, hour = n % 60, (n // 60) % 24

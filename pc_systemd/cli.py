@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import NoReturn
 
 import click
+from click.shell_completion import CompletionItem
 
 from . import backend
 from .config import Config, load_config
 from .errors import PcError
 from .job import Job
-from .jobset import find_job, job_files, load_jobs
-from .status import Line, format_status
-from .validate import validate
+from .jobset import find_job
 
 SLOW_START_FLAG = "\x00flag"  # -w given without a job name (the `-j NAME -w` form)
 
@@ -37,18 +38,50 @@ def fail(err: PcError, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def die(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"run-job: {message}", err=True)
+    sys.exit(code)
+
+
+def complete_jobs(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Job names (slugs) for shell completion: the job directory's files."""
+    try:
+        config = load_config(ctx.params.get("config_path"))
+        names = sorted(n[: -len(".yaml")] for n in os.listdir(config.job_directory)
+                       if n.endswith(".yaml"))
+    except (PcError, OSError):
+        return []
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH",
               help="Global configuration (default: $PROCESS_CONTROL_CONFIG, "
                    "/etc/process-control.yaml, else built-in defaults).")
-@click.option("-j", "--job", metavar="NAME", help="Run the job NAME.")
+@click.option("-j", "--job", metavar="NAME", shell_complete=complete_jobs,
+              help="Run the job NAME now, show its output, exit with its status.")
 @click.option("-w", "--slow-start", "slow_start", metavar="[NAME]", is_flag=False,
-              flag_value=SLOW_START_FLAG, default=None,
-              help="Run the job's slow_start_command (with -j NAME, or as --slow-start NAME).")
-@click.option("-k", "--kill-job", metavar="NAME", help="Stop the running instance of NAME.")
+              flag_value=SLOW_START_FLAG, default=None, shell_complete=complete_jobs,
+              help="Run the job's slow_start_command (with -j NAME, or as --slow-start NAME); "
+                   "with --logs: the slow-start runs.")
+@click.option("-k", "--kill-job", metavar="NAME", shell_complete=complete_jobs,
+              help="Stop the running instance of NAME (its whole process tree).")
 @click.option("-l", "--list-jobs", is_flag=True, help="List job names, one per line.")
-@click.option("-s", "--status", is_flag=True, help="Show every job and its state.")
+@click.option("-s", "--status", is_flag=True,
+              help="Show every job: state, last run, next run (and which backend runs them).")
 @click.option("-r", "--only-running", is_flag=True, help="With -l or -s: only running jobs.")
+@click.option("--json", "as_json", is_flag=True,
+              help="With -l, -s or --next: one JSON document instead of text.")
+@click.option("--logs", metavar="NAME", shell_complete=complete_jobs,
+              help="Show the output of the job's last run (or of the running one).")
+@click.option("--run", "which_run", metavar="N", type=int, default=-1, show_default=True,
+              help="With --logs: which run; -1 the last, -2 the one before, 1 the oldest kept.")
+@click.option("--next", "next_job", metavar="NAME", shell_complete=complete_jobs,
+              help="Show when the job runs next, and its schedule in words.")
+@click.option("--count", metavar="N", type=click.IntRange(1, 1000), default=5,
+              show_default=True, help="With --next: how many run times.")
 @click.option("--validate", "do_validate", is_flag=True,
               help="Check the job directory (or the FILES given); non-zero exit on problems.")
 @click.option("--strict", is_flag=True, help="With --validate: warnings fail too.")
@@ -70,6 +103,11 @@ def run_job(
     list_jobs: bool,
     status: bool,
     only_running: bool,
+    as_json: bool,
+    logs: str | None,
+    which_run: int,
+    next_job: str | None,
+    count: int,
     do_validate: bool,
     strict: bool,
     do_reload: bool,
@@ -79,22 +117,46 @@ def run_job(
 ) -> None:
     """Run and inspect process-control jobs."""
     state = Ctx(config_path)
+    slow_flag = slow_start == SLOW_START_FLAG
+    actions = [
+        name for name, given in (
+            ("--validate", do_validate), ("--install-generator", install_gen),
+            ("--uninstall-generator", uninstall_gen), ("--reload", do_reload),
+            ("-l/-s", list_jobs or status), ("--kill-job", kill_job),
+            ("--job", job or (slow_start and not slow_flag)), ("--logs", logs),
+            ("--next", next_job),
+        ) if given
+    ]
+    if len(actions) > 1:
+        raise click.UsageError(f"choose one action, not {' and '.join(actions)}")
     if files and not do_validate:
         raise click.UsageError("FILES are only taken with --validate")
-    if slow_start == SLOW_START_FLAG and not job:
+    if slow_flag and not (job or logs):
         raise click.UsageError("-w/--slow-start needs a job: -j NAME -w, or --slow-start NAME")
+    if only_running and not (list_jobs or status):
+        raise click.UsageError("-r/--only-running goes with -l/--list-jobs or -s/--status")
+    if as_json and not (list_jobs or status or next_job):
+        raise click.UsageError("--json goes with -l/--list-jobs, -s/--status or --next")
+    if which_run != -1 and not logs:
+        raise click.UsageError("--run goes with --logs")
+    if count != 5 and not next_job:
+        raise click.UsageError("--count goes with --next")
     if do_validate:
         _validate(state.config(), list(files) or None, strict)
     elif install_gen or uninstall_gen:
         _install(uninstall_gen)
     elif do_reload:
         _reload(state.config())
+    elif next_job:
+        _next(state.config(), next_job, count, as_json)
+    elif logs:
+        _logs(state.config(), logs, slow_flag, which_run)
     elif list_jobs or status:
-        _status(state.config(), only_running, full=status)
+        _status(state.config(), only_running, full=status, as_json=as_json)
     elif kill_job:
         _kill(state.config(), kill_job)
     elif job or slow_start:
-        name = job or slow_start
+        name = job if job else slow_start
         assert name is not None
         _run(state.config(), name, slow_start=slow_start is not None)
     else:
@@ -109,74 +171,167 @@ def _load(config: Config, slug: str) -> Job:
         fail(err)
 
 
-def _direct_only(config: Config, what: str) -> None:
-    """On systemd hosts jobs run as units; until run-job drives them over
-    D-Bus, say how to do it with systemctl instead of running the job
-    outside its unit (no sandbox, no journal, no timeout by systemd)."""
-    if backend.choose(config) == backend.SYSTEMD:
-        click.echo(
-            f"run-job: {what} through systemd is not available yet in this version; use "
-            "systemctl (start|stop|status) process-control-<job>.service, or set "
-            "backend: direct in the global configuration",
-            err=True,
-        )
-        sys.exit(2)
+def _on_systemd(config: Config) -> bool:
+    return backend.choose(config) == backend.SYSTEMD
+
+
+def _show(line: str) -> None:
+    click.echo(line)
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _run(config: Config, slug: str, slow_start: bool) -> None:
     job = _load(config, slug)
-    _direct_only(config, "--job")
-    from . import direct
+    if not _on_systemd(config):
+        from . import direct
 
-    sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout))
+        sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout))
+    from . import systemd_runner
+    from .journal import JournalError
+    from .systemd_bus import BusError
+
+    try:
+        code = systemd_runner.run(job, slow_start=slow_start, show=_show, say=_say)
+    except (BusError, systemd_runner.RunError, JournalError) as err:
+        die(str(err))
+    if job.logging == "file":
+        from .runlog import newest_log
+
+        _say(f"{job.slug}: output in {newest_log(config.output_directory, job.slug)}")
+    sys.exit(code)
 
 
 def _kill(config: Config, slug: str) -> None:
     job = _load(config, slug)
-    _direct_only(config, "--kill-job")
-    from . import direct
+    if not _on_systemd(config):
+        from . import direct
 
-    code, message = direct.kill_job(config, job)
-    click.echo(message, err=code != 0)
-    sys.exit(code)
+        code, message = direct.kill_job(config, job)
+        click.echo(message, err=code != 0)
+        sys.exit(code)
+    from . import systemd_runner
+    from .systemd_bus import BusError
 
-
-def _status(config: Config, only_running: bool, full: bool) -> None:
-    """--list-jobs: one slug per line, as the original (broken files too,
-    their problems on stderr); --status: the original's status format."""
     try:
-        paths = job_files(config)
-    except OSError as err:
-        click.echo(f"run-job: {config.job_directory}: {err.strerror}", err=True)
-        sys.exit(2)
-    jobset = load_jobs(config, paths, listed=True)
-    for problem in jobset.problems:
-        click.echo(str(problem), err=True)
-    by_slug = {j.slug: j for j in jobset.jobs}
-    slugs = [os.path.basename(p)[: -len(".yaml")] for p in paths]
-    if not (full or only_running):
-        for slug in slugs:
-            click.echo(slug)
-        return
-    _direct_only(config, "--status and --only-running")
-    from . import direct
+        sys.exit(systemd_runner.stop(job, say=_show))
+    except BusError as err:
+        die(str(err))
 
-    lines = []
-    for slug in slugs:
-        job = by_slug.get(slug)
-        state = direct.job_state(config, slug)
-        if only_running and not state.running:
-            continue
-        pid = state.pid if state.running else None
-        lines.append(Line(slug, job, pid, state.last_status))
-    if full:
-        click.echo(format_status(lines), nl=False)
+
+def _status(config: Config, only_running: bool, full: bool, as_json: bool) -> None:
+    """--list-jobs: one slug per line, as the original (broken files too,
+    their problems on stderr); --status: the original's status format and
+    more (see :mod:`.report`); --json: both as one document."""
+    from . import listing
+    from .errors import printable
+    from .systemd_bus import BusError
+
+    try:
+        if not (full or only_running or as_json):
+            catalog = listing.names(config)
+            for problem in catalog.problems:
+                _say(printable(problem))
+            for summary in catalog.summaries:
+                click.echo(printable(summary.slug) or "''")  # a file named ".yaml"
+            return
+        found = (listing.systemd_listing(config) if _on_systemd(config)
+                 else listing.direct_listing(config))
+    except OSError as err:
+        _say(str(config.problem("job_directory", f"{config.job_directory}: {err.strerror or err}")))
+        sys.exit(2)
+    except BusError as err:
+        die(str(err))
+    for problem in found.catalog.problems:
+        _say(printable(problem))
+    infos = [i for i in found.infos if not only_running or i.state == "running"]
+    if as_json:
+        from .jobinfo import to_json
+
+        click.echo(to_json(found.backend, infos), nl=False)
+    elif full:
+        from .report import format_status
+
+        _say(f"backend: {found.backend}")
+        click.echo(format_status(found.backend, infos), nl=False)
     else:
-        for line in lines:
-            click.echo(line.slug)
+        for info in infos:
+            click.echo(printable(info.slug))
+
+
+def _logs(config: Config, slug: str, slow_start: bool, which: int) -> None:
+    job = _load(config, slug)
+    if job.logging == "file" or not _on_systemd(config):
+        _file_logs(config, job, which)
+        return
+    from . import systemd_runner
+    from .journal import JournalError
+
+    try:
+        log = systemd_runner.logs(job, slow_start=slow_start, which=which)
+        _say(systemd_runner.describe_run(job, log))
+        for line in log.lines:
+            click.echo(line)
+    except (systemd_runner.RunError, JournalError) as err:
+        die(str(err))
+
+
+def _file_logs(config: Config, job: Job, which: int) -> None:
+    """Per-run log files (the direct runner's, or `logging: file` jobs'),
+    by name: their names sort by start time."""
+    directory = os.path.join(config.output_directory, job.slug)
+    pattern = re.compile(re.escape(job.slug) + r"-(\d{8}-\d{6})(?:-(\d+))?\.log\Z")
+    try:
+        found = [(m[1], int(m[2] or 0), m[0]) for m in map(pattern.match, os.listdir(directory))
+                 if m is not None]
+    except OSError:
+        found = []
+    names = [name for _stamp, _n, name in sorted(found)]
+    if not names:
+        die(f"{job.slug}: no log files in {directory}", 1)
+    index = which - 1 if which > 0 else len(names) + which
+    if which == 0 or not 0 <= index < len(names):
+        die(f"{job.slug}: no run {which}: {len(names)} log file(s) in {directory}", 1)
+    path = os.path.join(directory, names[index])
+    _say(f"-- run {index + 1} of {len(names)}: {path}")
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 16):
+                sys.stdout.buffer.write(block)
+        sys.stdout.flush()
+    except OSError as err:
+        die(f"{path}: {err.strerror}")
+
+
+def _next(config: Config, slug: str, count: int, as_json: bool) -> None:
+    job = _load(config, slug)
+    from .next_runs import NextError, next_runs
+
+    try:
+        found = next_runs(job, count)
+    except NextError as err:
+        die(str(err), 1)
+    if as_json:
+        click.echo(json.dumps({
+            "slug": job.slug, "schedule": found.schedule, "timezone": job.timezone,
+            "description": found.words, "disabled": job.disabled,
+            "next": [t.astimezone().isoformat() for t in found.times],
+        }, indent=2))
+        return
+    from .report import when
+
+    click.echo(f"{job.slug}: {found.schedule} ({found.words})")
+    if job.disabled:
+        _say(f"{job.slug} is disabled: its timer does not fire; these are the schedule's times")
+    for time_ in found.times:
+        click.echo(when(time_))
 
 
 def _validate(config: Config, paths: list[str] | None, strict: bool) -> None:
+    from .validate import validate
+
     report = validate(config, paths)
     for problem in report.errors + report.warnings:
         click.echo(str(problem))
@@ -185,6 +340,7 @@ def _validate(config: Config, paths: list[str] | None, strict: bool) -> None:
 
 
 def _reload(config: Config) -> None:
+    from .jobset import load_jobs
     from .systemd_bus import reload_and_apply
 
     jobset = load_jobs(config)

@@ -25,6 +25,8 @@ DEFAULT_PATH = "/etc/process-control.yaml"
 ENV_VAR = "PROCESS_CONTROL_CONFIG"
 CRON_FIELDS = ("source", "schedule", "user", "command")
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?\Z")
+_SPACE = re.compile(r"\s")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/._+-]+\Z")
 
 
 def _user(entry: Entry) -> str:
@@ -43,7 +45,21 @@ def _abs_path(entry: Entry) -> str:
     value = f.nonempty_text(entry)
     if not value.startswith("/"):
         raise entry.problem(f"must be an absolute path, got {value!r}")
+    if _SPACE.search(value):
+        # unit settings such as LogsDirectory= split on white space
+        raise entry.problem(f"must not contain white space, got {value!r}")
     return os.path.normpath(value)
+
+
+def _runner(entry: Entry) -> str:
+    """Written unquoted into cron lines, where ';', '%' and spaces mean
+    something: plain path characters only."""
+    value = _abs_path(entry)
+    if not _SAFE_PATH.match(value):
+        raise entry.problem(
+            f"may contain only letters, digits and '/._+-' (it goes into cron lines), got {value!r}"
+        )
+    return value
 
 
 def _crontab_path(entry: Entry) -> str:
@@ -94,7 +110,7 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
     Key("default_job_config", "mapping", _entries, (),
         "Job keys merged under every job file (the job's own keys win).",
         default_doc="none"),
-    Key("runner_path", "path", _abs_path, _default_runner(),
+    Key("runner_path", "path", _runner, _default_runner(),
         "Absolute path of `run-job`, written into the cron file.",
         default_doc="the `run-job` installed beside this Python"),
     Key("cron_template", "format string", _cron_template,

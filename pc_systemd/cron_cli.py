@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return 2
     except OSError as err:
-        print(f"cron-generate: {err.filename or 'error'}: {err.strerror or err}", file=sys.stderr)
+        where = f"{config.job_directory}: {err.strerror or err}"
+        print(config.problem("job_directory", where), file=sys.stderr)
         return 2
     for line in problems:
         print(line, file=sys.stderr)

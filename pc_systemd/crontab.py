@@ -8,6 +8,7 @@ import tempfile
 
 from . import fanout
 from .config import Config
+from .errors import printable
 from .jobset import job_files, load_jobs
 
 
@@ -43,7 +44,8 @@ def _render_part(config: Config, paths: list[str]) -> str:
         slug = os.path.basename(path)[: -len(".yaml")]
         job = by_slug.get(slug)
         if job is None:
-            out.append(f"# Skipping invalid job {slug}\n")
+            # the name of an invalid file may hold anything, a newline too
+            out.append(f"# Skipping invalid job {printable(slug)}\n")
         elif not job.scheduled:
             out.append(f"# Skipping disabled job {slug}\n")
         else:

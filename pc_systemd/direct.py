@@ -89,14 +89,35 @@ class Failure:
     consecutive_failures: int
 
 
-def on_failure(config: Config, job: Job, failure: Failure) -> None:
-    """The one place failure mail hooks in (its own issue), called once per
-    failed run after the history is written.
-
-    The original mailed ``Fail Mail (<host>) run-job: <reason>`` once
-    ``consecutive_failures`` reached ``job.failure_threshold_for_mail``, to
-    ``job.failmail``, naming ``failure.log``. Nothing is sent yet.
+def on_failure(
+    config: Config, job: Job, failure: Failure, warn: Callable[[str], None] | None = None
+) -> None:
+    """Called once per failed run, after the history is written: mails
+    ``Fail Mail (<host>) run-job: <reason>`` to ``job.failmail`` once
+    ``consecutive_failures`` has reached ``job.failure_threshold_for_mail``,
+    with the end of the run's log file (:mod:`.mail`). A mail that cannot be
+    sent is one line through ``warn`` (stderr if none), which cron mails.
     """
+    from . import mail
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    mail.notify(
+        config, job, lambda: mail.FailedRun(failure.reason, failure.consecutive_failures,
+                                            mail.file_output(failure.log)),
+        failure.consecutive_failures, lambda line: (warn or say)(f"run-job: {line}"),
+    )
+
+
+def after_run(config: Config, job: Job, warn: Callable[[str], None]) -> None:
+    """Called after every run (and every run not started), once the history
+    is written: brings ``metrics_file`` up to date, if there is one."""
+    if config.metrics_file is None:
+        return
+    from . import metrics
+
+    metrics.update(config, job.slug, lambda line: warn(f"run-job: {line}"))
 
 
 # -- the service user ------------------------------------------------------------
@@ -506,11 +527,12 @@ def run_job(
             log=log_path,
         )
         recorded = _record(history_file, lambda h: h.finished(final), say)
+    after_run(config, job, say)
     if outcome.reason is None:
         return EXIT_OK
     say(outcome.reason)
     failures = recorded.consecutive_failures if recorded is not None else 1
-    on_failure(config, job, Failure(outcome.reason, log_path, failures))
+    on_failure(config, job, Failure(outcome.reason, log_path, failures), say)
     if outcome.terminated_by is not None:
         return 128 + outcome.terminated_by.value  # as a shell reports a signalled process
     return EXIT_FAILED
@@ -526,13 +548,15 @@ def _not_run(
         reason = f"{job.name} skipped: the previous run ({who}) is still running"
         entry = hist.Entry("skipped", now, start=now, end=now, pid=os.getpid(), reason=reason)
         _record(history_file, lambda h: h.finished(entry), say)
+        after_run(config, job, say)
         return EXIT_OK
     reason = f"{job.name} not started: the previous run ({who}) is still running"
     entry = hist.Entry("failed", now, start=now, end=now, pid=os.getpid(), reason=reason)
     recorded = _record(history_file, lambda h: h.finished(entry), say)
+    after_run(config, job, say)
     say(reason)
     failures = recorded.consecutive_failures if recorded is not None else 1
-    on_failure(config, job, Failure(reason, None, failures))
+    on_failure(config, job, Failure(reason, None, failures), say)
     return EXIT_FAILED
 
 

@@ -22,7 +22,26 @@ class Problem:
 
     def __str__(self) -> str:
         prefix = "warning: " if self.warning else ""
-        return f"{self.path}:{self.line}: {self.key}: {prefix}{self.message}"
+        text = f"{self.path}:{self.line}: {self.key}: {prefix}{self.message}"
+        return printable(text)
+
+
+def printable(text: str) -> str:
+    """``text`` with everything that is not printable escaped (control
+    characters, line and paragraph separators, undecodable bytes of a file
+    name), so that a message is always one line that any terminal or log
+    shows as it is."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        elif "\udc80" <= char <= "\udcff":  # a byte os.fsdecode could not decode
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 class PcError(Exception):

@@ -10,6 +10,7 @@ than a few jobs.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -47,10 +48,14 @@ def run(parts: list[list[T]], work: Callable[[list[T]], str]) -> list[str | None
             os.close(read_end)
             status = 1
             try:
-                data = work(part).encode()
+                data = work(part).encode("utf-8", "backslashreplace")
                 while data:
                     data = data[os.write(write_end, data) :]
                 status = 0
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()  # the parent reports that this share failed
             finally:
                 os._exit(status)
         os.close(write_end)
@@ -62,6 +67,9 @@ def run(parts: list[list[T]], work: Callable[[list[T]], str]) -> list[str | None
             chunks.append(chunk)
         os.close(read_end)
         _, status = os.waitpid(pid, 0)
-        ok = os.waitstatus_to_exitcode(status) == 0
+        code = os.waitstatus_to_exitcode(status)
+        ok = code == 0
+        if not ok:  # (negative: the signal that ended it)
+            print(f"process-control: worker {pid} ended with status {code}", file=sys.stderr)
         results.append(b"".join(chunks).decode() if ok else None)
     return results

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from .nodes import Map, Node, Scalar, Seq
+from .nodes import MAX_NODES, Map, Node, Scalar, Seq
 
 NO = Literal[False]
 _PRINTABLE = re.compile(r"[\x20-\x7e\n]*\Z")
@@ -42,7 +42,8 @@ class _Unsure(Exception):
 
 
 def fast_parse(text: str) -> Node | NO | None:
-    if not _PRINTABLE.match(text):
+    # More lines or list items than the node limit: PyYAML's path enforces it.
+    if not _PRINTABLE.match(text) or text.count("\n") + text.count(",") > MAX_NODES:
         return False
     try:
         return _Reader(text.split("\n")).document()

@@ -19,9 +19,14 @@ from .nodes import Entry, Map, Node, Scalar, Seq, scalar, type_name
 
 T = TypeVar("T")
 
-# C0 controls and DEL: a newline or NUL in a value could split a unit line
-# or a cron line; tabs are harmless inside one value.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# C0 and C1 controls (tab included), DEL, line and paragraph separators,
+# Unicode noncharacters and lone surrogates: a newline or NUL could split a
+# unit or cron line, and systemd refuses a unit that is not clean UTF-8.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    "\U0001fffe\U0001ffff\U0010fffe\U0010ffff]"
+)
+MAX_VALUE = 32 * 1024  # one value; systemd refuses unit lines over 1 MiB
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PROGRAM_PREFIXES = "-@:+!|"
 _WORD = re.compile(r"""(?:[^\s'"]+|'[^']*'|"[^"]*")+""")
@@ -51,14 +56,19 @@ class Key(Generic[T]):
         return "none" if self.default is None else f"`{self.default}`"
 
 
-def check_line(entry: Entry, text: str, node: Node | None = None, what: str = "") -> str:
-    """Refuse control characters (newline, CR, NUL, ...) in a one-line value."""
-    found = _CONTROL.search(text)
+def check_line(
+    entry: Entry, text: str, node: Node | None = None, what: str = "", tabs: bool = False
+) -> str:
+    """Refuse control characters (newline, CR, NUL, ...) in a one-line value
+    (``tabs``: a command line, where tabs separate arguments)."""
+    found = _CONTROL.search(text.replace("\t", " ") if tabs else text)
     if found:
-        label = {"\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte"}.get(
-            found.group(), f"control character {ord(found.group()):#04x}"
-        )
+        label = {
+            "\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte", "\t": "a tab"
+        }.get(found.group(), f"character U+{ord(found.group()):04X}")
         raise entry.problem(f"{what or 'value'} must not contain {label}", node)
+    if len(text) > MAX_VALUE:
+        raise entry.problem(f"{what or 'value'} is longer than {MAX_VALUE} characters", node)
     return text
 
 
@@ -85,6 +95,8 @@ def free_text(entry: Entry) -> str:
     value = _text_of(entry, entry.value)
     if "\x00" in value:
         raise entry.problem("must not contain a NUL byte")
+    if len(value) > MAX_VALUE:
+        raise entry.problem(f"is longer than {MAX_VALUE} characters")
     return value
 
 
@@ -92,6 +104,15 @@ def nonempty_text(entry: Entry) -> str:
     value = text(entry)
     if not value.strip():
         raise entry.problem("must not be empty")
+    return value
+
+
+def unit_text(entry: Entry) -> str:
+    """Non-empty one-line text that goes into a unit setting unquoted
+    (``Description=``): a final backslash would continue the line."""
+    value = nonempty_text(entry)
+    if value.rstrip().endswith("\\"):
+        raise entry.problem("must not end with a backslash")
     return value
 
 
@@ -182,7 +203,7 @@ def commands(entry: Entry) -> tuple[Command, ...]:
     (``shlex``) but never run through one."""
     result = []
     for node in items(entry, "commands"):
-        line = check_line(entry, _text_of(entry, node, "a command line"), node, "command")
+        line = check_line(entry, _text_of(entry, node, "a command line"), node, "command", True)
         if line.isascii() and "\\" not in line and _SIMPLE_WORDS.fullmatch(line):
             # Without backslashes, POSIX shell-like splitting is: words of
             # unquoted runs and '...' / "..." parts, quotes removed -- what
@@ -196,7 +217,11 @@ def commands(entry: Entry) -> tuple[Command, ...]:
         if not argv:
             raise entry.problem("command is empty", node)
         program = argv[0]
-        if program[:1] in PROGRAM_PREFIXES:
+        if not program:
+            raise entry.problem("program is empty", node)
+        if program in (".", "..") or program.endswith("/"):
+            raise entry.problem(f"program {program!r} is a directory", node)
+        if program[0] in PROGRAM_PREFIXES:
             # systemd reads these as flags on ExecStart= ('+' runs as root).
             raise entry.problem(f"program must not start with {program[0]!r}", node)
         if "/" in program and not program.startswith("/"):

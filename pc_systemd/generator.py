@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import fanout
 from .config import Config, load_config
-from .errors import PcError
+from .errors import PcError, printable
 from .jobset import job_files, load_jobs
 from .unit_escape import UnitValueError
 
@@ -140,13 +140,17 @@ def generate(
         counts = head.split()
         written += int(counts[0])
         skipped += int(counts[1])
-        for line in messages.splitlines():
+        for line in messages.split("\n") if messages else ():
             level, _, message = line.partition("\t")
             log(int(level), message)
-    for unit in renderer.reload_units():
-        write_unit(normal, unit.name, unit.text)
-        if unit.wanted_by:
-            want(normal, unit.wanted_by, unit.name)
+    try:
+        for unit in renderer.reload_units():
+            write_unit(normal, unit.name, unit.text)
+            if unit.wanted_by:
+                want(normal, unit.wanted_by, unit.name)
+    except UnitValueError as err:
+        log(ERR, f"no reload units: {err}")
+        status = 1
     log(INFO, f"generated units of {written} job(s), skipped {skipped}")
     return status
 
@@ -154,6 +158,7 @@ def generate(
 def _generate_part(paths: list[str], config: Config, renderer: Renderer, normal: str) -> str:
     """Units of some jobs; returns "written skipped" and the log lines."""
     jobset = load_jobs(config, paths, listed=True)
+    # str(Problem) escapes what does not print, so each message is one line
     messages = [f"{ERR}\t{problem} (job skipped)" for problem in jobset.problems]
     messages += [f"{WARNING}\t{warning}" for warning in jobset.warnings]
     written = 0
@@ -161,7 +166,7 @@ def _generate_part(paths: list[str], config: Config, renderer: Renderer, normal:
         try:
             units = renderer.job_units(job)
         except UnitValueError as err:
-            messages.append(f"{ERR}\t{job.path}:1: (unit): {err} (job skipped)")
+            messages.append(f"{ERR}\t{printable(f'{job.path}:1: (unit): {err}')} (job skipped)")
             continue
         for unit in units:
             write_unit(normal, unit.name, unit.text)

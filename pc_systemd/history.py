@@ -6,7 +6,9 @@ The file holds ``history`` (the last 20 entries, oldest first) and
 reads, plus ``consecutive_failures`` for the failure-mail threshold. An
 entry is one run: written as ``started`` when it begins, then rewritten in
 place as ``completed``, ``failed`` or ``skipped``; a run whose runner died
-stays ``started``. Its ``time`` (the original's only key) is when the
+stays ``started``. The direct runner tells its runs apart by its PID and
+start time, systemd's hooks (:mod:`.record`) by the run's ``invocation``
+ID. Its ``time`` (the original's only key) is when the
 status was recorded; times are UTC without a zone, as the original wrote
 them.
 
@@ -16,6 +18,11 @@ read-modify-write under an flock of ``<slug>.yaml.lock``, and the new text
 replaces the file by rename, so readers see the old file or the new one.
 A file that cannot be read is reported, kept as ``<slug>.yaml.corrupt`` and
 replaced by a fresh history.
+
+On systemd hosts root writes the files (the hooks run as root) into a
+directory the service user may own: the files are handed to ``owner``
+through their descriptors and never opened through a symlink, so a planted
+link cannot make root write or chown anything else.
 """
 
 from __future__ import annotations
@@ -24,14 +31,18 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import stat
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
 
-from .crontab import write_atomically
-
+# libyaml, where PyYAML has it, reads and writes a history about ten times
+# faster; systemd's hooks read and write one twice per run.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 MAX_ENTRIES = 20
 STATUSES = ("started", "completed", "failed", "skipped")
 # What a finished run's status makes last_completion_status.
@@ -53,6 +64,7 @@ class Entry:
     code: int | None = None  # exit status of the last command run (negative: its signal)
     reason: str | None = None  # why the run failed or was skipped
     log: str | None = None  # the run's log file
+    invocation: str | None = None  # systemd's InvocationID of the run (systemd hosts)
 
     @property
     def duration(self) -> float | None:
@@ -61,6 +73,8 @@ class Entry:
         return (self.end - self.start).total_seconds()
 
     def same_run(self, other: Entry) -> bool:
+        if self.invocation is not None or other.invocation is not None:
+            return self.invocation == other.invocation
         return self.pid == other.pid and self.start == other.start
 
 
@@ -148,6 +162,7 @@ def _entry(raw: Any, what: str) -> Entry:
         code=_optional(raw, "code", int, what),
         reason=_optional(raw, "reason", str, what),
         log=_optional(raw, "log", str, what),
+        invocation=_optional(raw, "invocation", str, what),
     )
 
 
@@ -163,7 +178,7 @@ def _trailing_failures(entries: tuple[Entry, ...]) -> int:
 
 def parse(text: str) -> History:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # a safe loader, C or Python
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -193,7 +208,7 @@ def dump(history: History) -> str:
             value = getattr(entry, key)
             if value is not None:
                 raw[key] = _format_time(value)
-        for key in ("pid", "code", "reason", "log"):
+        for key in ("pid", "code", "reason", "log", "invocation"):
             value = getattr(entry, key)
             if value is not None:
                 raw[key] = value
@@ -203,7 +218,9 @@ def dump(history: History) -> str:
         "last_completion_status": history.last_completion_status,
         "consecutive_failures": history.consecutive_failures,
     }
-    return yaml.safe_dump(data, default_flow_style=False, sort_keys=False, allow_unicode=True)
+    return yaml.dump(
+        data, Dumper=_DUMPER, default_flow_style=False, sort_keys=False, allow_unicode=True
+    )
 
 
 # -- files -----------------------------------------------------------------------
@@ -212,7 +229,11 @@ def dump(history: History) -> str:
 def load(path: str) -> History:
     """The history, empty if there is none yet; :class:`HistoryError` if unusable."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        # O_NOFOLLOW: root (systemd's hooks) must not read whatever a planted
+        # symlink points at; such a file is reported as unusable. O_NONBLOCK:
+        # nor hang on a planted FIFO.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with open(fd, encoding="utf-8") as handle:
             text = handle.read()
     except FileNotFoundError:
         return History()
@@ -221,23 +242,67 @@ def load(path: str) -> History:
     return parse(text)
 
 
+Owner = tuple[int, int]  # uid, gid
+
+
+def _hand_over(fd: int, owner: Owner | None) -> None:
+    """Give the open file to ``owner``, unless it is not ours to give: a
+    hard link to some other file is left alone."""
+    if owner is None:
+        return
+    st = os.fstat(fd)
+    if (st.st_uid, st.st_gid) != owner and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+        os.fchown(fd, *owner)
+
+
 @contextlib.contextmanager
-def _locked(path: str) -> Iterator[None]:
+def _locked(path: str, owner: Owner | None = None) -> Iterator[None]:
     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
+        # A lock file root created must stay openable for the service user's
+        # direct runner (O_RDWR), should the host ever run jobs that way.
+        _hand_over(fd, owner)
         fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds: waiting is right
         yield
     finally:
         os.close(fd)
 
 
-def update(path: str, change: Callable[[History], History], warn: Callable[[str], None]) -> History:
+def _replace(path: str, text: str, owner: Owner | None) -> None:
+    """Replace ``path`` by rename, so readers see the old file or the new one.
+
+    The temporary name starts with a dot and is made with O_EXCL
+    (``mkstemp``), so no planted file or link is ever written through.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=".process-control.", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fchmod(handle.fileno(), 0o644)
+            _hand_over(handle.fileno(), owner)
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def update(
+    path: str,
+    change: Callable[[History], History],
+    warn: Callable[[str], None],
+    owner: Owner | None = None,
+) -> History:
     """Apply ``change`` to the stored history and store the result.
 
     An unusable file is reported through ``warn``, kept beside as
     ``.corrupt`` and replaced: a broken history must not stop the job.
+    ``owner`` (uid, gid): whom the file and its lock file belong to when
+    root writes them.
     """
-    with _locked(path):
+    with _locked(path, owner):
         try:
             current = load(path)
         except HistoryError as err:
@@ -246,5 +311,5 @@ def update(path: str, change: Callable[[History], History], warn: Callable[[str]
                 os.replace(path, f"{path}.corrupt")
             current = History()
         new = change(current)
-        write_atomically(path, dump(new))
+        _replace(path, dump(new), owner)
     return new

@@ -58,7 +58,7 @@ def timezone(entry: Entry) -> str:
 
 
 JOB_KEYS: tuple[Key[Any], ...] = (
-    Key("name", "string", f.nonempty_text, None, "Human name of the job.", required=True),
+    Key("name", "string", f.unit_text, None, "Human name of the job.", required=True),
     Key("description", "text", f.free_text, None, "Optional text explaining the job."),
     Key(
         "command", "command or list", f.commands, None,
@@ -157,6 +157,8 @@ def parse_defaults(entries: list[Entry]) -> tuple[dict[str, Any], list[Problem]]
 def _unknown(key: str) -> str:
     import difflib
 
+    if len(key) > 64:  # no key is that long; and difflib is quadratic
+        return "unknown key"
     close = difflib.get_close_matches(key, KEYS_BY_NAME, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown key{hint}"
@@ -212,7 +214,10 @@ def load_job(path: str, config: Config, listed: bool = False) -> Job:
         if key is None:
             # Unknown keys warn instead of failing: the original ignored
             # them, and existing job files must keep working.
-            warnings.append(Problem(path, entry.line, entry.key, _unknown(entry.key), True))
+            # (suggestions for the first few only: a file of thousands of
+            # unknown keys must not take seconds)
+            hint = _unknown(entry.key) if len(warnings) < 20 else "unknown key"
+            warnings.append(Problem(path, entry.line, entry.key, hint, True))
             continue
         lines[entry.key] = (path, entry.line)
         try:

@@ -18,7 +18,7 @@ from typing import Any, Union
 
 from .errors import PcError, Problem, one
 
-MAX_BYTES = 1 << 20
+MAX_BYTES = 256 * 1024  # job files are a few hundred bytes; this bounds parse time
 MAX_DEPTH = 32
 MAX_NODES = 10_000
 FILE_KEY = "(file)"

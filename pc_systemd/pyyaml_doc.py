@@ -27,8 +27,16 @@ _SCALAR_TAGS = {
 }
 
 
+MAX_FLOW = 1000
+_COLLECTION_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+
+
 def compose_nodes(text: str, shown: str) -> Node | None:
     """Compose one YAML document; syntax errors become one-line problems."""
+    if text.count("[") + text.count("{") > MAX_FLOW:
+        # Deep flow nesting recurses in PyYAML's composer; libyaml caps it,
+        # a PyYAML built without that cap would overflow the C stack.
+        raise one(shown, 1, YAML_KEY, f"more than {MAX_FLOW} flow collections ('[', '{{')")
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
@@ -36,6 +44,9 @@ def compose_nodes(text: str, shown: str) -> Node | None:
         line = int(mark.line) + 1 if mark is not None else 1
         what = " ".join(str(err.problem or err.context or "syntax error").split())
         raise one(shown, line, YAML_KEY, what) from None
+    except yaml.reader.ReaderError as err:
+        line = text[: err.position].count("\n") + 1
+        raise one(shown, line, YAML_KEY, f"unacceptable character {err.character!r}") from None
     except yaml.YAMLError as err:
         raise one(shown, 1, YAML_KEY, " ".join(str(err).split())) from None
     if root is None:
@@ -64,6 +75,8 @@ class _Converter:
         line = int(node.start_mark.line) + 1
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, key, line)
+        if node.tag not in _COLLECTION_TAGS and not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, f"unsupported YAML tag {node.tag}")
         if isinstance(node, yaml.SequenceNode):
             return Seq(tuple(self.node(item, key, depth + 1) for item in node.value), line)
         if isinstance(node, yaml.MappingNode):

@@ -14,7 +14,12 @@ from collections.abc import Sequence
 
 from .fields import PROGRAM_PREFIXES
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Also what systemd refuses as not clean UTF-8 (noncharacters, surrogates).
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    "\U0001fffe\U0001ffff\U0010fffe\U0010ffff]"
+)
+MAX_LINE = 256 * 1024  # systemd refuses unit lines over 1 MiB
 _SPACE = re.compile(r"\s")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # systemd reads these at the start of an ExecStart= program as flags:
@@ -42,10 +47,19 @@ def plain(value: str) -> str:
     """A free-text setting such as ``Description=``: one line, no specifiers.
 
     Leading/trailing white space would be stripped by systemd; it is kept
-    out by the caller's validation, and harmless if not.
+    out by the caller's validation, and harmless if not.  A final backslash
+    would join the next line to this setting.
     """
     _no_control(value)
-    return specifiers(value)
+    if value.rstrip().endswith("\\"):
+        raise UnitValueError(f"value ends with a backslash: {value!r}")
+    return _limited(specifiers(value))
+
+
+def _limited(line: str) -> str:
+    if len(line) > MAX_LINE:
+        raise UnitValueError(f"setting longer than {MAX_LINE} characters")
+    return line
 
 
 def _quote(value: str) -> str:
@@ -69,7 +83,7 @@ def exec_argv(argv: Sequence[str]) -> str:
     for arg in argv:
         _no_control(arg)
         words.append(_quote(specifiers(arg).replace("$", "$$")))
-    return " ".join(words)
+    return _limited(" ".join(words))
 
 
 def environment(name: str, value: str) -> str:
@@ -77,7 +91,7 @@ def environment(name: str, value: str) -> str:
     if not _ENV_NAME.match(name):
         raise UnitValueError(f"bad variable name {name!r}")
     _no_control(value)
-    return _quote(specifiers(f"{name}={value}"))
+    return _limited(_quote(specifiers(f"{name}={value}")))
 
 
 def path(value: str) -> str:
@@ -102,5 +116,5 @@ def seconds(value: float) -> str:
     """A time span in seconds, ``infinity`` for 0 (no limit)."""
     if value <= 0:
         return "infinity"
-    millis = round(value * 1000)
+    millis = max(1, round(value * 1000))  # "0s" would mean no limit at all
     return f"{millis}ms" if millis % 1000 else f"{millis // 1000}s"

@@ -35,6 +35,12 @@ class Site:
         return load_config(str(self.config_file), {})
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run-job --status keeps a cache under $XDG_CACHE_HOME: never the host's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     jobs = tmp_path / "jobs"

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from click.testing import CliRunner
 
 from pc_systemd.cli import run_job
 from tests.conftest import Site
 
 GOOD = "name: Good\ncommand: /bin/true\nschedule: '0 * * * *'\n"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Summary caches in the test's own directory, not the caller's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", f"{tmp_path}/xdg-cache")
 
 
 def invoke(site: Site, *args: str) -> tuple[int, str, str]:
@@ -109,14 +116,22 @@ def test_status_in_the_original_format(site: Site) -> None:
     assert invoke(site, "--job", "multi")[0] == 0
     code, out, err = invoke(site, "--status")
     assert code == 0
-    assert out == (
-        "broken ***Invalid configuration***\n"
-        "multi - Multi job\n"
-        "    Does several things.\n"
-        "    tags: database, queue\n"
-        "    last status: success\n"
-    )
+    lines = out.splitlines()
+    # The original's lines for each job, each followed by this tool's own
+    # (indented: state, last run, errors); the backend is named on stderr.
+    assert lines[0] == "broken ***Invalid configuration***"
+    assert lines[1].startswith(f"    error: {site.jobs}/broken.yaml:2: (yaml)")
+    original = [line for line in lines[2:] if not line.startswith(
+        ("    state:", "    last run:", "    next run:", "    error:"))]
+    assert original == [
+        "multi - Multi job",
+        "    Does several things.",
+        "    tags: database, queue",
+        "    last status: success",
+    ]
+    assert "    state: idle" in lines
     assert err.startswith(f"{site.jobs}/broken.yaml:2: (yaml)")
+    assert err.endswith("backend: direct\n")
     assert invoke(site, "--status", "--only-running")[1] == ""
     assert invoke(site, "-l", "-r")[1] == ""
 
@@ -134,11 +149,11 @@ def test_run_kill_and_slow_start_flags(site: Site) -> None:
     assert code == 2 and "no job named 'nope'" in err
 
 
-def test_systemd_backend_actions_say_what_to_do_instead(site: Site) -> None:
+def test_systemd_backend_without_systemd_is_one_clear_line(site: Site) -> None:
     site.configure("backend: systemd\n")
     site.job("one", GOOD)
     for args in (["--status"], ["--kill-job", "one"], ["--job", "one"]):
         code, _, err = invoke(site, *args)
         assert code == 2
-        assert "through systemd is not available yet" in err
-        assert "systemctl" in err
+        assert err.startswith("run-job: ") and err.count("\n") == 1, err
+        assert "Traceback" not in err

@@ -211,8 +211,23 @@ def test_default_sandbox_exposure_is_low_and_can_be_turned_off(site: Site, tmp_p
             ["systemd-analyze", "security", "--offline=true", str(out / name)],
             capture_output=True, text=True, check=False,
         )
-        line = [ln for ln in result.stdout.splitlines() if "Overall exposure level" in ln][0]
+        line = next(ln for ln in result.stdout.splitlines() if "Overall exposure level" in ln)
         return float(line.split(":")[1].split()[0])
 
     assert exposure("process-control-boxed.service") <= 5.0
     assert exposure("process-control-open.service") > 9.0
+
+
+def test_generator_without_site_finds_this_virtualenvs_packages() -> None:
+    # run as `python -I -S`: the PyYAML it falls back on must be this
+    # virtualenv's, not the base interpreter's
+    script = ROOT / "generators" / "process-control-generator"
+    code = (
+        f"__file__ = {str(script)!r}\n"
+        f"exec(open(__file__).read().split('from pc_systemd')[0])\n"
+        "import yaml, pc_systemd\nprint(yaml.__file__)\nprint(pc_systemd.__file__)\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[0].startswith(sys.prefix + "/"), out
+    assert out[1] == str(ROOT / "pc_systemd" / "__init__.py")

@@ -258,7 +258,7 @@ def test_huge_file_is_refused(site: Site) -> None:
     path.write_text("name: x\ncommand: /bin/true\n" + "#" * (2 << 20) + "\n")
     with pytest.raises(PcError) as caught:
         load_job(str(path), site.config())
-    assert "file is larger than 1048576 bytes" in str(caught.value)
+    assert "file is larger than 262144 bytes" in str(caught.value)
 
 
 def test_alias_bomb_is_refused_quickly(site: Site) -> None:
@@ -278,11 +278,13 @@ def test_command_splitting_matches_shlex() -> None:
 
     rng = random.Random(5)
     for _ in range(5000):
-        line = "/" + "".join(rng.choice("ab c'\"-/=$%*\\") for _ in range(rng.randint(1, 14)))
+        line = "/bin/x" + "".join(rng.choice("ab c'\"-/=$%*\\") for _ in range(rng.randint(1, 14)))
         try:
             want: object = tuple(shlex.split(line, comments=False, posix=True))
         except ValueError:
             want = "error"
+        if isinstance(want, tuple) and want[0].endswith("/"):
+            want = "error"  # a directory is refused, whatever the splitting
         try:
             got: object = fields.commands(Entry("command", Scalar(line, line, 1), "f"))[0].argv
         except PcError:

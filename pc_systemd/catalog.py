@@ -1,0 +1,119 @@
+"""Every job file of the job directory, as :class:`~.jobinfo.Summary`.
+
+``--list-jobs`` and ``--status`` read every file at each call; reading and
+checking a job is CPU-bound, so with many jobs each CPU takes a share
+(:mod:`.fanout`), and the caller's own work (asking systemd about the
+units) runs meanwhile in this process instead of waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from . import fanout
+from .config import Config
+from .jobinfo import Summary
+from .jobset import job_files, load_jobs
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    summaries: tuple[Summary, ...]  # every file, valid or not, in slug order
+    problems: tuple[str, ...]  # one line each, for stderr
+
+    def get(self, slug: str) -> Summary | None:
+        return next((s for s in self.summaries if s.slug == slug), None)
+
+
+def _slug(path: str) -> str:
+    return os.path.basename(path)[: -len(".yaml")]
+
+
+def _read(config: Config, paths: list[str]) -> str:
+    jobset = load_jobs(config, paths, listed=True)
+    jobs = {job.slug: job for job in jobset.jobs}
+    problems_of: dict[str, list[str]] = {}
+    for problem in jobset.problems:
+        problems_of.setdefault(_slug(problem.path), []).append(str(problem))
+    out = []
+    for path in paths:
+        slug = _slug(path)
+        job = jobs.get(slug)
+        if job is not None:
+            out.append(Summary.of(job).to_dict())
+        else:
+            lines = problems_of.get(slug) or [f"{path}:1: job: invalid"]
+            out.append(Summary(slug, None, problems=tuple(lines)).to_dict())
+    return json.dumps(out)
+
+
+def read_catalog(
+    config: Config, meanwhile: Callable[[], T], workers: int | None = None,
+    cache: bool = True,
+) -> tuple[Catalog, T]:
+    """Summaries of every job file, and ``meanwhile()``'s result, computed
+    in this process while forked workers read the files. Files unchanged
+    since the last call come from :mod:`.summary_cache`.
+
+    Raises OSError if the job directory cannot be listed.
+    """
+    from . import summary_cache
+
+    paths = job_files(config)
+    key = summary_cache.context_key(config)
+    known = summary_cache.load(config, key) if cache else {}
+    identities = {path: summary_cache.identity(path) for path in paths}
+    reuse: dict[str, Summary] = {}
+    todo = []
+    for path in paths:
+        entry = known.get(_slug(path))
+        if entry is not None and identities[path] is not None and entry[0] == identities[path]:
+            reuse[path] = entry[1]
+        else:
+            todo.append(path)
+    fresh, result = _read_files(config, todo, meanwhile, workers)
+    by_path = {**reuse, **dict(zip(todo, fresh, strict=True))}
+    summaries = [by_path[path] for path in paths]
+    if cache and todo:
+        summary_cache.save(config, key, {
+            s.slug: (ident, s) for path, s in zip(paths, summaries, strict=True)
+            if (ident := identities[path]) is not None
+        })
+    problems = tuple(line for s in summaries for line in s.problems)
+    return Catalog(tuple(summaries), problems), result
+
+
+def _read_files(
+    config: Config, paths: list[str], meanwhile: Callable[[], T], workers: int | None
+) -> tuple[list[Summary], T]:
+    count = workers or fanout.workers_for(len(paths))
+    if count <= 1:
+        result = meanwhile()
+        texts: list[str | None] = [_read(config, paths)] if paths else []
+    else:
+        here: list[T] = []
+        parts: list[list[str]] = [[], *fanout.shares(paths, count)]
+        mine = parts[0]
+
+        def work(part: list[str]) -> str:
+            # The first part runs in this process, after the workers forked:
+            # it is the caller's own work, not a share of the files.
+            if part is mine:
+                here.append(meanwhile())
+                return "[]"
+            return _read(config, part)
+
+        texts = fanout.run(parts, work)
+        result = here[0]
+    summaries: list[Summary] = []
+    for text in texts:
+        if text is None:
+            raise OSError("a worker reading the job files failed")
+        summaries.extend(Summary.from_dict(item) for item in json.loads(text))
+    return summaries, result

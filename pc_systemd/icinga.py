@@ -1,0 +1,167 @@
+"""``check-jobs-icinga``: the state of every job, as a Nagios/Icinga plugin.
+
+As the original: ``JOBS OK`` and exit 0, or ``FAILING JOBS: a, b`` and
+exit 2 (CRITICAL) for the jobs whose last run failed. Beyond it, where the
+original only left a comment that it should:
+
+- a job file that does not load, or a history file that cannot be read,
+  makes the job ``invalid``; a scheduled job whose last successful run is
+  older than ``stale_after`` hours is ``stale``; either is a WARNING
+  (exit 1): ``WARNING: invalid: a; stale: b``. CRITICAL outranks WARNING
+  and then keeps the warnings after the failing jobs:
+  ``FAILING JOBS: a; invalid: b; stale: c``.
+- Nagios performance data after ``|``: ``ok=3 failing=1 running=0
+  invalid=0 stale=0``. ``ok``, ``failing``, ``invalid`` and ``stale`` are
+  exclusive (each job file in one of them, ``failing`` before ``stale``);
+  ``running`` counts valid jobs running now, whatever their last run.
+- a configuration or job directory that cannot be read is UNKNOWN (exit 3):
+  ``UNKNOWN: <the problem>``.
+
+A job is stale when ``stale_after`` is set, it is scheduled (not disabled),
+and the time since its last successful run is longer. With no success in
+its history the age counts from the oldest entry kept (a success, if
+there was one, came before it), and with no history at all from when its
+job file was last changed, so a job deployed a minute ago is not stale.
+
+It reads only files (``run-job --status`` reads the same ones): the
+history files, the direct runner's lock files, and systemd's
+``/run/systemd/units/invocation:<unit>`` links, which exist while a unit
+is active. No D-Bus, so it runs as an unprivileged monitoring user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import history as hist
+from . import lock
+from .config import Config, load_config
+from .errors import PcError
+from .job import Job
+from .jobset import job_files, load_jobs
+from .units import service_name, slow_start_name
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+SYSTEMD_UNITS = "/run/systemd/units"
+
+
+@dataclass(frozen=True)
+class Report:
+    ok: tuple[str, ...] = ()
+    failing: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()
+    stale: tuple[str, ...] = ()
+    running: tuple[str, ...] = ()
+
+    @property
+    def code(self) -> int:
+        if self.failing:
+            return CRITICAL
+        return WARNING if self.invalid or self.stale else OK
+
+    def perfdata(self) -> str:
+        counts = (("ok", self.ok), ("failing", self.failing), ("running", self.running),
+                  ("invalid", self.invalid), ("stale", self.stale))
+        return " ".join(f"{label}={len(slugs)}" for label, slugs in counts)
+
+    def line(self) -> str:
+        warnings = [f"{label}: {', '.join(slugs)}"
+                    for label, slugs in (("invalid", self.invalid), ("stale", self.stale))
+                    if slugs]
+        if self.failing:
+            text = "; ".join([f"FAILING JOBS: {', '.join(self.failing)}", *warnings])
+        elif warnings:
+            text = "WARNING: " + "; ".join(warnings)
+        else:
+            text = "JOBS OK"
+        return f"{text} | {self.perfdata()}"
+
+
+def running(config: Config, slug: str) -> bool:
+    """Whether a run of the job is going on, under either backend."""
+    try:
+        if lock.holder(lock.lock_path(config.run_directory, slug)) is not None:
+            return True
+    except OSError:
+        pass
+    return any(os.path.lexists(os.path.join(SYSTEMD_UNITS, f"invocation:{unit}"))
+               for unit in (service_name(slug), slow_start_name(slug)))
+
+
+def _stale(config: Config, job: Job, history: hist.History, now: dt.datetime) -> bool:
+    if config.stale_after is None or not job.scheduled:
+        return False
+    success = next((e for e in reversed(history.entries) if e.status == "completed"), None)
+    if success is not None:
+        since = success.end or success.time
+    elif history.entries:
+        first = history.entries[0]
+        since = first.start or first.time
+    else:
+        try:
+            since = dt.datetime.fromtimestamp(os.stat(job.path).st_mtime, dt.UTC)
+        except OSError:
+            return False
+    return now - since > dt.timedelta(hours=config.stale_after)
+
+
+def check(config: Config, now: dt.datetime | None = None) -> Report:
+    """Every job's state; raises OSError if the job directory cannot be read."""
+    now = now or dt.datetime.now(dt.UTC)
+    jobs = load_jobs(config, job_files(config), listed=True)
+    ok: list[str] = []
+    failing: list[str] = []
+    stale: list[str] = []
+    active: list[str] = []
+    invalid = list(jobs.broken)
+    for job in jobs.jobs:
+        try:
+            history = hist.load(hist.history_path(config.state_directory, job.slug))
+        except hist.HistoryError:
+            invalid.append(job.slug)
+            continue
+        if running(config, job.slug):
+            active.append(job.slug)
+        if history.last_completion_status == "failure":
+            failing.append(job.slug)
+        elif _stale(config, job, history, now):
+            stale.append(job.slug)
+        else:
+            ok.append(job.slug)
+    return Report(tuple(ok), tuple(failing), tuple(sorted(invalid)), tuple(stale),
+                  tuple(active))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="check-jobs-icinga",
+        description="Report the state of every process-control job as an Icinga/Nagios "
+                    "check: exit 0 OK, 1 WARNING (invalid or stale jobs), 2 CRITICAL "
+                    "(failing jobs), 3 UNKNOWN.",
+    )
+    parser.add_argument("--config", metavar="PATH",
+                        help="global configuration (default: $PROCESS_CONTROL_CONFIG, "
+                             "/etc/process-control.yaml, else built-in defaults)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        report = check(config)
+    except PcError as err:
+        more = len(err.problems) - 1
+        print(f"UNKNOWN: {err.problems[0]}" + (f" (and {more} more)" if more > 0 else ""))
+        return UNKNOWN
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"UNKNOWN: {where}{err.strerror or err}")
+        return UNKNOWN
+    print(report.line())
+    return report.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

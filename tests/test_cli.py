@@ -1,0 +1,304 @@
+"""run-job's command line through click's CliRunner: argument handling,
+messages, and the pure parts behind them (no D-Bus needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from pc_systemd import catalog, report, summary_cache
+from pc_systemd.cli import run_job
+from pc_systemd.jobinfo import JobInfo, LastRun, State, Summary
+from pc_systemd.jobset import find_job
+from pc_systemd.next_runs import parse_calendar
+from pc_systemd.unit_result import outcome
+from tests.conftest import Site
+
+GOOD = "name: Good\ncommand: /bin/true\nschedule: '0 * * * *'\n"
+
+
+def invoke(site: Site, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(run_job, ["--config", str(site.config_file), *args], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Summary caches in the test's own directory, not the caller's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", f"{tmp_path}/xdg-cache")
+
+
+def direct_site(site: Site) -> None:
+    site.configure(
+        f"user: {os.geteuid()}\nallow_root: true\nbackend: direct\noutput_directory: {site.root}/log\n"
+        f"run_directory: {site.root}/run\nstate_directory: {site.root}/state\n"
+    )
+
+
+# -- argument handling -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-j", "a", "-k", "a"], "choose one action, not --kill-job and --job"),
+        (["-s", "--logs", "a"], "choose one action, not -l/-s and --logs"),
+        (["--next", "a", "--reload"], "choose one action, not --reload and --next"),
+        (["-r"], "-r/--only-running goes with -l/--list-jobs or -s/--status"),
+        (["--json", "-j", "a"], "--json goes with -l/--list-jobs, -s/--status or --next"),
+        (["--run", "-2", "-s"], "--run goes with --logs"),
+        (["--count", "3", "-s"], "--count goes with --next"),
+        (["-w"], "-w/--slow-start needs a job"),
+        (["--count", "0", "--next", "a"], "Invalid value for '--count'"),
+    ],
+)
+def test_bad_combinations_are_usage_errors(site: Site, args: list[str], message: str) -> None:
+    code, out, err = invoke(site, *args)
+    assert code == 2 and out == ""
+    assert message in err
+
+
+def test_no_action_prints_the_help(site: Site) -> None:
+    code, out, _ = invoke(site)
+    assert code == 2 and "--kill-job" in out and "--logs" in out and "--next" in out
+
+
+def test_unknown_job_is_one_line_for_every_action(site: Site) -> None:
+    direct_site(site)
+    for args in (["-j", "nope"], ["-k", "nope"], ["--logs", "nope"], ["--next", "nope"],
+                 ["--slow-start", "nope"]):
+        code, out, err = invoke(site, *args)
+        assert (code, out) == (2, ""), args
+        assert err == f"{site.jobs}/nope.yaml:1: job: no job named 'nope'\n"
+
+
+def test_bad_job_name_is_refused_before_any_path_is_built(site: Site) -> None:
+    code, _, err = invoke(site, "-j", "../etc/passwd")
+    assert code == 2 and "bad job name" in err
+
+
+# -- shell completion --------------------------------------------------------------
+
+
+def test_job_names_complete(site: Site) -> None:
+    site.job("alpha", GOOD)
+    site.job("alpine", GOOD)
+    site.job("beta", GOOD)
+    for option in ("-j", "--kill-job", "--logs", "--next", "--slow-start"):
+        env = {
+            "_RUN_JOB_COMPLETE": "bash_complete",
+            "COMP_WORDS": f"run-job --config {site.config_file} {option} al",
+            "COMP_CWORD": "4",
+        }
+        result = CliRunner().invoke(run_job, [], env=env, prog_name="run-job")
+        assert result.stdout.split() == ["plain,alpha", "plain,alpine"], option
+
+
+def test_completion_without_a_job_directory_offers_nothing(site: Site) -> None:
+    site.configure("job_directory: /nonexistent\n")
+    env = {"_RUN_JOB_COMPLETE": "bash_complete",
+           "COMP_WORDS": f"run-job --config {site.config_file} -j ", "COMP_CWORD": "4"}
+    result = CliRunner().invoke(run_job, [], env=env, prog_name="run-job")
+    assert result.exit_code == 0 and result.stdout.strip() == ""
+
+
+# -- direct backend: status, json, logs --------------------------------------------
+
+
+def test_status_json_on_the_direct_backend(site: Site) -> None:
+    direct_site(site)
+    site.job("good", GOOD + "tag: [a, b]\n")
+    site.job("fails", "name: Fails\ncommand: /bin/false\n")
+    site.job("broken", "name: [\n")
+    invoke(site, "-j", "good")
+    invoke(site, "-j", "fails")
+    code, out, err = invoke(site, "--status", "--json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["backend"] == "direct"
+    jobs = {job["slug"]: job for job in document["jobs"]}
+    assert list(jobs) == ["broken", "fails", "good"]
+    assert (jobs["good"]["state"], jobs["good"]["last_status"]) == ("idle", "success")
+    assert jobs["good"]["tags"] == ["a", "b"]
+    assert jobs["good"]["last_run"]["duration_seconds"] >= 0
+    assert (jobs["fails"]["state"], jobs["fails"]["last_status"]) == ("failed", "failure")
+    assert jobs["broken"]["state"] == "invalid"
+    assert jobs["broken"]["problems"][0].startswith(f"{site.jobs}/broken.yaml:2: (yaml)")
+    assert err.startswith(f"{site.jobs}/broken.yaml:2: (yaml)")
+    code, out, _ = invoke(site, "-l", "--json")  # the same document
+    assert [job["slug"] for job in json.loads(out)["jobs"]] == ["broken", "fails", "good"]
+
+
+def test_logs_on_the_direct_backend_print_the_run_files(site: Site) -> None:
+    direct_site(site)
+    site.job("talk", "name: Talk\ncommand: /bin/sh -c 'echo said $(date +%N)'\n")
+    assert invoke(site, "--logs", "talk") == (
+        1, "", f"run-job: talk: no log files in {site.root}/log/talk\n")
+    invoke(site, "-j", "talk")
+    time.sleep(1.1)  # the next run gets a file of its own second
+    invoke(site, "-j", "talk")
+    code, last, err = invoke(site, "--logs", "talk")
+    assert code == 0 and "\tINFO\tsaid " in last
+    assert err.startswith("-- run 2 of 2: ")
+    code, first, err = invoke(site, "--logs", "talk", "--run", "-2")
+    assert code == 0 and "\tINFO\tsaid " in first and first != last
+    assert err.startswith("-- run 1 of 2: ")
+    code, _, err = invoke(site, "--logs", "talk", "--run", "3")
+    assert code == 1 and "no run 3: 2 log file(s)" in err
+
+
+# -- --next --------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_next_prints_times_and_words(site: Site) -> None:
+    site.job("weekday", "name: W\ncommand: /bin/true\nschedule: '30 2 * * mon-fri'\n")
+    site.job("manual", "name: M\ncommand: /bin/true\n")
+    code, out, _ = invoke(site, "--next", "weekday", "--count", "7")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "weekday: 30 2 * * mon-fri (At 02:30, Monday through Friday)"
+    times = [dt.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S") for line in lines[1:]]
+    assert len(times) == 7 and times == sorted(times)
+    assert all((t.hour, t.minute) == (2, 30) and t.weekday() < 5 for t in times)
+    document = json.loads(invoke(site, "--next", "weekday", "--json")[1])
+    assert document["description"] == "At 02:30, Monday through Friday"
+    assert len(document["next"]) == 5
+    assert invoke(site, "--next", "manual") == (
+        1, "", "run-job: manual: the job has no schedule (it runs only by hand)\n")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_next_merges_ored_day_lines_and_words_the_and_rule(site: Site) -> None:
+    site.job("either", "name: E\ncommand: /bin/true\nschedule: '0 12 13 * fri'\n")
+    site.job("both", "name: B\ncommand: /bin/true\nschedule: '0 0 */2 * mon'\n")
+    _, out, _ = invoke(site, "--next", "either", "--count", "10")
+    times = [dt.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S") for line in out.splitlines()[1:]]
+    assert len(set(times)) == 10
+    assert all(t.day == 13 or t.weekday() == 4 for t in times)
+    assert "or on Friday" in out.splitlines()[0]
+    # '*/2' starts with '*': Debian cron ANDs the day fields (docs/schedules.md).
+    first = invoke(site, "--next", "both")[1].splitlines()
+    assert "and on Monday" in first[0]
+    for line in first[1:]:
+        t = dt.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+        assert t.weekday() == 0 and t.day % 2 == 1
+
+
+def test_systemd_analyze_output_is_read_in_utc() -> None:
+    text = (
+        "  Original form: *-*-* 02:30:00\n"
+        "Normalized form: *-*-* 02:30:00\n"
+        "    Next elapse: Sun 2026-03-29 02:30:00 CEST\n"
+        "       (in UTC): Sun 2026-03-29 00:30:00 UTC\n"
+        "       From now: 1 day left\n"
+        "       Iter. #2: Mon 2026-03-30 02:30:00 CEST\n"
+        "       (in UTC): Mon 2026-03-30 00:30:00 UTC\n"
+        "       Iter. #3: Tue 2026-03-31 00:30:00 UTC\n"
+    )
+    assert parse_calendar(text) == [
+        dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 30, 0, 30, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 31, 0, 30, tzinfo=dt.UTC),
+    ]
+
+
+# -- what a finished unit means ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "code", "status", "timeout", "expected"),
+    [
+        ("success", 1, 0, 0.0, (0, None)),
+        ("exit-code", 1, 3, 0.0, (3, "Job failed with code 3")),
+        ("exit-code", 1, 300, 0.0, (1, "Job failed with code 300")),
+        ("timeout", 2, 15, 10.0, (1, "Job timed out after 10 minutes")),
+        ("timeout", 2, 15, 0.005, (1, "Job timed out after 0.005 minutes")),
+        ("signal", 2, 15, 0.0, (143, "Job was killed by signal SIGTERM")),
+        ("core-dump", 3, 11, 0.0, (139, "Job was killed by signal SIGSEGV (core dumped)")),
+        ("oom-kill", 2, 9, 0.0, (137, "Job was killed by the out-of-memory killer")),
+        ("resources", 0, 0, 0.0, (1, "Job failed: systemd reports resources")),
+    ],
+)
+def test_unit_results_become_an_exit_status_and_one_line(
+    result: str, code: int, status: int, timeout: float, expected: tuple[int, str | None]
+) -> None:
+    done = outcome("Job", result, code, status, timeout)
+    assert (done.exit_status, done.reason) == expected
+    assert done.status == ("success" if result == "success" else "failure")
+
+
+# -- the status text ---------------------------------------------------------------
+
+
+def test_status_text_keeps_the_original_lines_byte_for_byte(site: Site) -> None:
+    site.job("multi", "name: Multi job\ncommand: /bin/true\ntag: [database, queue]\n"
+             "description: Does\n  several things.\n")
+    job = find_job(site.config(), "multi")
+    summary = Summary.of(job)
+    # the original's format: "slug - Name", a tab and {pid..} while running,
+    # then description, tags and last status, indented
+    body = "    Does several things.\n    tags: database, queue\n"
+    cases = [
+        (JobInfo(summary, State.RUNNING, pid=42),
+         "multi - Multi job\t{pid: 42, status: running}\n" + body + "    last status: unknown\n"),
+        (JobInfo(summary, State.IDLE, last_run=LastRun("success")),
+         "multi - Multi job\n" + body + "    last status: success\n"),
+        (JobInfo(Summary("bad", None, problems=("x",)), State.INVALID),
+         "bad ***Invalid configuration***\n"),
+    ]
+    for info, expected in cases:
+        assert "".join(f"{t}\n" for t in report.original_lines(info)) == expected
+
+
+def test_status_text_adds_state_last_and_next_run() -> None:
+    start = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    info = JobInfo(
+        Summary("j", "J", schedule="0 * * * *"), State.FAILED,
+        last_run=LastRun("failure", start, start + dt.timedelta(seconds=75), "J failed with code 2"),
+        next_run=start + dt.timedelta(hours=1),
+    )
+    lines = report.format_status("systemd", [info]).splitlines()
+    assert lines[0:2] == ["j - J", "    last status: failure"]
+    assert lines[2] == "    state: failed"
+    assert lines[3] == (f"    last run: {report.when(start)}, took 1 min 15 s: "
+                        "failure (J failed with code 2)")
+    assert lines[4] == f"    next run: {report.when(start + dt.timedelta(hours=1))}"
+
+
+# -- the summary cache -------------------------------------------------------------
+
+
+def test_summaries_are_cached_until_a_file_changes(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.job("a", GOOD)
+    site.job("b", GOOD)
+    config = site.config()
+    first, _ = catalog.read_catalog(config, lambda: None)
+    assert [s.name for s in first.summaries] == ["Good", "Good"]
+    assert os.path.exists(summary_cache.cache_path(config))
+    reads: list[list[str]] = []
+    real = catalog._read
+
+    def counting(config_: object, paths: list[str]) -> str:
+        reads.append([os.path.basename(p) for p in paths])
+        return real(config_, paths)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalog, "_read", counting)
+    again, _ = catalog.read_catalog(config, lambda: None)
+    assert again == first and reads == []
+    site.job("b", "name: Changed\ncommand: /bin/true\n")
+    changed, _ = catalog.read_catalog(config, lambda: None)
+    assert reads == [["b.yaml"]]
+    assert [s.name for s in changed.summaries] == ["Good", "Changed"]
+    site.job("b", "name: [\n")
+    broken, _ = catalog.read_catalog(config, lambda: None)
+    assert broken.summaries[1].name is None and broken.problems

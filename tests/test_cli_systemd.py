@@ -1,0 +1,418 @@
+"""run-job on a systemd host: run, slow start, kill, list, status, logs and
+next runs, driven through a real systemd booted in a container.
+
+One container for the module. Jobs run as an ordinary service user; the
+permission test runs run-job itself as another unprivileged user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.systemd_box import SystemdBox, require_systemd_box
+
+pytestmark = pytest.mark.systemd
+
+VENV = Path(sys.prefix)
+RUN_JOB = str(VENV / "bin" / "run-job")
+JOBS = "/var/lib/process-control"
+USER = "pcuser"
+OTHER = "alice"  # an unprivileged user calling run-job
+
+CONFIG = f"user: {USER}\njob_directory: {JOBS}\noutput_directory: /var/log/process-control\n"
+
+# Lines are printed a moment before each process exits: journald tags a line
+# with its run only while the process lives (see tests/systemd_box.py).
+JOB_FILES = {
+    "ok": textwrap.dedent("""\
+        name: Fine
+        description: Prints two lines.
+        tag: [demo, ok]
+        command:
+            - /bin/sh -c "echo first line; sleep 0.2"
+            - /bin/sh -c "echo second line; sleep 0.2"
+        schedule: '*/5 * * * *'
+        """),
+    "fails": textwrap.dedent("""\
+        name: Breaks
+        command: /bin/sh -c "echo about to fail; sleep 0.2; exit 3"
+        """),
+    "slow": textwrap.dedent("""\
+        name: Too slow
+        command: /bin/sh -c "sleep 300 & exec sleep 301"
+        timeout: 0.05
+        """),
+    "sleeper": textwrap.dedent("""\
+        name: Sleeper
+        command: /bin/sh -c "sleep 300 & exec sleep 301"
+        allow_overtime: true
+        """),
+    "busy": textwrap.dedent("""\
+        name: Busy
+        command: /bin/sh -c "sleep 300"
+        """),
+    "warm": textwrap.dedent("""\
+        name: Warm up
+        command: /bin/sh -c "echo normal start; sleep 0.2"
+        slow_start_command: /bin/sh -c "echo slow start; sleep 0.2"
+        """),
+    "counter": textwrap.dedent("""\
+        name: Counter
+        command: /bin/sh -c 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo run-$n; sleep 0.2'
+        """),
+    "weekday": textwrap.dedent("""\
+        name: Weekday
+        command: /bin/true
+        schedule: '30 2 * * mon-fri'
+        """),
+    "off": textwrap.dedent("""\
+        name: Switched off
+        command: /bin/true
+        schedule: '0 * * * *'
+        disabled: true
+        """),
+    "tofile": textwrap.dedent("""\
+        name: To a file
+        logging: file
+        command: /bin/sh -c "echo into the file"
+        """),
+    "broken": "name: Broken\ncommand: /bin/true\nschedule: '61 * * * *'\n",
+}
+
+
+@pytest.fixture(scope="module")
+def box() -> Iterator[SystemdBox]:
+    require_systemd_box()
+    binds = [ROOT] if VENV.is_relative_to(ROOT) else [ROOT, VENV]
+    with SystemdBox(binds_ro=binds) as booted:
+        booted.run(["useradd", "--create-home", USER])
+        booted.run(["useradd", "--create-home", OTHER])
+        # The venv's interpreter may live under a home directory (pyenv in
+        # /root here): let the unprivileged caller reach it, in this
+        # container only.
+        python = Path(os.path.realpath(sys.executable))
+        for parent in python.parents:
+            if str(parent) != "/":
+                booted.run(["chmod", "o+x", str(parent)])
+        booted.write_file("/etc/process-control.yaml", CONFIG)
+        for slug, text in JOB_FILES.items():
+            booted.write_file(f"{JOBS}/{slug}.yaml", text)
+        booted.run([RUN_JOB, "--install-generator"])
+        yield booted
+
+
+def run_job(box: SystemdBox, *args: str, user: str | None = None,
+            timeout: float = 60) -> tuple[int, str, str]:
+    result = box.run([RUN_JOB, *args], check=False, user=user, timeout=timeout)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, result.stdout, result.stderr
+
+
+def status_json(box: SystemdBox, *args: str) -> dict[str, dict[str, Any]]:
+    code, out, err = run_job(box, "--status", "--json", *args)
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["backend"] == "systemd"
+    return {job["slug"]: job for job in document["jobs"]}
+
+
+def active(box: SystemdBox, unit: str) -> str:
+    return box.show(unit, "ActiveState")["ActiveState"]
+
+
+def start_in_background(box: SystemdBox, slug: str) -> None:
+    """Start the job and wait until its command runs (past the start hooks)."""
+    unit = f"process-control-{slug}.service"
+    box.systemctl("start", "--no-block", unit)
+    box.wait_until(lambda: box.show(unit, "ActiveState", "MainPID")["MainPID"] != "0"
+                   and active(box, unit) == "activating", what=f"{slug} to run")
+
+
+def leftover(box: SystemdBox) -> str:
+    return box.run(["pgrep", "-u", USER, "-a", "sleep"], check=False).stdout
+
+
+# -- run ---------------------------------------------------------------------------
+
+
+def test_a_job_runs_in_its_unit_shows_its_output_and_exits_0(box: SystemdBox) -> None:
+    code, out, err = run_job(box, "-j", "ok")
+    assert (code, out, err) == (0, "first line\nsecond line\n", "")
+    assert box.show("process-control-ok.service", "Result")["Result"] == "success"
+
+
+def test_a_failing_job_exits_with_its_code_and_says_why(box: SystemdBox) -> None:
+    code, out, err = run_job(box, "--job", "fails")
+    assert (code, out, err) == (3, "about to fail\n", "Breaks failed with code 3\n")
+
+
+def test_a_timed_out_job_fails_with_one_line_and_leaves_nothing(box: SystemdBox) -> None:
+    started = time.monotonic()
+    code, out, err = run_job(box, "-j", "slow")
+    assert 2.5 < time.monotonic() - started < 20
+    assert (code, out, err) == (1, "", "Too slow timed out after 0.05 minutes\n")
+    assert leftover(box) == ""
+
+
+def test_slow_start_in_both_forms_and_a_job_without_one(box: SystemdBox) -> None:
+    assert run_job(box, "-j", "warm", "-w") == (0, "slow start\n", "")
+    assert run_job(box, "--slow-start", "warm") == (0, "slow start\n", "")
+    assert run_job(box, "-j", "warm") == (0, "normal start\n", "")
+    code, out, err = run_job(box, "-j", "ok", "-w")
+    assert (code, out) == (2, "")
+    assert err == "run-job: ok: the job has no slow_start_command\n"
+
+
+def test_a_running_job_is_skipped_under_allow_overtime(box: SystemdBox) -> None:
+    start_in_background(box, "sleeper")
+    try:
+        started = time.monotonic()
+        code, out, err = run_job(box, "-j", "sleeper")
+        assert time.monotonic() - started < 10  # never waits behind the running one
+        assert (code, out) == (0, "")
+        assert err.startswith("Sleeper skipped: the previous run (pid ")
+        assert err.endswith(") is still running\n")
+    finally:
+        box.systemctl("stop", "process-control-sleeper.service")
+
+
+def test_a_running_job_without_allow_overtime_fails_at_once(box: SystemdBox) -> None:
+    start_in_background(box, "busy")
+    try:
+        code, out, err = run_job(box, "-j", "busy")
+        assert (code, out) == (1, "")
+        assert err.startswith("Busy not started: the previous run (pid ")
+    finally:
+        box.systemctl("stop", "process-control-busy.service")
+
+
+def test_unknown_and_broken_jobs_are_one_line_errors(box: SystemdBox) -> None:
+    code, _, err = run_job(box, "-j", "nope")
+    assert code == 2 and err == f"{JOBS}/nope.yaml:1: job: no job named 'nope'\n"
+    code, _, err = run_job(box, "-j", "broken")
+    assert code == 2
+    assert err == f"{JOBS}/broken.yaml:3: schedule: minute: 61 is out of range 0-59\n"
+
+
+# -- kill ----------------------------------------------------------------------------
+
+
+def test_kill_job_stops_the_whole_tree(box: SystemdBox) -> None:
+    start_in_background(box, "sleeper")
+    box.wait_until(lambda: leftover(box).count("sleep 30") == 2, what="both sleeps")
+    code, out, _ = run_job(box, "--kill-job", "sleeper")
+    assert code == 0
+    assert out.startswith("Sleeper (sleeper): stopped process-control-sleeper.service (pid ")
+    assert leftover(box) == ""  # the backgrounded grandchild too
+    assert active(box, "process-control-sleeper.service") in ("inactive", "failed")
+    assert run_job(box, "-k", "sleeper") == (1, "Sleeper (sleeper) is not running\n", "")
+
+
+def test_a_followed_run_that_is_killed_reports_the_signal(box: SystemdBox) -> None:
+    import subprocess
+
+    follower = subprocess.Popen(
+        ["nsenter", f"--target={box.init_pid}", "--all", RUN_JOB, "-j", "busy"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        box.wait_until(lambda: active(box, "process-control-busy.service") == "activating",
+                       what="busy to run")
+        assert run_job(box, "-k", "busy")[0] == 0
+        _, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert follower.returncode == 128 + 15
+    assert err == "Busy was killed by signal SIGTERM\n"
+
+
+# -- list and status -----------------------------------------------------------------
+
+
+def test_list_jobs_lists_every_file_and_reports_broken_ones(box: SystemdBox) -> None:
+    code, out, err = run_job(box, "--list-jobs")
+    assert code == 0
+    assert out.split() == sorted(JOB_FILES)
+    assert f"{JOBS}/broken.yaml:3: schedule:" in err
+
+
+def test_status_in_the_original_format_and_beyond(box: SystemdBox) -> None:
+    run_job(box, "-j", "ok")
+    run_job(box, "-j", "fails")
+    code, out, err = run_job(box, "-s")
+    assert code == 0
+    assert err.endswith("backend: systemd\n")
+    lines = out.splitlines()
+    at = lines.index("ok - Fine")
+    assert lines[at + 1: at + 4] == ["    Prints two lines.", "    tags: demo, ok",
+                                     "    last status: success"]
+    assert lines[at + 4] == "    state: idle"
+    assert lines[at + 5].startswith("    last run: ") and ", took " in lines[at + 5]
+    assert lines[at + 5].endswith(": success")
+    assert lines[at + 6].startswith("    next run: ")
+    fails = lines.index("fails - Breaks")
+    assert lines[fails + 1: fails + 3] == ["    last status: failure", "    state: failed"]
+    assert lines[fails + 3].endswith(": failure (Breaks failed with code 3)")
+    broken = lines.index("broken ***Invalid configuration***")
+    assert lines[broken + 1] == (
+        f"    error: {JOBS}/broken.yaml:3: schedule: minute: 61 is out of range 0-59")
+
+
+def test_status_json_has_state_last_and_next_run_for_scripts(box: SystemdBox) -> None:
+    run_job(box, "-j", "ok")
+    start_in_background(box, "sleeper")
+    try:
+        jobs = status_json(box)
+        pid = int(box.show("process-control-sleeper.service", "MainPID")["MainPID"])
+    finally:
+        box.systemctl("stop", "process-control-sleeper.service")
+    assert set(jobs) == set(JOB_FILES)
+    ok = jobs["ok"]
+    assert (ok["state"], ok["last_status"], ok["tags"]) == ("idle", "success", ["demo", "ok"])
+    assert ok["last_run"]["status"] == "success"
+    assert 0.3 <= ok["last_run"]["duration_seconds"] < 10
+    assert ok["next_run"] is not None
+    next_timer = box.show("process-control-ok.timer", "NextElapseUSecRealtime")
+    assert next_timer["NextElapseUSecRealtime"] != ""
+    assert (jobs["sleeper"]["state"], jobs["sleeper"]["pid"]) == ("running", pid)
+    assert jobs["sleeper"]["running_since"] is not None
+    assert jobs["off"]["state"] == "disabled" and jobs["off"]["next_run"] is None
+    assert jobs["broken"]["state"] == "invalid"
+    assert "61 is out of range" in jobs["broken"]["problems"][0]
+    assert jobs["weekday"]["state"] == "idle" and jobs["weekday"]["last_run"] is None
+
+
+def test_a_job_without_timer_keeps_its_last_run_after_systemd_forgets_it(
+    box: SystemdBox,
+) -> None:
+    # An unscheduled unit that succeeded is unloaded at once; the journal
+    # still knows its last run.
+    assert run_job(box, "-j", "warm")[0] == 0
+    box.wait_until(
+        lambda: box.show("process-control-warm.service", "LoadState", "ActiveState")
+        != {"LoadState": "loaded", "ActiveState": "activating"}, what="warm to end")
+    warm = status_json(box)["warm"]
+    assert warm["last_run"]["status"] == "success"
+    assert warm["last_run"]["unit"] in ("process-control-warm.service",
+                                        "process-control-warm.slow-start.service")
+
+
+def test_only_running(box: SystemdBox) -> None:
+    start_in_background(box, "sleeper")
+    try:
+        assert run_job(box, "-l", "-r")[1] == "sleeper\n"
+        code, out, _ = run_job(box, "--status", "--only-running")
+        assert code == 0
+        assert [line for line in out.splitlines() if not line.startswith(" ")] == [
+            out.splitlines()[0]]
+        assert out.splitlines()[0].startswith("sleeper - Sleeper\t{pid: ")
+        assert list(status_json(box, "-r")) == ["sleeper"]
+    finally:
+        box.systemctl("stop", "process-control-sleeper.service")
+
+
+def test_status_as_an_unprivileged_user(box: SystemdBox) -> None:
+    code, out, err = run_job(box, "--status", user=OTHER)
+    assert code == 0, err
+    assert "ok - Fine" in out
+
+
+# -- logs ----------------------------------------------------------------------------
+
+
+def test_logs_of_the_last_run_and_of_an_earlier_one(box: SystemdBox) -> None:
+    for _ in range(3):
+        assert run_job(box, "-j", "counter")[0] == 0
+    code, out, err = run_job(box, "--logs", "counter")
+    assert (code, out) == (0, "run-3\n")
+    assert err.startswith("-- run 3 of 3 of process-control-counter.service, started ")
+    assert err.endswith(": success\n")
+    assert run_job(box, "--logs", "counter", "--run", "-2")[1] == "run-2\n"
+    assert run_job(box, "--logs", "counter", "--run", "1")[1] == "run-1\n"
+    code, _, err = run_job(box, "--logs", "counter", "--run", "-9")
+    assert code == 2 and "no run -9: the journal has 3 run(s)" in err
+
+
+def test_logs_of_a_failed_run_and_of_slow_start(box: SystemdBox) -> None:
+    run_job(box, "-j", "fails")
+    code, out, err = run_job(box, "--logs", "fails")
+    assert (code, out) == (0, "about to fail\n")
+    assert err.endswith(": Breaks failed with code 3\n")
+    run_job(box, "-j", "warm", "-w")
+    assert run_job(box, "--logs", "warm", "-w")[1] == "slow start\n"
+
+
+def test_a_file_logged_job_says_where_its_output_went(box: SystemdBox) -> None:
+    code, out, err = run_job(box, "-j", "tofile")
+    assert (code, out) == (0, "")
+    assert err.startswith("tofile: output in /var/log/process-control/tofile/tofile-")
+    path = err.split("output in ", 1)[1].strip()
+    code, out, err = run_job(box, "--logs", "tofile")
+    assert (code, out) == (0, "into the file\n")
+    assert err == f"-- run 1 of 1: {path}\n"
+
+
+# -- next runs ---------------------------------------------------------------------
+
+
+def test_next_runs_match_the_timer_and_say_the_schedule_in_words(box: SystemdBox) -> None:
+    code, out, _ = run_job(box, "--next", "weekday", "--count", "3")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "weekday: 30 2 * * mon-fri (At 02:30, Monday through Friday)"
+    assert len(lines) == 4
+    document = json.loads(run_job(box, "--next", "weekday", "--json")[1])
+    assert len(document["next"]) == 5
+    assert document["next"][0] == status_json(box)["weekday"]["next_run"]
+    code, _, err = run_job(box, "--next", "counter")
+    assert code == 1 and "has no schedule" in err
+
+
+# -- errors people meet --------------------------------------------------------------
+
+
+def test_units_not_generated_yet_says_to_reload(box: SystemdBox) -> None:
+    box.systemctl("stop", "process-control-reload.path")  # no automatic reload
+    try:
+        box.write_file(f"{JOBS}/fresh.yaml", "name: Fresh\ncommand: /bin/true\n")
+        code, out, err = run_job(box, "-j", "fresh")
+        assert (code, out) == (2, "")
+        assert err == ("run-job: systemd has no unit process-control-fresh.service "
+                       "(units not generated yet): run `run-job --reload` to generate them\n")
+        assert status_json(box)["fresh"]["state"] == "not-generated"
+        assert run_job(box, "--reload")[0] == 1  # the broken job is reported
+        assert run_job(box, "-j", "fresh")[0] == 0
+    finally:
+        box.run(["rm", "-f", f"{JOBS}/fresh.yaml"])
+        box.systemctl("start", "process-control-reload.path")
+
+
+def test_an_unprivileged_caller_gets_one_clear_line(box: SystemdBox) -> None:
+    for args in (["-j", "ok"], ["--kill-job", "busy"]):
+        if args[0] == "--kill-job":
+            start_in_background(box, "busy")
+        try:
+            code, out, err = run_job(box, *args, user=OTHER)
+        finally:
+            box.systemctl("stop", "process-control-busy.service")
+        assert (code, out) == (2, ""), args
+        assert err == "run-job: permission denied by systemd (run as root)\n"
+
+
+def test_the_backend_key_forces_the_direct_runner(box: SystemdBox) -> None:
+    box.write_file("/etc/pc-direct.yaml", CONFIG + "backend: direct\n"
+                   "run_directory: /run/pc-direct\nstate_directory: /var/cache/pc-direct\n")
+    code, _, err = run_job(box, "--config", "/etc/pc-direct.yaml", "--status")
+    assert code == 0
+    assert err.endswith("backend: direct\n")
