@@ -30,7 +30,11 @@ MAX_VALUE = 32 * 1024  # one value; systemd refuses unit lines over 1 MiB
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PROGRAM_PREFIXES = "-@:+!|"
 _WORD = re.compile(r"""(?:[^\s'"]+|'[^']*'|"[^"]*")+""")
-_SIMPLE_WORDS = re.compile(r"""\s*(?:(?:[^\s'"]+|'[^']*'|"[^"]*")+\s*)*""")
+# Balanced quotes: runs of non-quote characters and whole '...' or "..."
+# parts. Each alternative starts with a different character, so matching is
+# linear (a nested-quantifier form backtracks exponentially on an unbalanced
+# quote, which a job file could use to hang the generator).
+_SIMPLE_WORDS = re.compile(r"""(?:[^'"]|'[^']*'|"[^"]*")*""")
 _UNQUOTE = re.compile(r"'([^']*)'|\"([^\"]*)\"")
 
 

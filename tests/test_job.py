@@ -290,3 +290,13 @@ def test_command_splitting_matches_shlex() -> None:
         except PcError:
             got = "error"
         assert got == want, line
+
+
+def test_hostile_command_lines_split_in_linear_time(site: Site) -> None:
+    import time
+
+    for line in ["/bin/x " + "a " * 15000 + "'", "/bin/x " + "ab" * 16000 + '"',
+                 "/bin/x " + "'a' " * 8000 + "'"]:
+        started = time.process_time()
+        errors(site, f"name: x\ncommand: \"{line}\"\n")
+        assert time.process_time() - started < 0.5, line[:40]
