@@ -32,8 +32,11 @@ def example_site(site: Site) -> None:
 
 
 def normalised(path: Path, site: Site) -> str:
-    return path.read_text().replace(str(site.jobs), "@JOBS@").replace(
-        str(site.config_file), "@CONFIG@"
+    return (
+        path.read_text()
+        .replace(str(site.jobs), "@JOBS@")
+        .replace(str(site.config_file), "@CONFIG@")
+        .replace(str(ROOT), "@CHECKOUT@")
     )
 
 
@@ -58,7 +61,7 @@ def test_systemd_analyze_verify_accepts_every_golden_unit(tmp_path: Path) -> Non
     units = tmp_path / "units"
     units.mkdir()
     for golden in GOLDEN.iterdir():
-        text = golden.read_text().replace("@JOBS@", "/var/lib/pc")
+        text = golden.read_text().replace("@JOBS@", "/var/lib/pc").replace("@CHECKOUT@", str(ROOT))
         (units / golden.name).write_text(text.replace(PYTHON, sys.executable))
     files = sorted(str(p) for p in units.iterdir())
     result = subprocess.run(
