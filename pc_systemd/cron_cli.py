@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .atomic import write_atomically
 from .config import load_config
-from .crontab import render, write_atomically
+from .crontab import render
 from .errors import PcError
 
 

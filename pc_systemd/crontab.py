@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 
 from . import fanout
 from .config import Config
@@ -60,24 +58,3 @@ def _render_part(config: Config, paths: list[str]) -> str:
             )
     problems = [str(p).replace("\n", " ") for p in jobset.problems]
     return "\n".join([str(len(problems)), *problems, "".join(out)])
-
-
-def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` so that cron never reads a half-written file.
-
-    The temporary name starts with a dot: Debian's cron ignores such names
-    in /etc/cron.d, so even the temporary file is never read as a crontab.
-    """
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".process-control.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -32,12 +32,13 @@ import datetime as dt
 import fcntl
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
+
+from .atomic import write_atomically
 
 # libyaml, where PyYAML has it, reads and writes a history about ten times
 # faster; systemd's hooks read and write one twice per run.
@@ -268,27 +269,6 @@ def _locked(path: str, owner: Owner | None = None) -> Iterator[None]:
         os.close(fd)
 
 
-def _replace(path: str, text: str, owner: Owner | None) -> None:
-    """Replace ``path`` by rename, so readers see the old file or the new one.
-
-    The temporary name starts with a dot and is made with O_EXCL
-    (``mkstemp``), so no planted file or link is ever written through.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=".process-control.", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            _hand_over(handle.fileno(), owner)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def update(
     path: str,
     change: Callable[[History], History],
@@ -311,5 +291,5 @@ def update(
                 os.replace(path, f"{path}.corrupt")
             current = History()
         new = change(current)
-        _replace(path, dump(new), owner)
+        write_atomically(path, dump(new), prepare=lambda fd: _hand_over(fd, owner))
     return new

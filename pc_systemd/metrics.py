@@ -33,11 +33,11 @@ import datetime as dt
 import fcntl
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from . import history as hist
+from .atomic import write_atomically
 from .config import Config
 from .job import SLUG
 
@@ -143,7 +143,8 @@ def update(config: Config, slug: str, warn: Callable[[str], None]) -> None:
             slugs = _job_slugs(config)
             if slugs is not None:
                 jobs = {s: v for s, v in jobs.items() if s in slugs}
-            _replace(path, render(jobs))
+            # node_exporter reads only *.prom files: the temporary is never read
+            write_atomically(path, render(jobs))
     except OSError as err:
         warn(f"metrics file {path} not written: {err.strerror or err}")
 
@@ -202,17 +203,3 @@ def _from_histories(config: Config, warn: Callable[[str], None]) -> dict[str, di
     return jobs
 
 
-def _replace(path: str, text: str) -> None:
-    # node_exporter reads only *.prom files: the temporary name is never read.
-    fd, tmp = tempfile.mkstemp(prefix=".process-control.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,15 @@ class Site:
         body = f"job_directory: {self.jobs}\n" + textwrap.dedent(text)
         self.config_file.write_text(body)
         return self.config_file
+
+    def configure_direct(self, extra: str = "") -> Path:
+        """The direct backend, run by whoever runs the tests (root in CI,
+        given as a uid), with its directories in this site."""
+        return self.configure(
+            f"user: {os.geteuid()}\nallow_root: true\nbackend: direct\n"
+            f"output_directory: {self.root / 'log'}\nrun_directory: {self.root / 'run'}\n"
+            f"state_directory: {self.root / 'state'}\n" + textwrap.dedent(extra)
+        )
 
     def config(self) -> Config:
         return load_config(str(self.config_file), {})

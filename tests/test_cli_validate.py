@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from click.testing import CliRunner
 
@@ -102,10 +100,7 @@ def test_missing_job_directory_is_clear(site: Site) -> None:
 
 
 def direct_site(site: Site) -> None:
-    site.configure(
-        f"user: {os.geteuid()}\nallow_root: true\nbackend: direct\noutput_directory: {site.root}/log\n"
-        f"run_directory: {site.root}/run\nstate_directory: {site.root}/state\n"
-    )
+    site.configure_direct()
 
 
 def test_status_in_the_original_format(site: Site) -> None:

@@ -32,17 +32,7 @@ NAME = re.compile(r"(?P<slug>.+)-\d{8}-\d{6}\.log\Z")
 
 @pytest.fixture
 def cron_site(site: Site) -> Iterator[Site]:
-    # The service user is whoever runs the tests, given as a uid (root in CI).
-    site.configure(
-        f"""\
-        user: {os.geteuid()}
-        allow_root: true
-        output_directory: {site.root / "log"}
-        run_directory: {site.root / "run"}
-        state_directory: {site.root / "state"}
-        backend: direct
-        """
-    )
+    site.configure_direct()
     yield site
     # A failed test must not leave its sleeps behind: they write their
     # PIDs to *.pid files.

@@ -85,16 +85,10 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 def configure(site: Site, port: int) -> None:
     # The service user is whoever runs the tests (root in CI), as in
     # test_direct_runner.py.
-    site.configure(
+    site.configure_direct(
         f"""\
-        user: {os.geteuid()}
-        allow_root: true
-        output_directory: {site.root / "log"}
-        run_directory: {site.root / "run"}
-        state_directory: {site.root / "state"}
         smtp_host: 127.0.0.1
         smtp_port: {port}
-        backend: direct
         """
     )
 

@@ -43,15 +43,9 @@ def parse(text: str) -> Values:
 @pytest.fixture
 def metrics_site(site: Site) -> Site:
     (site.root / "textfile").mkdir()
-    site.configure(
+    site.configure_direct(
         f"""\
-        user: {os.geteuid()}
-        allow_root: true
-        output_directory: {site.root / "log"}
-        run_directory: {site.root / "run"}
-        state_directory: {site.root / "state"}
         metrics_file: {site.root / "textfile" / "process-control.prom"}
-        backend: direct
         """
     )
     return site
@@ -197,15 +191,7 @@ def test_a_metrics_file_that_cannot_be_written_costs_one_line(metrics_site: Site
 
 
 def test_no_metrics_file_configured_writes_nothing(site: Site) -> None:
-    site.configure(
-        f"""\
-        user: {os.geteuid()}
-        allow_root: true
-        output_directory: {site.root / "log"}
-        run_directory: {site.root / "run"}
-        state_directory: {site.root / "state"}
-        """
-    )
+    site.configure_direct()
     job = make_job(site, "fine", command="/bin/true")
     assert run(site, job) == (0, "")
     assert sorted(os.listdir(site.root / "state")) == ["fine.yaml", "fine.yaml.lock"]
