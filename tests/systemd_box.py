@@ -69,6 +69,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -76,7 +77,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import FrameType, TracebackType
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 
@@ -812,6 +813,16 @@ def require_systemd_box() -> None:
     if "CI" in os.environ:
         pytest.fail(f"{reason} (CI is set: these tests must run, not skip)", pytrace=False)
     pytest.skip(reason)
+
+
+def checkout_box(**kwargs: Any) -> SystemdBox:
+    """A box (not yet entered) in which the checkout and the virtualenv that
+    runs the tests are visible at their own paths, read-only; the test
+    fails under CI, or is skipped elsewhere, when the host cannot boot one."""
+    require_systemd_box()
+    venv = Path(sys.prefix)
+    binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
+    return SystemdBox(binds_ro=binds, **kwargs)
 
 
 def systemd_box_fixture(

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.systemd_box import SystemdBox, require_systemd_box
+from tests.systemd_box import SystemdBox, checkout_box
 
 pytestmark = pytest.mark.systemd
 
@@ -92,9 +91,7 @@ JOB_FILES = {
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[SystemdBox]:
-    require_systemd_box()
-    binds = [ROOT] if VENV.is_relative_to(ROOT) else [ROOT, VENV]
-    with SystemdBox(binds_ro=binds) as booted:
+    with checkout_box() as booted:
         booted.run(["useradd", "--create-home", USER])
         booted.run(["useradd", "--create-home", OTHER])
         # The venv's interpreter may live under a home directory (pyenv in

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.systemd_box import SystemdBox, require_systemd_box
+from tests.systemd_box import SystemdBox, checkout_box
 
 pytestmark = pytest.mark.systemd
 
@@ -20,9 +20,7 @@ USER = "process-control"  # the built-in default user
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[SystemdBox]:
-    require_systemd_box()
-    binds = [ROOT] if VENV.is_relative_to(ROOT) else [ROOT, VENV]
-    with SystemdBox(binds_ro=binds) as booted:
+    with checkout_box() as booted:
         booted.run(["useradd", "--create-home", USER])
         # no /etc/process-control.yaml: built-in defaults for every key
         for job in sorted((ROOT / "examples" / "jobs").glob("*.yaml")):

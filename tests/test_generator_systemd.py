@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from cronsim import CronSim
 
-from tests.conftest import ROOT
-from tests.systemd_box import SystemdBox, require_systemd_box
+from tests.systemd_box import SystemdBox, checkout_box
 
 pytestmark = pytest.mark.systemd
 
@@ -82,11 +81,7 @@ JOB_FILES = {
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[SystemdBox]:
-    require_systemd_box()
-    binds = [ROOT]
-    if not VENV.is_relative_to(ROOT):
-        binds.append(VENV)  # e.g. a venv under /tmp, which nspawn hides
-    with SystemdBox(binds_ro=binds) as booted:
+    with checkout_box() as booted:
         booted.run(["useradd", "--create-home", USER])
         booted.write_file("/etc/process-control.yaml", CONFIG)
         for slug, text in JOB_FILES.items():

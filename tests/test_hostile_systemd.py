@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.systemd_box import SystemdBox, require_systemd_box
+from tests.systemd_box import SystemdBox, checkout_box
 from tests.test_hostile import (
     JOB_CASES,
     REF_NAME,
@@ -134,11 +134,7 @@ def place_accepted(box: SystemdBox, case: Case) -> None:
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[SystemdBox]:
-    require_systemd_box()
-    binds = [ROOT]
-    if not VENV.is_relative_to(ROOT):
-        binds.append(VENV)  # e.g. a venv under /tmp, which nspawn hides
-    with SystemdBox(binds_ro=binds) as booted:
+    with checkout_box() as booted:
         booted.run(["useradd", "--create-home", USER])
         booted.write_file("/etc/process-control.yaml", CONFIG)
         for slug, text in REFS.items():

@@ -30,8 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pc_systemd import history as hist
 from pc_systemd import record
-from tests.conftest import ROOT, Site
-from tests.systemd_box import SystemdBox, require_systemd_box
+from tests.conftest import Site
+from tests.systemd_box import SystemdBox, checkout_box
 
 VENV = Path(sys.prefix)
 PYTHON = str(VENV / "bin" / "python")
@@ -86,11 +86,7 @@ JOB_FILES = {
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[SystemdBox]:
-    require_systemd_box()
-    binds = [ROOT]
-    if not VENV.is_relative_to(ROOT):
-        binds.append(VENV)  # e.g. a venv under /tmp, which nspawn hides
-    with SystemdBox(binds_ro=binds) as booted:
+    with checkout_box() as booted:
         booted.run(["useradd", "--create-home", USER])
         booted.run(["mkdir", "-p", os.path.dirname(METRICS)])
         booted.write_file("/etc/process-control.yaml", CONFIG)
