@@ -11,8 +11,8 @@ from typing import Any
 
 from .errors import PcError, Problem
 
-TIMERS = b"process-control-*.timer"
-PATHS = b"process-control-*.path"
+TIMERS = "process-control-*.timer"
+PATHS = "process-control-*.path"
 
 
 class BusError(PcError):
@@ -21,36 +21,6 @@ class BusError(PcError):
 
     def __str__(self) -> str:
         return self.problems[0].message
-
-
-@dataclass(frozen=True)
-class Bus:
-    """One system-bus connection and systemd's manager object on it."""
-
-    bus: Any
-    manager: Any
-
-    def unit(self, name: str) -> Any:
-        from pystemd.systemd1 import Unit
-
-        return Unit(name.encode(), bus=self.bus, _autoload=True)
-
-
-@contextmanager
-def connect() -> Iterator[Bus]:
-    try:
-        from pystemd.dbusexc import DBusBaseError as DBusError
-        from pystemd.dbuslib import DBus
-        from pystemd.systemd1 import Manager
-    except ImportError:
-        raise BusError(
-            "pystemd is not installed (install the package with its [systemd] extra)"
-        ) from None
-    try:
-        with DBus() as bus:
-            yield Bus(bus, Manager(bus=bus, _autoload=True).Manager)
-    except DBusError as err:
-        raise BusError(_reason(err)) from None
 
 
 def _reason(err: Exception) -> str:
@@ -70,11 +40,6 @@ def _reason(err: Exception) -> str:
     return text
 
 
-def _names(units: list[Any]) -> dict[str, str]:
-    """name -> active state, from ListUnitsByPatterns rows."""
-    return {row[0].decode(): row[3].decode() for row in units}
-
-
 @dataclass(frozen=True)
 class Applied:
     started: tuple[str, ...]
@@ -82,34 +47,30 @@ class Applied:
     stopped: tuple[str, ...]
 
 
-def _wants(bus: Bus, target: str) -> set[str]:
-    return {w.decode() for w in bus.unit(target).Unit.Wants}
-
-
 def reload_and_apply() -> Applied:
     """daemon-reload (regenerates the units), then make the running timers
     match what the generator wants: new ones started, changed ones
     restarted (so their next elapse is recomputed), stale ones stopped."""
-    with connect() as bus:
-        mgr = bus.manager
-        mgr.Reload()
+    with systemd() as sd:
+        sd.reload()
         wanted = {
-            u
-            for u in _wants(bus, "timers.target") | _wants(bus, "paths.target")
-            if u.startswith("process-control-")
+            unit
+            for target in ("timers.target", "paths.target")
+            for unit in sd.wants(target)
+            if unit.startswith("process-control-")
         }
-        present = _names(mgr.ListUnitsByPatterns([], [TIMERS, PATHS]))
+        present = {row.name: row.active_state for row in sd.list_units(TIMERS, PATHS)}
         started, restarted, stopped = [], [], []
         for name in sorted(wanted):
             if present.get(name) == "active":
-                mgr.RestartUnit(name.encode(), b"replace")
+                sd.restart_unit(name)
                 restarted.append(name)
             else:
-                mgr.StartUnit(name.encode(), b"replace")
+                sd.start_unit(name)
                 started.append(name)
         for name, state in sorted(present.items()):
             if name not in wanted and state in ("active", "activating", "reloading"):
-                mgr.StopUnit(name.encode(), b"replace")
+                sd.stop_unit(name)
                 stopped.append(name)
         return Applied(tuple(started), tuple(restarted), tuple(stopped))
 
@@ -190,6 +151,18 @@ class Systemd:
         connection lasts: an unreferenced unit that ran successfully is
         unloaded at once. Needs the system bus (a sender to track)."""
         self._bus.call_method(SYSTEMD, path, UNIT_IFACE, b"Ref", [])
+
+    def reload(self) -> None:
+        """daemon-reload; returns once systemd has reloaded (generators run)."""
+        self._call(b"Reload", b"")
+
+    def wants(self, target: str) -> list[str]:
+        path = self.load_unit(target)
+        return [w.decode() for w in self.get(path, UNIT_IFACE, b"Wants", b"as")]
+
+    def restart_unit(self, name: str) -> bytes:
+        job: bytes = self._call(b"RestartUnit", b"ss", name.encode(), b"replace")
+        return job
 
     def start_unit(self, name: str) -> bytes:
         job: bytes = self._call(b"StartUnit", b"ss", name.encode(), b"replace")
