@@ -124,11 +124,6 @@ class Systemd:
             for r in rows
         ]
 
-    def list_unit_files(self, *patterns: str) -> list[str]:
-        """Names of the units that have a unit file (generated ones included)."""
-        rows = self._call(b"ListUnitFilesByPatterns", b"asas", [], [p.encode() for p in patterns])
-        return [os.path.basename(row[0].decode()) for row in rows]
-
     def load_unit(self, name: str) -> bytes:
         """The unit's object path; loads its file if systemd has not yet."""
         path: bytes = self._call(b"LoadUnit", b"s", name.encode())
@@ -242,7 +237,3 @@ def get_many(requests: list[Request], private: bool = True) -> list[Any]:
             raise BusError("reading unit properties failed in a helper process")
         values.extend(json.loads(text))
     return values
-
-
-def is_no_such_unit(err: Exception) -> bool:
-    return type(err).__name__ in ("DBusNoSuchUnitError", "DBusUnknownObjectError")
