@@ -170,6 +170,12 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
         result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
         code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
         status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
+        main_start = int(sd.get(path, SERVICE_IFACE, b"ExecMainStartTimestamp", b"t"))
+    if main_start < asked and result == "success":
+        # Stopped while its start hook ran: systemd calls a requested stop a
+        # success, but the job's command never ran.
+        say(f"{job.name} was stopped before its command started")
+        return EXIT_FAILED
     done = outcome(job.name, result, code, status, job.timeout)
     if done.reason is not None:
         say(done.reason)

@@ -222,8 +222,9 @@ def test_a_followed_run_that_is_killed_reports_the_signal(box: SystemdBox) -> No
         ["nsenter", f"--target={box.init_pid}", "--all", RUN_JOB, "-j", "busy"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        box.wait_until(lambda: active(box, "process-control-busy.service") == "activating",
-                       what="busy to run")
+        # its command, not its start hook (ExecStartPre=): MainPID is set
+        box.wait_until(lambda: box.show("process-control-busy.service", "MainPID")["MainPID"]
+                       not in ("", "0"), what="busy's command to run")
         assert run_job(box, "-k", "busy")[0] == 0
         _, err = follower.communicate(timeout=30)
     finally:
