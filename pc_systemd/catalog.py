@@ -8,7 +8,7 @@ units) runs meanwhile in this process instead of waiting.
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from .jobinfo import Summary
 from .jobset import job_files, load_jobs
 
 T = TypeVar("T")
+KIND = "summaries"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def _slug(path: str) -> str:
     return os.path.basename(path)[: -len(".yaml")]
 
 
-def _read(config: Config, paths: list[str]) -> str:
+def _read(config: Config, paths: list[str]) -> bytes:
     jobset = load_jobs(config, paths, listed=True)
     jobs = {job.slug: job for job in jobset.jobs}
     problems_of: dict[str, list[str]] = {}
@@ -50,7 +51,7 @@ def _read(config: Config, paths: list[str]) -> str:
         else:
             lines = problems_of.get(slug) or [f"{path}:1: job: invalid"]
             out.append(Summary(slug, None, problems=tuple(lines)).to_dict())
-    return json.dumps(out)
+    return marshal.dumps(out)
 
 
 def read_catalog(
@@ -59,30 +60,32 @@ def read_catalog(
 ) -> tuple[Catalog, T]:
     """Summaries of every job file, and ``meanwhile()``'s result, computed
     in this process while forked workers read the files. Files unchanged
-    since the last call come from :mod:`.summary_cache`.
+    since the last call come from the cache (:mod:`.file_cache`).
 
     Raises OSError if the job directory cannot be listed.
     """
-    from . import summary_cache
+    from . import file_cache
 
     paths = job_files(config)
-    key = summary_cache.context_key(config)
-    known = summary_cache.load(config, key) if cache else {}
-    identities = {path: summary_cache.identity(path) for path in paths}
+    store = file_cache.Cache(KIND, config.path) if cache else None
+    loaded = store.load() if store is not None else None
+    known = loaded[1] if loaded is not None and loaded[0] == config.job_directory else {}
+    identities = {path: file_cache.identity(path) for path in paths}
     reuse: dict[str, Summary] = {}
     todo = []
     for path in paths:
-        entry = known.get(_slug(path))
+        entry = known.get(os.path.basename(path))
         if entry is not None and identities[path] is not None and entry[0] == identities[path]:
-            reuse[path] = entry[1]
+            reuse[path] = Summary.from_dict(entry[1])
         else:
             todo.append(path)
     fresh, result = _read_files(config, todo, meanwhile, workers)
     by_path = {**reuse, **dict(zip(todo, fresh, strict=True))}
     summaries = [by_path[path] for path in paths]
-    if cache and todo:
-        summary_cache.save(config, key, {
-            s.slug: (ident, s) for path, s in zip(paths, summaries, strict=True)
+    if store is not None and (todo or len(known) != len(paths)):
+        store.save(config.job_directory, {
+            os.path.basename(path): (ident, s.to_dict())
+            for path, s in zip(paths, summaries, strict=True)
             if (ident := identities[path]) is not None
         })
     problems = tuple(line for s in summaries for line in s.problems)
@@ -95,25 +98,25 @@ def _read_files(
     count = workers or fanout.workers_for(len(paths))
     if count <= 1:
         result = meanwhile()
-        texts: list[str | None] = [_read(config, paths)] if paths else []
+        blobs: list[bytes | None] = [_read(config, paths)] if paths else []
     else:
         here: list[T] = []
         parts: list[list[str]] = [[], *fanout.shares(paths, count)]
         mine = parts[0]
 
-        def work(part: list[str]) -> str:
+        def work(part: list[str]) -> bytes:
             # The first part runs in this process, after the workers forked:
             # it is the caller's own work, not a share of the files.
             if part is mine:
                 here.append(meanwhile())
-                return "[]"
+                return marshal.dumps([])
             return _read(config, part)
 
-        texts = fanout.run(parts, work)
+        blobs = fanout.run(parts, work)
         result = here[0]
     summaries: list[Summary] = []
-    for text in texts:
-        if text is None:
+    for blob in blobs:
+        if blob is None:
             raise OSError("a worker reading the job files failed")
-        summaries.extend(Summary.from_dict(item) for item in json.loads(text))
+        summaries.extend(Summary.from_dict(item) for item in marshal.loads(blob))
     return summaries, result

@@ -340,12 +340,13 @@ def _validate(config: Config, paths: list[str] | None, strict: bool) -> None:
 
 
 def _reload(config: Config) -> None:
-    from .jobset import load_jobs
+    from .generator import refresh_cache
     from .systemd_bus import reload_and_apply
 
-    jobset = load_jobs(config)
-    for problem in jobset.problems:
-        click.echo(f"{problem} (job skipped)", err=True)
+    # the generator that daemon-reload runs reuses what this works out
+    problems = refresh_cache(config.path)
+    for problem in problems:
+        click.echo(problem, err=True)
     try:
         applied = reload_and_apply()
     except PcError as err:
@@ -355,7 +356,7 @@ def _reload(config: Config) -> None:
                         ("stopped", applied.stopped)):
         for name in names:
             click.echo(f"{verb} {name}")
-    sys.exit(1 if jobset.problems else 0)
+    sys.exit(1 if problems else 0)
 
 
 def _install(remove: bool) -> None:
@@ -367,6 +368,9 @@ def _install(remove: bool) -> None:
             click.echo(f"removed {path}" if path else "the generator was not installed")
         else:
             click.echo(f"installed {install.install()}")
+            from .generator import refresh_cache
+
+            refresh_cache()  # its problems: see run-job --validate or --reload
     except OSError as err:
         click.echo(f"run-job: {err}", err=True)
         sys.exit(2)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import string
 import sys
 from collections.abc import Mapping
@@ -16,13 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import fields as f
+from .config_file import config_path, untrusted
 from .errors import PcError, Problem, one
 from .fields import Key
 from .job import parse_defaults
 from .nodes import FILE_KEY, Entry, Map, load, mapping_entries, scalar, to_python
 
-DEFAULT_PATH = "/etc/process-control.yaml"
-ENV_VAR = "PROCESS_CONTROL_CONFIG"
 CRON_FIELDS = ("source", "schedule", "user", "command")
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?\Z")
 _SPACE = re.compile(r"\s")
@@ -183,25 +181,15 @@ def builtin(path: str | None = None, **values: Any) -> Config:
     return Config(path=path, **merged)
 
 
-def config_path(explicit: str | None, environ: Mapping[str, str]) -> str | None:
-    """``--config``, else ``$PROCESS_CONTROL_CONFIG``, else /etc's file if
-    it exists, else None (built-in defaults)."""
-    if explicit:
-        return explicit
-    if environ.get(ENV_VAR):
-        return environ[ENV_VAR]
-    return DEFAULT_PATH if os.path.lexists(DEFAULT_PATH) else None
-
-
 def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
     path = config_path(explicit, os.environ if environ is None else environ)
     if path is None:
         return builtin()
     if not os.path.exists(path):
         raise one(path, 1, FILE_KEY, "configuration file does not exist")
-    untrusted = _untrusted(path)
-    if untrusted:
-        raise one(path, 1, FILE_KEY, untrusted)
+    distrust = untrusted(path)
+    if distrust:
+        raise one(path, 1, FILE_KEY, distrust)
     root = load(path, path)
     if root is None:  # an empty file: every key at its default
         return builtin(path)
@@ -232,24 +220,6 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
     if problems:
         raise PcError(problems)
     return builtin(path, lines=lines, **values)
-
-
-def _untrusted(path: str) -> str | None:
-    """Why the file may not be trusted, if it may not.
-
-    The global configuration chooses the user every job runs as, and the
-    generator reads it as root: only root (or the caller itself, when it
-    is not root) may be able to change it or replace it in its directory.
-    """
-    me = os.geteuid()
-    for what, target in (("file", path), ("directory", os.path.dirname(os.path.abspath(path)))):
-        st = os.stat(target)
-        if st.st_uid not in (0, me):
-            return f"the configuration {what} {target} is owned by uid {st.st_uid}"
-        sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-        if st.st_mode & 0o022 and not sticky:
-            return f"the configuration {what} {target} is writable by group or others"
-    return None
 
 
 def _unknown(key: str) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import file_cache
 from .atomic import write_atomically
-from .config import load_config
-from .crontab import render
-from .errors import PcError
+from .crontab import KIND, cached, render
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,27 +17,39 @@ def main(argv: list[str] | None = None) -> int:
         "from every scheduled job.",
     )
     parser.add_argument("--config", metavar="PATH", help="global configuration file")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="read every job file, ignoring and not updating the cache")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        text, problems = render(config)
-    except PcError as err:
-        for problem in err.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    except OSError as err:
-        where = f"{config.job_directory}: {err.strerror or err}"
-        print(config.problem("job_directory", where), file=sys.stderr)
-        return 2
+    store = None if args.no_cache else file_cache.Cache(KIND, args.config)
+    hit = cached(store) if store is not None else None
+    if hit is not None:
+        text, problems, output = hit
+    else:
+        from .config import load_config
+        from .errors import PcError
+
+        try:
+            config = load_config(args.config)
+        except PcError as err:
+            for problem in err.problems:
+                print(problem, file=sys.stderr)
+            return 2
+        try:
+            text, problems = render(config, store)
+        except OSError as err:
+            where = f"{config.job_directory}: {err.strerror or err}"
+            print(config.problem("job_directory", where), file=sys.stderr)
+            return 2
+        output = config.output_crontab
     for line in problems:
         print(line, file=sys.stderr)
-    if config.output_crontab == "console":
+    if output == "console":
         print(text)  # print's extra newline is the original's too
     else:
         try:
-            write_atomically(config.output_crontab, text)
+            write_atomically(output, text)
         except OSError as err:
-            print(f"cron-generate: {config.output_crontab}: {err.strerror}", file=sys.stderr)
+            print(f"cron-generate: {output}: {err.strerror}", file=sys.stderr)
             return 2
     return 1 if problems else 0
 

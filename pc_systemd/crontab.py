@@ -1,60 +1,120 @@
-"""``cron-generate``: the original's cron file, written atomically."""
+"""``cron-generate``: the original's cron file, written atomically.
+
+Each job file's share of the file (its line or comment, and its problems)
+is kept in a cache (:mod:`.file_cache`) and reused while the file, the
+configuration and the code are unchanged; only changed files are read.
+"""
 
 from __future__ import annotations
 
+import marshal
 import os
+from typing import TYPE_CHECKING
 
-from . import fanout
-from .config import Config
-from .errors import printable
-from .jobset import job_files, load_jobs
+from . import file_cache
+
+if TYPE_CHECKING:
+    from .config import Config
+
+KIND = "cron"
+Result = tuple[str, tuple[str, ...]]  # the file's text, its problems (one line each)
 
 
-def render(config: Config) -> tuple[str, list[str]]:
+def yaml_names(directory: str) -> list[str]:
+    """``<job_directory>/*.yaml`` names in slug order, as the original's glob."""
+    return sorted(n for n in os.listdir(directory) if n.endswith(".yaml"))
+
+
+def join(results: list[Result]) -> tuple[str, list[str]]:
+    return "".join(r[0] for r in results), [p for r in results for p in r[1]]
+
+
+def cached(store: file_cache.Cache) -> tuple[str, list[str], str] | None:
+    """(text, problems, output_crontab) when every job file is as cached;
+    None when anything must be read."""
+    loaded = store.load()
+    if loaded is None:
+        return None
+    (job_directory, output), entries = loaded
+    try:
+        names = yaml_names(job_directory)
+    except OSError:
+        return None
+    results = []
+    for name in names:
+        entry = entries.get(name)
+        ident = file_cache.identity(os.path.join(job_directory, name))
+        if entry is None or ident is None or entry[0] != ident:
+            return None
+        results.append(entry[1])
+    return (*join(results), output)
+
+
+def render(config: Config, store: file_cache.Cache | None = None) -> tuple[str, list[str]]:
     """The cron file text and the problems (one line each) of the jobs left out.
 
     Same bytes as the original for the same inputs: one template per
     scheduled job in slug order, ``# Skipping disabled job <slug>`` for the
     others.  An invalid job (which crashed the original) is left out with
-    a comment and its problems returned.  Large job sets are read by one
-    process per CPU (:mod:`.fanout`).
+    a comment and its problems returned.  With ``store``, unchanged files
+    come from the cache and the cache is updated; the files read are
+    shared among one process per CPU (:mod:`.fanout`).
     """
-    paths = job_files(config)
-    parts = fanout.shares(paths, fanout.workers_for(len(paths)))
-    text: list[str] = []
-    problems: list[str] = []
-    for result in fanout.run(parts, lambda part: _render_part(config, part)):
-        if result is None:
+    from . import fanout
+
+    names = yaml_names(config.job_directory)
+    loaded = store.load() if store is not None else None
+    entries = loaded[1] if loaded is not None and loaded[0][0] == config.job_directory else {}
+    results: dict[str, Result] = {}
+    todo: list[str] = []
+    for name in names:
+        entry = entries.get(name)
+        path = os.path.join(config.job_directory, name)
+        ident = file_cache.identity(path)
+        if entry is not None and ident is not None and entry[0] == ident:
+            results[name] = entry[1]
+        else:
+            todo.append(path)
+    fresh: dict[str, tuple[file_cache.Identity | None, Result]] = {}
+    parts = fanout.shares(todo, fanout.workers_for(len(todo)))
+    for blob in fanout.run(parts, lambda part: _render_part(config, part)):
+        if blob is None:
             raise OSError("a worker process failed")
-        count, _, rest = result.partition("\n")
-        lines = rest.split("\n", int(count))
-        problems += lines[: int(count)]
-        text.append(lines[int(count)] if len(lines) > int(count) else "")
-    return "".join(text), problems
+        for path, ident, result in marshal.loads(blob):
+            fresh[os.path.basename(path)] = (ident, result)
+            results[os.path.basename(path)] = result
+    if store is not None and (todo or set(entries) != set(names)):
+        kept = {name: entries[name] for name in names if name in entries and name not in fresh}
+        kept.update({name: (ident, r) for name, (ident, r) in fresh.items() if ident is not None})
+        store.save((config.job_directory, config.output_crontab), kept)
+    return join([results[name] for name in names])
 
 
-def _render_part(config: Config, paths: list[str]) -> str:
-    """A share's cron text, after a count and the lines of its problems."""
-    jobset = load_jobs(config, paths, listed=True)
-    by_slug = {job.slug: job for job in jobset.jobs}
+def _render_part(config: Config, paths: list[str]) -> bytes:
+    """(path, identity, result) of each file, marshalled."""
+    from .errors import PcError, printable
+    from .job import load_job, slug_of
+
     out = []
     for path in paths:
-        slug = os.path.basename(path)[: -len(".yaml")]
-        job = by_slug.get(slug)
-        if job is None:
+        ident = file_cache.identity(path)  # first: a change while reading is never cached
+        slug = slug_of(path)
+        try:
+            job = load_job(path, config, True)
+        except PcError as err:
             # the name of an invalid file may hold anything, a newline too
-            out.append(f"# Skipping invalid job {printable(slug)}\n")
-        elif not job.scheduled:
-            out.append(f"# Skipping disabled job {slug}\n")
+            problems = tuple(str(p).replace("\n", " ") for p in err.problems)
+            out.append((path, ident, (f"# Skipping invalid job {printable(slug)}\n", problems)))
+            continue
+        if not job.scheduled:
+            text = f"# Skipping disabled job {slug}\n"
         else:
             assert job.schedule is not None
-            out.append(
-                config.cron_template.format(
-                    source=path,
-                    schedule=job.schedule.expr,
-                    user=config.user,
-                    command=f"{config.runner_path} --job {slug}",
-                )
+            text = config.cron_template.format(
+                source=path,
+                schedule=job.schedule.expr,
+                user=config.user,
+                command=f"{config.runner_path} --job {slug}",
             )
-    problems = [str(p).replace("\n", " ") for p in jobset.problems]
-    return "\n".join([str(len(problems)), *problems, "".join(out)])
+        out.append((path, ident, (text, ())))
+    return marshal.dumps(out)

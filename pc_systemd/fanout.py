@@ -2,7 +2,7 @@
 
 The generator and cron-generate read every job file at every boot or
 deploy; reading and checking a job is pure Python and CPU-bound, so with
-many jobs each CPU takes a share.  A share's result comes back as text
+many jobs each CPU takes a share.  A share's result comes back as bytes
 through a pipe.  Small job sets stay in one process: a fork costs more
 than a few jobs.
 """
@@ -37,7 +37,7 @@ def shares(items: Sequence[T], workers: int) -> list[list[T]]:
     return out
 
 
-def run(parts: list[list[T]], work: Callable[[list[T]], str]) -> list[str | None]:
+def run(parts: list[list[T]], work: Callable[[list[T]], bytes]) -> list[bytes | None]:
     """``work(part)`` for each part, all but the first in forked children;
     results in order, None for a child that died without one."""
     children: list[tuple[int, int]] = []
@@ -48,7 +48,7 @@ def run(parts: list[list[T]], work: Callable[[list[T]], str]) -> list[str | None
             os.close(read_end)
             status = 1
             try:
-                data = work(part).encode("utf-8", "backslashreplace")
+                data = memoryview(work(part))
                 while data:
                     data = data[os.write(write_end, data) :]
                 status = 0
@@ -60,7 +60,7 @@ def run(parts: list[list[T]], work: Callable[[list[T]], str]) -> list[str | None
                 os._exit(status)
         os.close(write_end)
         children.append((pid, read_end))
-    results: list[str | None] = [work(parts[0])] if parts else []
+    results: list[bytes | None] = [work(parts[0])] if parts else []
     for pid, read_end in children:
         chunks = []
         while chunk := os.read(read_end, 1 << 16):
@@ -71,5 +71,5 @@ def run(parts: list[list[T]], work: Callable[[list[T]], str]) -> list[str | None
         ok = code == 0
         if not ok:  # (negative: the signal that ended it)
             print(f"process-control: worker {pid} ended with status {code}", file=sys.stderr)
-        results.append(b"".join(chunks).decode() if ok else None)
+        results.append(b"".join(chunks) if ok else None)
     return results

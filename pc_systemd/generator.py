@@ -4,27 +4,40 @@ a schedule), written only into the directory systemd hands over.
 It runs at every boot and every daemon-reload, so it stays lean: no click,
 no D-Bus, only the modules the job set needs.  One broken job file is
 logged with its ``path:line`` and skipped; every other job is generated.
+
+Each job file's outcome (its units, or its errors) is kept in a cache
+(:mod:`.file_cache`, written by ``run-job --reload``, which runs before
+every daemon-reload it asks for).  While a job file, the configuration,
+the code and the templates are unchanged, the generator writes the cached
+units of that file without importing the parser or the templates; it
+reads and renders only the files that changed.  It never writes the
+cache itself: a generator writes only into its output directories.
 """
 
 from __future__ import annotations
 
-import contextlib
+import marshal
 import os
 import sys
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
-from . import fanout
-from .config import Config, load_config
-from .errors import PcError, printable
-from .jobset import job_files, load_jobs
-from .unit_escape import UnitValueError
+from . import file_cache
 
+# Not typing.TYPE_CHECKING: importing typing (and re, which it imports)
+# costs the cached path a third of its start-up.  Type checkers read this.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from .config import Config
     from .units import Renderer
 
-Log = Callable[[int, str], None]
+    Log = Callable[[int, str], None]
+    # One job file's outcome: (1 if its units were written else 0, log lines
+    # as (level, message), units as (name, text, target that wants it or None)).
+    Result = tuple[int, tuple[tuple[int, str], ...], tuple[tuple[str, str, str | None], ...]]
+
 ERR, WARNING, INFO = 3, 4, 6
+KIND = "units"
 
 
 def make_log(environ: Mapping[str, str]) -> Log:
@@ -97,8 +110,15 @@ def write_unit(directory: str, name: str, text: str) -> None:
 def want(directory: str, target: str, name: str) -> None:
     """Enable a unit: a symlink in <target>.wants/ (made by generate())."""
     link = os.path.join(directory, f"{target}.wants", name)
-    with contextlib.suppress(FileExistsError):
+    try:  # noqa: SIM105 - importing contextlib costs the cached path ~5 ms
         os.symlink(os.path.join(directory, name), link)
+    except FileExistsError:
+        pass
+
+
+def yaml_names(directory: str) -> list[str]:
+    """The job files' names, ``*.yaml`` in slug order, as the original's glob."""
+    return sorted(n for n in os.listdir(directory) if n.endswith(".yaml"))
 
 
 def generate(
@@ -107,81 +127,211 @@ def generate(
     config_path: str | None = None,
     python: str = sys.executable,
     workers: int | None = None,
+    cache: bool = True,
 ) -> int:
     """Write every job's units into ``normal``; returns the exit status."""
+    store = file_cache.Cache(KIND, config_path, python) if cache else None
+    loaded = store.load() if store is not None else None
+    names = _listed(loaded[0][0]) if loaded is not None else None
+    if loaded is None or names is None:
+        return _generate_all(normal, log, config_path, python, workers)
+    (job_directory, reload_units), entries = loaded
+    _prepare(normal)
+    results: dict[str, Result] = {}
+    todo: list[str] = []
+    for name in names:
+        path = os.path.join(job_directory, name)
+        entry = entries.get(name)
+        ident = file_cache.identity(path)
+        if entry is not None and ident is not None and entry[0] == ident:
+            results[name] = entry[1]
+            for unit in entry[1][2]:
+                write_unit(normal, unit[0], unit[1])
+                if unit[2]:
+                    want(normal, unit[2], unit[0])
+        else:
+            todo.append(path)
+    if todo:
+        config = _config(config_path, log)
+        if config is None:
+            return 1
+        for path, _ident, result in build(config, todo, python, normal, workers):
+            results[os.path.basename(path)] = result
+    for unit in reload_units:
+        write_unit(normal, unit[0], unit[1])
+        if unit[2]:
+            want(normal, unit[2], unit[0])
+    return _report([results[name] for name in names], log, 0, len(names) - len(todo))
+
+
+def _listed(directory: str) -> list[str] | None:
     try:
-        config = load_config(config_path)
+        return yaml_names(directory)
+    except OSError:
+        return None  # the full path reports why
+
+
+def _prepare(normal: str) -> None:
+    os.makedirs(normal, exist_ok=True)
+    for target in ("timers.target", "paths.target"):
+        os.makedirs(os.path.join(normal, f"{target}.wants"), exist_ok=True)
+
+
+def _config(config_path: str | None, log: Log) -> Config | None:
+    from .config import load_config
+    from .errors import PcError
+
+    try:
+        return load_config(config_path)
     except PcError as err:
         for problem in err.problems:
             log(ERR, str(problem))
         log(ERR, "no units generated: the global configuration is invalid")
+        return None
+
+
+def _generate_all(
+    normal: str, log: Log, config_path: str | None, python: str, workers: int | None
+) -> int:
+    config = _config(config_path, log)
+    if config is None:
         return 1
+    _prepare(normal)
     try:
-        paths = job_files(config)
+        paths = [os.path.join(config.job_directory, n) for n in yaml_names(config.job_directory)]
     except OSError as err:
         log(ERR, str(config.problem("job_directory", f"{config.job_directory}: {err.strerror}")))
         paths = []
-    from .units import Renderer  # after loading: a config error never pays for it
-
-    renderer = Renderer(config, python)
-    os.makedirs(normal, exist_ok=True)
-    for target in ("timers.target", "paths.target"):
-        os.makedirs(os.path.join(normal, f"{target}.wants"), exist_ok=True)
-    parts = fanout.shares(paths, workers or fanout.workers_for(len(paths)))
-    results = fanout.run(parts, lambda part: _generate_part(part, config, renderer, normal))
-    written = skipped = 0
+    results = [result for _path, _ident, result in build(config, paths, python, normal, workers)]
     status = 0
-    for result in results:
-        if result is None:
-            log(ERR, "a worker process failed; some jobs may have no units")
-            status = 1
-            continue
-        head, _, messages = result.partition("\n")
-        counts = head.split()
-        written += int(counts[0])
-        skipped += int(counts[1])
-        for line in messages.split("\n") if messages else ():
-            level, _, message = line.partition("\t")
-            log(int(level), message)
+    from .unit_escape import UnitValueError
+
     try:
-        for unit in renderer.reload_units():
-            write_unit(normal, unit.name, unit.text)
-            if unit.wanted_by:
-                want(normal, unit.wanted_by, unit.name)
+        for name, text, wanted_by in reload_units(config, python):
+            write_unit(normal, name, text)
+            if wanted_by:
+                want(normal, wanted_by, name)
     except UnitValueError as err:
         log(ERR, f"no reload units: {err}")
         status = 1
-    log(INFO, f"generated units of {written} job(s), skipped {skipped}")
+    return _report(results, log, status)
+
+
+def _report(results: list[Result], log: Log, status: int, cached: int = 0) -> int:
+    written = 0
+    for done, messages, _units in results:
+        written += done
+        for level, message in messages:
+            log(level, message)
+    skipped = len(results) - written
+    reused = f" ({cached} unchanged file(s) from the cache)" if cached else ""
+    log(INFO, f"generated units of {written} job(s), skipped {skipped}{reused}")
     return status
 
 
-def _generate_part(paths: list[str], config: Config, renderer: Renderer, normal: str) -> str:
-    """Units of some jobs; returns "written skipped" and the log lines."""
-    jobset = load_jobs(config, paths, listed=True)
-    # str(Problem) escapes what does not print, so each message is one line
-    messages = [f"{ERR}\t{problem} (job skipped)" for problem in jobset.problems]
-    messages += [f"{WARNING}\t{warning}" for warning in jobset.warnings]
-    written = 0
-    for job in jobset.jobs:
+def reload_units(config: Config, python: str) -> tuple[tuple[str, str, str | None], ...]:
+    from .units import Renderer
+
+    units = Renderer(config, python).reload_units()
+    return tuple((u.name, u.text, u.wanted_by) for u in units)
+
+
+def build(
+    config: Config,
+    paths: list[str],
+    python: str,
+    normal: str | None,
+    workers: int | None = None,
+) -> list[tuple[str, file_cache.Identity | None, Result]]:
+    """Each job file's outcome, as (path, identity, result), in the given
+    order; with ``normal``, the units are written there as they are made.
+    Large job sets are shared among forked workers (:mod:`.fanout`)."""
+    from . import fanout
+    from .units import Renderer  # after the configuration: a config error never pays for it
+
+    renderer = Renderer(config, python)
+    parts = fanout.shares(paths, workers or fanout.workers_for(len(paths)))
+    out: list[tuple[str, file_cache.Identity | None, Result]] = []
+    for blob in fanout.run(parts, lambda part: _build_part(part, config, renderer, normal)):
+        if blob is None:
+            raise OSError("a worker process of the generator failed")
+        out.extend(marshal.loads(blob))
+    return out
+
+
+def _build_part(paths: list[str], config: Config, renderer: Renderer, normal: str | None) -> bytes:
+    from .errors import PcError, printable
+    from .job import load_job
+    from .unit_escape import UnitValueError
+
+    out = []
+    for path in paths:
+        # identity first: a file changed while it is read is not cached as unchanged
+        ident = file_cache.identity(path)
+        messages: list[tuple[int, str]] = []
+        units: tuple[tuple[str, str, str | None], ...] = ()
         try:
-            units = renderer.job_units(job)
-        except UnitValueError as err:
-            messages.append(f"{ERR}\t{printable(f'{job.path}:1: (unit): {err}')} (job skipped)")
+            job = load_job(path, config, True)
+        except PcError as err:
+            # str(Problem) escapes what does not print: each message is one line
+            messages += [(ERR, f"{problem} (job skipped)") for problem in err.problems]
+            out.append((path, ident, (0, tuple(messages), units)))
             continue
-        for unit in units:
-            write_unit(normal, unit.name, unit.text)
-            if unit.wanted_by:
-                want(normal, unit.wanted_by, unit.name)
-        written += 1
-    skipped = len(jobset.broken) + len(jobset.jobs) - written
-    # problems are one line each; keep the protocol line-based regardless
-    body = "\n".join(m.replace("\n", " ") for m in messages)
-    return f"{written} {skipped}\n{body}"
+        messages += [(WARNING, str(warning)) for warning in job.warnings]
+        try:
+            units = tuple((u.name, u.text, u.wanted_by) for u in renderer.job_units(job))
+        except UnitValueError as err:
+            messages.append((ERR, f"{printable(f'{job.path}:1: (unit): {err}')} (job skipped)"))
+            out.append((path, ident, (0, tuple(messages), ())))
+            continue
+        if normal is not None:
+            for name, text, wanted_by in units:
+                write_unit(normal, name, text)
+                if wanted_by:
+                    want(normal, wanted_by, name)
+        out.append((path, ident, (1, tuple(messages), units)))
+    return marshal.dumps(out)
+
+
+def refresh_cache(config_path: str | None = None, python: str = sys.executable) -> list[str]:
+    """Work out every job file's units and keep them for the generator
+    (``run-job --reload`` calls this before its daemon-reload). Returns the
+    errors of the jobs that get no units, one line each; writes nothing if
+    the configuration or the job directory cannot be read (the generator
+    then reports why, and the line returned says it too)."""
+    store = file_cache.Cache(KIND, config_path, python)
+    from .config import load_config
+    from .errors import PcError
+    from .unit_escape import UnitValueError
+
+    try:
+        config = load_config(config_path)
+    except PcError as err:
+        return [str(problem) for problem in err.problems]
+    try:
+        names = yaml_names(config.job_directory)
+        units = reload_units(config, python)
+    except OSError as err:
+        return [f"{config.problem('job_directory', f'{config.job_directory}: {err.strerror}')}"]
+    except UnitValueError as err:
+        return [f"no reload units: {err}"]
+    paths = [os.path.join(config.job_directory, n) for n in names]
+    built = build(config, paths, python, None)
+    store.save((config.job_directory, units),
+               {os.path.basename(path): (ident, result)
+                for path, ident, result in built if ident is not None})
+    return [message for _path, _ident, result in built
+            for level, message in result[1] if level == ERR]
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--refresh-cache"]:
+        for line in refresh_cache():
+            print(line, file=sys.stderr)
+        return 0
     if len(argv) not in (1, 3):
-        print("usage: process-control-generator NORMAL [EARLY LATE]", file=sys.stderr)
+        print("usage: process-control-generator NORMAL [EARLY LATE] | --refresh-cache",
+              file=sys.stderr)
         return 2
     return generate(argv[0], make_log(os.environ))
 

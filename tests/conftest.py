@@ -47,8 +47,10 @@ class Site:
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """run-job --status keeps a cache under $XDG_CACHE_HOME: never the host's."""
+    """The caches (pc_systemd.file_cache) go to the test's own directory,
+    never the host's /var/cache or ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PROCESS_CONTROL_CACHE", str(tmp_path / "pc-cache"))
 
 
 @pytest.fixture

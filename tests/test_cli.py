@@ -12,7 +12,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from pc_systemd import catalog, report, summary_cache
+from pc_systemd import catalog, file_cache, report
 from pc_systemd.cli import run_job
 from pc_systemd.jobinfo import JobInfo, LastRun, State, Summary
 from pc_systemd.jobset import find_job
@@ -279,16 +279,17 @@ def test_status_text_adds_state_last_and_next_run() -> None:
 def test_summaries_are_cached_until_a_file_changes(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(file_cache, "SETTLE_NS", 0)  # the files here are brand new
     site.job("a", GOOD)
     site.job("b", GOOD)
     config = site.config()
     first, _ = catalog.read_catalog(config, lambda: None)
     assert [s.name for s in first.summaries] == ["Good", "Good"]
-    assert os.path.exists(summary_cache.cache_path(config))
+    assert os.path.exists(file_cache.Cache(catalog.KIND, config.path).path)
     reads: list[list[str]] = []
     real = catalog._read
 
-    def counting(config_: object, paths: list[str]) -> str:
+    def counting(config_: object, paths: list[str]) -> bytes:
         reads.append([os.path.basename(p) for p in paths])
         return real(config_, paths)  # type: ignore[arg-type]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd.config import CONFIG_KEYS, DEFAULT_PATH, builtin, config_path, load_config
+from pc_systemd.config import CONFIG_KEYS, builtin, load_config
+from pc_systemd.config_file import DEFAULT_PATH, config_path
 from pc_systemd.errors import PcError
 from tests.conftest import ROOT
 
