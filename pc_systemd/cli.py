@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from click.shell_completion import CompletionItem
@@ -15,8 +15,9 @@ from click.shell_completion import CompletionItem
 from . import backend
 from .config import Config, load_config
 from .errors import PcError
-from .job import Job
-from .jobset import find_job
+
+if TYPE_CHECKING:
+    from .job import Job
 
 SLOW_START_FLAG = "\x00flag"  # -w given without a job name (the `-j NAME -w` form)
 
@@ -165,6 +166,8 @@ def run_job(
 
 
 def _load(config: Config, slug: str) -> Job:
+    from .jobset import find_job
+
     try:
         return find_job(config, slug)
     except PcError as err:

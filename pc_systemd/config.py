@@ -18,7 +18,6 @@ from . import fields as f
 from .config_file import config_path, untrusted
 from .errors import PcError, Problem, one
 from .fields import Key
-from .job import parse_defaults
 from .nodes import FILE_KEY, Entry, Map, load, mapping_entries, scalar, to_python
 
 CRON_FIELDS = ("source", "schedule", "user", "command")
@@ -206,6 +205,8 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
         if value is not None:
             values[entry.key] = value
     if "default_job_config" in values:
+        from .job import parse_defaults  # the job keys: only a config with defaults needs them
+
         defaults, more = parse_defaults(list(values["default_job_config"]))
         problems.extend(more)
         values["job_defaults"] = defaults

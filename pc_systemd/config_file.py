@@ -1,8 +1,9 @@
-"""Which global configuration file applies, and whether it may be trusted.
+"""Which files: the global configuration file that applies (and whether
+it may be trusted), and the job files of a job directory.
 
-Kept apart from :mod:`.config` (which parses the file) because the
-generator's and cron-generate's cached paths need only these answers and
-must not pay for the parser's imports.
+Kept apart from :mod:`.config` and :mod:`.jobset` (which parse them)
+because the generator's and cron-generate's cached paths need only these
+answers and must not pay for the parsers' imports.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> str | None:
     if environ.get(ENV_VAR):
         return environ[ENV_VAR]
     return DEFAULT_PATH if os.path.lexists(DEFAULT_PATH) else None
+
+
+def yaml_names(job_directory: str) -> list[str]:
+    """The job files' names, ``*.yaml`` in slug order, as the original's glob."""
+    return sorted(n for n in os.listdir(job_directory) if n.endswith(".yaml"))
 
 
 def untrusted(path: str) -> str | None:

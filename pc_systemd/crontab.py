@@ -12,17 +12,13 @@ import os
 from typing import TYPE_CHECKING
 
 from . import file_cache
+from .config_file import yaml_names
 
 if TYPE_CHECKING:
     from .config import Config
 
 KIND = "cron"
 Result = tuple[str, tuple[str, ...]]  # the file's text, its problems (one line each)
-
-
-def yaml_names(directory: str) -> list[str]:
-    """``<job_directory>/*.yaml`` names in slug order, as the original's glob."""
-    return sorted(n for n in os.listdir(directory) if n.endswith(".yaml"))
 
 
 def join(results: list[Result]) -> tuple[str, list[str]]:

@@ -21,6 +21,7 @@ import os
 import sys
 
 from . import file_cache
+from .config_file import yaml_names
 
 # Not typing.TYPE_CHECKING: importing typing (and re, which it imports)
 # costs the cached path a third of its start-up.  Type checkers read this.
@@ -114,11 +115,6 @@ def want(directory: str, target: str, name: str) -> None:
         os.symlink(os.path.join(directory, name), link)
     except FileExistsError:
         pass
-
-
-def yaml_names(directory: str) -> list[str]:
-    """The job files' names, ``*.yaml`` in slug order, as the original's glob."""
-    return sorted(n for n in os.listdir(directory) if n.endswith(".yaml"))
 
 
 def generate(

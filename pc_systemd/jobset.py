@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .config import Config
+from .config_file import yaml_names
 from .errors import PcError, Problem
-from .job import SLUG, SLUG_RULE, Job, load_job
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .job import Job
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,7 @@ class JobSet:
 
 def job_files(config: Config) -> list[str]:
     """``<job_directory>/*.yaml`` in slug order, as the original's glob."""
-    names = sorted(n for n in os.listdir(config.job_directory) if n.endswith(".yaml"))
-    return [os.path.join(config.job_directory, name) for name in names]
+    return [os.path.join(config.job_directory, name) for name in yaml_names(config.job_directory)]
 
 
 def load_jobs(
@@ -34,6 +37,8 @@ def load_jobs(
     """Load the given job files, or every job file of the job directory.
     ``listed``: the paths came from :func:`job_files` (they are known to be
     in the job directory)."""
+    from .job import load_job
+
     problems: list[Problem] = []
     listed = paths is None if listed is None else listed
     if paths is None:
@@ -57,12 +62,16 @@ def load_jobs(
 
 def job_path(config: Config, slug: str) -> str:
     """Where the job ``slug`` lives; refuses names that could leave the directory."""
+    from .job import SLUG, SLUG_RULE
+
     if not SLUG.match(slug):
         raise PcError([Problem(slug, 1, "job", f"bad job name: use {SLUG_RULE}")])
     return os.path.join(config.job_directory, slug + ".yaml")
 
 
 def find_job(config: Config, slug: str) -> Job:
+    from .job import load_job
+
     path = job_path(config, slug)
     if not os.path.lexists(path):
         raise PcError([Problem(path, 1, "job", f"no job named {slug!r}")])

@@ -32,7 +32,8 @@ def systemd_listing(config: Config) -> Listing:
     """Raises BusError when systemd cannot be asked."""
     from . import systemd_status
 
-    catalog, view = read_catalog(config, systemd_status.collect)
+    ran = systemd_status.has_history(config.state_directory)
+    catalog, view = read_catalog(config, lambda: systemd_status.collect(ran))
     infos = tuple(systemd_status.job_info(s, view) for s in catalog.summaries)
     return Listing("systemd", catalog, infos)
 

@@ -23,6 +23,34 @@ class BusError(PcError):
         return self.problems[0].message
 
 
+def _bare_pystemd() -> None:
+    """Let ``pystemd.dbuslib`` load without pystemd's package ``__init__``.
+
+    That ``__init__`` imports pystemd's object layer and, through it, lxml
+    (~25 ms, a tenth of a whole ``run-job --status``), none of which this
+    module uses: it calls systemd's methods through ``dbuslib`` directly.
+    A bare package module with pystemd's search path stands in for it, so
+    ``pystemd.dbuslib`` and ``pystemd.dbusexc`` still load from pystemd's
+    own files.  Where pystemd is missing, or already imported, nothing
+    changes.
+    """
+    import sys
+
+    if "pystemd" in sys.modules:
+        return
+    import importlib.machinery
+
+    spec = importlib.machinery.PathFinder.find_spec("pystemd")
+    if spec is None or not spec.submodule_search_locations:
+        return  # not installed: the import below reports it
+    import types
+
+    package = types.ModuleType("pystemd", "pystemd, without its __init__ (see systemd_bus)")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    sys.modules["pystemd"] = package
+
+
 def _reason(err: Exception) -> str:
     text = str(err)
     lowered = text.lower()
@@ -173,6 +201,7 @@ def systemd(private: bool = False) -> Iterator[Systemd]:
     """A :class:`Systemd` on the system bus, or with ``private`` for root on
     systemd's private socket (faster, but no ``ref_unit``); D-Bus errors
     leave as :class:`BusError` with a one-line reason."""
+    _bare_pystemd()
     try:
         from pystemd.dbusexc import DBusBaseError as DBusError
         from pystemd.dbuslib import DBus, DBusAddress

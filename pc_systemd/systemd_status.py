@@ -13,15 +13,23 @@ successful run); the last run of those, and of running ones (whose
 Which units exist at all is read from the generator's output directory:
 ``ListUnitFilesByPatterns`` would say the same, but systemd works out
 every unit file's enablement for it (half a second for 2,000 units).
+
+Which jobs have run at all is read from the state directory: the units'
+start hook (:mod:`.record`) writes ``<state_directory>/<slug>.yaml``
+before every run, so a job without that file has not run since its units
+were generated, and systemd is not asked about its last run (on a host
+where most jobs have not run yet, or are disabled, that saves most of the
+reads).  Running and failed units are always asked about.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from . import journal
 from .jobinfo import JobInfo, LastRun, State, Summary, timestamp
 from .systemd_bus import (
     SERVICE_IFACE,
@@ -33,6 +41,9 @@ from .systemd_bus import (
     systemd,
 )
 from .unit_result import outcome
+
+if TYPE_CHECKING:
+    from . import journal
 
 # units.PREFIX, not imported from there: units pulls in the unit renderer.
 PREFIX = "process-control-"
@@ -84,7 +95,7 @@ _FAILURE = ((SERVICE_IFACE, b"Result", b"s"), (SERVICE_IFACE, b"ExecMainCode", b
 _NEXT = (TIMER_IFACE, b"NextElapseUSecRealtime", b"t")
 
 
-def _requests(row: UnitRow) -> list[Request]:
+def _requests(row: UnitRow, ran: Ran) -> list[Request]:
     """First round: what to read of one loaded unit."""
     if row.name.endswith(".timer"):
         return [(row.path, *_NEXT)] if row.active_state == "active" else []
@@ -92,7 +103,32 @@ def _requests(row: UnitRow) -> list[Request]:
         return [(row.path, *_EXIT), (row.path, *_PID), (row.path, *_CONTROL_PID)]
     if row.active_state == "failed":
         return [(row.path, *_EXIT), (row.path, *_ENTER), *((row.path, *f) for f in _FAILURE)]
+    if not _has_run(row.name, ran):
+        return []
     return [(row.path, *_EXIT)]  # its end only if it has run: a second round
+
+
+Ran = frozenset[str] | None  # slugs with a history file; None: not known
+
+
+def has_history(state_directory: str) -> Ran:
+    """The slugs that have a history file (so have run), or None if the
+    state directory cannot be read (then every unit is asked about)."""
+    try:
+        return frozenset(n[:-5] for n in os.listdir(state_directory) if n.endswith(".yaml"))
+    except FileNotFoundError:
+        return frozenset()  # made by the first run's hook: nothing has run
+    except OSError:
+        return None
+
+
+def _slug(unit: str) -> str:
+    base = unit[len(PREFIX):]
+    return base.removesuffix(SLOW) if base.endswith(SLOW) else base.rpartition(".")[0]
+
+
+def _has_run(unit: str, ran: Ran) -> bool:
+    return ran is None or _slug(unit) in ran
 
 
 def _generated() -> frozenset[str]:
@@ -106,27 +142,43 @@ def _ours(name: str) -> bool:
     return name.endswith((".service", ".timer")) and not name.startswith(PREFIX + "reload")
 
 
-def collect() -> View:
-    """Ask systemd (and, where it has forgotten, the journal). Raises BusError."""
+def collect(ran: Ran = None, remember: bool = True) -> View:
+    """Ask systemd (and, where it has forgotten, the journal) about the
+    units; ``ran``: see :func:`has_history`; ``remember``: reuse and keep
+    timers' next elapse (:mod:`.elapse_cache`). Raises BusError."""
     with systemd(private=True) as sd:
         rows = [r for r in sd.list_units(PATTERN) if r.load_state == "loaded" and _ours(r.name)]
     files = _generated()
+    elapses = None
+    if remember:
+        from .elapse_cache import ElapseCache
+
+        elapses = ElapseCache(GENERATED, [r.name for r in rows if r.name.endswith(".timer")
+                                          and r.active_state == "active" and r.name in files])
+    known = elapses.known if elapses is not None else {}
     loaded = {r.name: r for r in rows}
     forgotten = sorted(
         name for name in files
         if name.endswith(".service") and _ours(name)
         and (name not in loaded or loaded[name].active_state in RUNNING)
+        and _has_run(name, ran)
     )
-    with journal.LastRuns(forgotten) as from_journal:  # its own process, meanwhile
-        asked = [(row, _requests(row)) for row in rows]
+    if forgotten:
+        from .journal import LastRuns  # (only then: it costs ~7 ms of imports)
+
+        reading: LastRuns | nullcontext[None] = LastRuns(forgotten)
+    else:
+        reading = nullcontext()
+    with reading as from_journal:  # its own process, meanwhile
+        asked = [(row, [] if row.name in known else _requests(row, ran)) for row in rows]
         values = iter(get_many([r for _row, requests in asked for r in requests]))
         first = {row.name: [next(values) for _ in requests] for row, requests in asked}
         ended = [row for row in rows if row.name.endswith(".service")
                  and row.active_state not in RUNNING and row.active_state != "failed"
-                 and first[row.name][0]]
+                 and first[row.name] and first[row.name][0]]
         ends = dict(zip((r.name for r in ended),
                         get_many([(r.path, *_ENTER) for r in ended]), strict=True))
-        runs, problem = from_journal.result()
+        runs, problem = from_journal.result() if from_journal is not None else ({}, None)
     services: dict[str, UnitState] = {}
     next_elapse: dict[str, int] = {}
     for row in rows:
@@ -135,6 +187,8 @@ def collect() -> View:
         if name.endswith(".timer"):
             if got:
                 next_elapse[name] = int(got[0])
+            elif name in known:
+                next_elapse[name] = known[name]
         elif active in RUNNING:
             services[name] = UnitState(name, True, active,
                                        pid=int(got[1]) or int(got[2]) or None,
@@ -143,11 +197,13 @@ def collect() -> View:
             services[name] = UnitState(name, True, active, started=int(got[0]),
                                        ended=int(got[1]), result=str(got[2]),
                                        main_code=int(got[3]), main_status=int(got[4]))
-        elif got[0]:
+        elif got and got[0]:
             services[name] = UnitState(name, True, active, started=int(got[0]),
                                        ended=int(ends[name]), result="success")
         else:
             services[name] = UnitState(name, True, active)
+    if elapses is not None:
+        elapses.save({name: value for name, value in next_elapse.items() if name not in known})
     return View(services, files, next_elapse, runs, problem)
 
 

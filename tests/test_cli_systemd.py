@@ -7,6 +7,7 @@ permission test runs run-job itself as another unprivileged user.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -362,6 +363,54 @@ def test_a_file_logged_job_says_where_its_output_went(box: SystemdBox) -> None:
 
 
 # -- next runs ---------------------------------------------------------------------
+
+
+def next_elapse(box: SystemdBox, slug: str) -> str:
+    """systemd's own next elapse of the job's timer, as --json writes times."""
+    systemd = ["busctl", "--system", "org.freedesktop.systemd1"]
+    path = box.run([systemd[0], "call", *systemd[1:], "/org/freedesktop/systemd1",
+                    "org.freedesktop.systemd1.Manager", "GetUnit", "s",
+                    f"process-control-{slug}.timer"]).stdout.split()[1].strip('"')
+    usec = box.run([systemd[0], "get-property", *systemd[1:], path,
+                    "org.freedesktop.systemd1.Timer", "NextElapseUSecRealtime"]).stdout.split()[1]
+    when = dt.datetime.fromtimestamp(int(usec) / 1e6, dt.UTC)
+    return when.astimezone().isoformat(timespec="seconds")
+
+
+def test_the_next_run_is_systemds_and_follows_a_new_schedule(box: SystemdBox) -> None:
+    """--status remembers timers' next elapse (elapse_cache): the value it
+    shows is systemd's before and after the cache, and after a schedule
+    change and a reload."""
+    box.systemctl("stop", "process-control-reload.path")  # reloads when the test says
+    try:
+        box.write_file(f"{JOBS}/moving.yaml", "name: Moving\ncommand: /bin/true\n"
+                       "schedule: '7 3 * * *'\n")
+        time.sleep(2.5)  # file_cache keeps no file younger than 2 s
+        assert run_job(box, "--reload")[0] == 1  # (the broken job)
+        # The generator that systemd ran took every job file from the cache
+        # that --reload wrote just before: none was read again.
+        said = box.run(["journalctl", "-b", "--no-pager", "-o", "cat",
+                        "SYSLOG_IDENTIFIER=process-control-generator"]).stdout.splitlines()
+        files = len(JOB_FILES) + 1
+        assert said[-1] == (f"generated units of {files - 1} job(s), skipped 1 "
+                            f"({files} unchanged file(s) from the cache)")
+        time.sleep(2.5)  # the units written by that reload must settle too
+        first = status_json(box)["moving"]["next_run"]
+        cached = box.run(["sh", "-c", "ls /var/cache/pc-systemd/next-elapse-*"]).stdout
+        assert cached.strip()
+        again = status_json(box)["moving"]["next_run"]
+        assert first == again == next_elapse(box, "moving")
+        assert first.split("T")[1].startswith("03:07:00")
+        box.write_file(f"{JOBS}/moving.yaml", "name: Moving\ncommand: /bin/true\n"
+                       "schedule: '9 4 * * *'\n")
+        assert run_job(box, "--reload")[0] == 1
+        moved = status_json(box)["moving"]["next_run"]
+        assert moved == next_elapse(box, "moving")
+        assert moved.split("T")[1].startswith("04:09:00")
+    finally:
+        box.run(["rm", "-f", f"{JOBS}/moving.yaml"])
+        run_job(box, "--reload")
+        box.systemctl("start", "process-control-reload.path")
 
 
 def test_next_runs_match_the_timer_and_say_the_schedule_in_words(box: SystemdBox) -> None:
