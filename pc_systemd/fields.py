@@ -22,7 +22,7 @@ T = TypeVar("T")
 # C0 and C1 controls (tab included), DEL, line and paragraph separators,
 # Unicode noncharacters and lone surrogates: a newline or NUL could split a
 # unit or cron line, and systemd refuses a unit that is not clean UTF-8.
-_CONTROL = re.compile(
+CONTROL = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
     "\U0001fffe\U0001ffff\U0010fffe\U0010ffff]"
 )
@@ -65,7 +65,9 @@ def check_line(
 ) -> str:
     """Refuse control characters (newline, CR, NUL, ...) in a one-line value
     (``tabs``: a command line, where tabs separate arguments)."""
-    found = _CONTROL.search(text.replace("\t", " ") if tabs else text)
+    if text.isprintable() and len(text) <= MAX_VALUE:
+        return text  # no printable character is a CONTROL one (a test holds this)
+    found = CONTROL.search(text.replace("\t", " ") if tabs else text)
     if found:
         label = {
             "\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte", "\t": "a tab"

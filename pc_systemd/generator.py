@@ -238,24 +238,30 @@ def build(
     python: str,
     normal: str | None,
     workers: int | None = None,
+    keep: bool = False,
 ) -> list[tuple[str, file_cache.Identity | None, Result]]:
     """Each job file's outcome, as (path, identity, result), in the given
-    order; with ``normal``, the units are written there as they are made.
-    Large job sets are shared among forked workers (:mod:`.fanout`)."""
+    order; with ``normal``, the units are written there as they are made,
+    and the results carry them only if ``keep`` (for the cache): their text
+    is most of what workers would send back.  Large job sets are shared
+    among forked workers (:mod:`.fanout`)."""
     from . import fanout
     from .units import Renderer  # after the configuration: a config error never pays for it
 
     renderer = Renderer(config, python)
     parts = fanout.shares(paths, workers or fanout.workers_for(len(paths)))
     out: list[tuple[str, file_cache.Identity | None, Result]] = []
-    for blob in fanout.run(parts, lambda part: _build_part(part, config, renderer, normal)):
+    keep = keep or normal is None
+    for blob in fanout.run(parts, lambda part: _build_part(part, config, renderer, normal, keep)):
         if blob is None:
             raise OSError("a worker process of the generator failed")
         out.extend(marshal.loads(blob))
     return out
 
 
-def _build_part(paths: list[str], config: Config, renderer: Renderer, normal: str | None) -> bytes:
+def _build_part(
+    paths: list[str], config: Config, renderer: Renderer, normal: str | None, keep: bool
+) -> bytes:
     from .errors import PcError, printable
     from .job import load_job
     from .unit_escape import UnitValueError
@@ -285,7 +291,7 @@ def _build_part(paths: list[str], config: Config, renderer: Renderer, normal: st
                 write_unit(normal, name, text)
                 if wanted_by:
                     want(normal, wanted_by, name)
-        out.append((path, ident, (1, tuple(messages), units)))
+        out.append((path, ident, (1, tuple(messages), units if keep else ())))
     return marshal.dumps(out)
 
 
