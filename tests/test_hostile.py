@@ -46,7 +46,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from pc_systemd import cron_cli
+from pc_systemd import config_file, cron_cli, file_cache
 from pc_systemd.cli import run_job
 from pc_systemd.generator import generate
 from pc_systemd.units import FILELOG
@@ -1295,7 +1295,42 @@ def test_whole_corpus_at_once_through_the_executables(tmp_path: Path) -> None:
         entries = cron_entries(site.crontab.read_text(encoding="utf-8", errors="replace"))
         found.check(all(e.split()[-2:-1] == ["--job"] for e in entries),
                     f"cron file has foreign lines: {[e for e in entries if '--job' not in e]}")
+    _same_from_the_cache(site, runs, found)
     assert not found.items, "\n".join(found.items)
+
+
+def _tree(out: Path) -> dict[str, str | bytes]:
+    return {str(p.relative_to(out)): os.readlink(p).replace(str(out), "OUT")
+            if p.is_symlink() else p.read_bytes() for p in out.rglob("*") if not p.is_dir()}
+
+
+def _same_from_the_cache(site: Site, cold: dict[str, Run], found: Findings) -> None:
+    """The cache (pc_systemd.file_cache) holds every hostile file's outcome
+    and gives the generator and cron-generate the very same result."""
+    time.sleep(2.1)  # file_cache keeps no file changed in the last 2 s
+    refresh = _exe(site, [sys.executable, str(GENERATOR), "--refresh-cache"])
+    found.check(refresh.crash is None and "Traceback" not in refresh.err,
+                f"--refresh-cache: {refresh.crash} {refresh.err[-2000:]}")
+    warm_out = site.root / "out-warm"
+    warm = _exe(site, [sys.executable, str(GENERATOR), *(3 * [str(warm_out)])])
+    cold_log, warm_log = cold["generator"].err.splitlines(), warm.err.splitlines()
+    found.check(warm.code == cold["generator"].code and warm_log[:-1] == cold_log[:-1],
+                f"generator from the cache: exit {warm.code}, log differs")
+    # every file but those that cannot be looked at (a dangling link, ...)
+    names = config_file.yaml_names(str(site.jobs))
+    identified = [n for n in names if file_cache.identity(str(site.jobs / n)) is not None]
+    found.check(warm_log[-1:] == [f"{cold_log[-1]} ({len(identified)} unchanged file(s) "
+                                  "from the cache)"],
+                f"generator from the cache said {warm_log[-1:]}")
+    cold_tree = _tree(site.out) if site.out.is_dir() else {}
+    found.check(_tree(warm_out) == cold_tree, "generator: other units from the cache")
+    before = site.crontab.read_bytes() if site.crontab.exists() else None
+    for _ in range(2):  # the first fills cron-generate's cache, the second reads it
+        again = _exe(site, [str(BIN / "cron-generate")])
+    found.check((again.code, again.err) == (cold["cron"].code, cold["cron"].err),
+                f"cron-generate from the cache: exit {again.code}, stderr differs")
+    after = site.crontab.read_bytes() if site.crontab.exists() else None
+    found.check(after == before, "cron-generate: another file from the cache")
 
 
 # -- the corpus itself ------------------------------------------------------------
