@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -260,3 +262,25 @@ def test_cron_generate_gives_the_same_file_from_the_cache(
     monkeypatch.undo()
     fixed = out.read_bytes()
     assert cron_generate([*args, "--no-cache"]) == 0 and out.read_bytes() == fixed
+
+
+def test_the_cached_generator_imports_no_parser_and_no_typing(
+    site: Site, tmp_path: Path, settled: None
+) -> None:
+    """The boot-time path: interpreter, the cache, os calls; nothing else."""
+    example_site(site)
+    generator.refresh_cache(str(site.config_file), sys.executable)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-X", "importtime",
+         str(ROOT / "generators" / "process-control-generator"), str(tmp_path / "out")],
+        env={**os.environ, "PROCESS_CONTROL_CONFIG": str(site.config_file)},
+        capture_output=True, text=True, check=True,
+    )
+    lines = result.stderr.splitlines()
+    files = len(list(site.jobs.glob("*.yaml")))
+    assert lines[-1].endswith(f"({files} unchanged file(s) from the cache)")
+    imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+    assert "pc_systemd.file_cache" in imported
+    heavy = {"pc_systemd.config", "pc_systemd.job", "pc_systemd.units", "pc_systemd.fastyaml",
+             "yaml", "jinja2", "click", "dataclasses", "typing", "re", "contextlib"}
+    assert imported & heavy == set()
