@@ -78,6 +78,7 @@ job_directory: $here/examples/jobs
 output_crontab: console
 YAML
     export PROCESS_CONTROL_CONFIG=$dir/config.yaml
+    export PROCESS_CONTROL_CACHE=$dir/cache  # not /var/cache/pc-systemd: the demo keeps to .demo/
     echo "== run-job --validate (examples/jobs)"
     .venv/bin/run-job --validate || true
     echo "== run-job --list-jobs"
