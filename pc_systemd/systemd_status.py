@@ -28,9 +28,10 @@ import datetime as dt
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .jobinfo import JobInfo, LastRun, State, Summary, timestamp
+from .status_memo import PREFIX, SLOW, StatusMemo, slug_of
 from .systemd_bus import (
     SERVICE_IFACE,
     TIMER_IFACE,
@@ -45,11 +46,8 @@ from .unit_result import outcome
 if TYPE_CHECKING:
     from . import journal
 
-# units.PREFIX, not imported from there: units pulls in the unit renderer.
-PREFIX = "process-control-"
 RUNNING = frozenset({"activating", "active", "deactivating", "reloading", "refreshing"})
 PATTERN = PREFIX + "*"
-SLOW = ".slow-start.service"
 # Where systemd has the generator write (systemd.generator(7): the "normal" directory).
 GENERATED = "/run/systemd/generator"
 
@@ -122,13 +120,8 @@ def has_history(state_directory: str) -> Ran:
         return None
 
 
-def _slug(unit: str) -> str:
-    base = unit[len(PREFIX):]
-    return base.removesuffix(SLOW) if base.endswith(SLOW) else base.rpartition(".")[0]
-
-
 def _has_run(unit: str, ran: Ran) -> bool:
-    return ran is None or _slug(unit) in ran
+    return ran is None or slug_of(unit) in ran
 
 
 def _generated() -> frozenset[str]:
@@ -142,53 +135,71 @@ def _ours(name: str) -> bool:
     return name.endswith((".service", ".timer")) and not name.startswith(PREFIX + "reload")
 
 
-def collect(ran: Ran = None, remember: bool = True) -> View:
+def collect(ran: Ran = None, state_directory: str | None = None) -> View:
     """Ask systemd (and, where it has forgotten, the journal) about the
-    units; ``ran``: see :func:`has_history`; ``remember``: reuse and keep
-    timers' next elapse (:mod:`.elapse_cache`). Raises BusError."""
+    units; ``ran``: see :func:`has_history`. With ``state_directory`` (where
+    the history files are), what cannot have changed since the last call
+    is not asked again (:mod:`.status_memo`). Raises BusError."""
     with systemd(private=True) as sd:
         rows = [r for r in sd.list_units(PATTERN) if r.load_state == "loaded" and _ours(r.name)]
     files = _generated()
-    elapses = None
-    if remember:
-        from .elapse_cache import ElapseCache
-
-        elapses = ElapseCache(GENERATED, [r.name for r in rows if r.name.endswith(".timer")
-                                          and r.active_state == "active" and r.name in files])
-    known = elapses.known if elapses is not None else {}
+    memo = None
+    if state_directory is not None:
+        memo = StatusMemo(GENERATED, state_directory)
+    # What to ask, and what is remembered: the state under which a row's
+    # values may be remembered ("" for never), and the values if they are.
+    plan: list[tuple[UnitRow, str, list[Any] | None]] = []
+    for row in rows:
+        key = _memo_state(row, ran, files)
+        plan.append((row, key, memo.get(row.name, key) if memo is not None and key else None))
     loaded = {r.name: r for r in rows}
-    forgotten = sorted(
-        name for name in files
+    forgotten = [
+        name for name in sorted(files)
         if name.endswith(".service") and _ours(name)
         and (name not in loaded or loaded[name].active_state in RUNNING)
         and _has_run(name, ran)
-    )
-    if forgotten:
+    ]
+    runs: dict[str, journal.Run] = {}
+    ask_journal = []
+    for name in forgotten:
+        known = memo.get(name, "journal") if memo is not None else None
+        if known is not None:
+            runs[name] = _run(known)
+        else:
+            ask_journal.append(name)
+    if ask_journal:
         from .journal import LastRuns  # (only then: it costs ~7 ms of imports)
 
-        reading: LastRuns | nullcontext[None] = LastRuns(forgotten)
+        reading: LastRuns | nullcontext[None] = LastRuns(ask_journal)
     else:
         reading = nullcontext()
     with reading as from_journal:  # its own process, meanwhile
-        asked = [(row, [] if row.name in known else _requests(row, ran)) for row in rows]
+        asked = [(row, _requests(row, ran) if known is None else [])
+                 for row, _key, known in plan]
         values = iter(get_many([r for _row, requests in asked for r in requests]))
         first = {row.name: [next(values) for _ in requests] for row, requests in asked}
-        ended = [row for row in rows if row.name.endswith(".service")
-                 and row.active_state not in RUNNING and row.active_state != "failed"
-                 and first[row.name] and first[row.name][0]]
+        ended = [row for row, key, known in plan
+                 if known is None and key == "inactive" and first[row.name]
+                 and first[row.name][0]]
         ends = dict(zip((r.name for r in ended),
                         get_many([(r.path, *_ENTER) for r in ended]), strict=True))
-        runs, problem = from_journal.result() if from_journal is not None else ({}, None)
+        found, problem = from_journal.result() if from_journal is not None else ({}, None)
+    for name, run in found.items():
+        runs[name] = run
+        if memo is not None:
+            memo.put(name, "journal", list(run.__dict__.values()))
     services: dict[str, UnitState] = {}
     next_elapse: dict[str, int] = {}
-    for row in rows:
-        got = first[row.name]
+    for row, key, known in plan:
+        got = known if known is not None else first[row.name]
+        if known is None and key == "inactive" and got and got[0]:
+            got = [got[0], ends[row.name]]
+        if known is None and key and memo is not None:
+            memo.put(row.name, key, [_plain(v) for v in got])
         name, active = row.name, row.active_state
         if name.endswith(".timer"):
             if got:
                 next_elapse[name] = int(got[0])
-            elif name in known:
-                next_elapse[name] = known[name]
         elif active in RUNNING:
             services[name] = UnitState(name, True, active,
                                        pid=int(got[1]) or int(got[2]) or None,
@@ -199,12 +210,33 @@ def collect(ran: Ran = None, remember: bool = True) -> View:
                                        main_code=int(got[3]), main_status=int(got[4]))
         elif got and got[0]:
             services[name] = UnitState(name, True, active, started=int(got[0]),
-                                       ended=int(ends[name]), result="success")
+                                       ended=int(got[1]), result="success")
         else:
             services[name] = UnitState(name, True, active)
-    if elapses is not None:
-        elapses.save({name: value for name, value in next_elapse.items() if name not in known})
+    if memo is not None:
+        memo.save()
     return View(services, files, next_elapse, runs, problem)
+
+
+def _memo_state(row: UnitRow, ran: Ran, files: frozenset[str]) -> str:
+    """The state under which the row's values may be remembered ("" for never):
+    active timers that have a generated file, and services that have run and
+    are not running."""
+    if row.name.endswith(".timer"):
+        return "active" if row.active_state == "active" and row.name in files else ""
+    if row.active_state in RUNNING or not _has_run(row.name, ran) or ran is None:
+        return ""
+    return "failed" if row.active_state == "failed" else "inactive"
+
+
+def _plain(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _run(values: list[Any]) -> journal.Run:
+    from .journal import Run
+
+    return Run(*values)
 
 
 def _last_from_unit(summary: Summary, state: UnitState) -> LastRun | None:

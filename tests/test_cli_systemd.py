@@ -381,7 +381,7 @@ def next_elapse(box: SystemdBox, slug: str) -> str:
 
 
 def test_the_next_run_is_systemds_and_follows_a_new_schedule(box: SystemdBox) -> None:
-    """--status remembers timers' next elapse (elapse_cache): the value it
+    """--status remembers timers' next elapse (status_memo): the value it
     shows is systemd's before and after the cache, and after a schedule
     change and a reload."""
     box.systemctl("stop", "process-control-reload.path")  # reloads when the test says
@@ -399,7 +399,7 @@ def test_the_next_run_is_systemds_and_follows_a_new_schedule(box: SystemdBox) ->
                             f"({files} unchanged file(s) from the cache)")
         time.sleep(2.5)  # the units written by that reload must settle too
         first = status_json(box)["moving"]["next_run"]
-        cached = box.run(["sh", "-c", "ls /var/cache/pc-systemd/next-elapse-*"]).stdout
+        cached = box.run(["sh", "-c", "ls /var/cache/pc-systemd/status-memo-*"]).stdout
         assert cached.strip()
         again = status_json(box)["moving"]["next_run"]
         assert first == again == next_elapse(box, "moving")
@@ -412,6 +412,35 @@ def test_the_next_run_is_systemds_and_follows_a_new_schedule(box: SystemdBox) ->
         assert moved.split("T")[1].startswith("04:09:00")
     finally:
         box.run(["rm", "-f", f"{JOBS}/moving.yaml"])
+        run_job(box, "--reload")
+        box.systemctl("start", "process-control-reload.path")
+
+
+def test_a_remembered_last_run_gives_way_to_the_next_run(box: SystemdBox) -> None:
+    """--status remembers a service's last run while the job's history file
+    is unchanged (status_memo); the next run rewrites the history."""
+    box.systemctl("stop", "process-control-reload.path")
+    flip = ("name: Flip\ncommand: /bin/sh -c 'if [ -e flipped ]; then rm flipped; exit 4; "
+            "else touch flipped; sleep 0.2; fi'\nschedule: '0 0 1 1 *'\n")
+    try:
+        box.write_file(f"{JOBS}/flip.yaml", flip)
+        run_job(box, "--reload")
+        box.run(["rm", "-f", f"/home/{USER}/flipped"])
+        assert run_job(box, "-j", "flip")[0] == 0
+        time.sleep(2.5)  # file_cache keeps no file younger than 2 s
+        first = status_json(box)["flip"]  # read from systemd, remembered
+        memo = box.run(["sh", "-c", "ls /var/cache/pc-systemd/status-memo-*"]).stdout
+        assert memo.strip()
+        again = status_json(box)["flip"]  # from the memo
+        assert first == again
+        assert (again["state"], again["last_run"]["status"]) == ("idle", "success")
+        assert run_job(box, "-j", "flip")[0] == 4
+        failed = status_json(box)["flip"]
+        assert (failed["state"], failed["last_run"]["status"]) == ("failed", "failure")
+        assert failed["last_run"]["reason"] == "Flip failed with code 4"
+        assert failed["last_run"]["start"] > again["last_run"]["start"]
+    finally:
+        box.run(["rm", "-f", f"{JOBS}/flip.yaml"])
         run_job(box, "--reload")
         box.systemctl("start", "process-control-reload.path")
 
