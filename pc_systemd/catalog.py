@@ -16,8 +16,9 @@ from typing import TypeVar
 
 from . import fanout
 from .config import Config
+from .config_file import yaml_names
 from .jobinfo import Summary
-from .jobset import job_files, load_jobs
+from .jobset import load_jobs
 
 T = TypeVar("T")
 KIND = "summaries"
@@ -66,28 +67,21 @@ def read_catalog(
     """
     from . import file_cache
 
-    paths = job_files(config)
+    names = yaml_names(config.job_directory)
     store = file_cache.Cache(KIND, config.path) if cache else None
     loaded = store.load() if store is not None else None
-    known = loaded[1] if loaded is not None and loaded[0] == config.job_directory else {}
-    identities = {path: file_cache.identity(path) for path in paths}
-    reuse: dict[str, Summary] = {}
-    todo = []
-    for path in paths:
-        entry = known.get(os.path.basename(path))
-        if entry is not None and identities[path] is not None and entry[0] == identities[path]:
-            reuse[path] = Summary.from_dict(entry[1])
-        else:
-            todo.append(path)
-    fresh, result = _read_files(config, todo, meanwhile, workers)
-    by_path = {**reuse, **dict(zip(todo, fresh, strict=True))}
-    summaries = [by_path[path] for path in paths]
-    if store is not None and (todo or len(known) != len(paths)):
-        store.save(config.job_directory, {
-            os.path.basename(path): (ident, s.to_dict())
-            for path, s in zip(paths, summaries, strict=True)
-            if (ident := identities[path]) is not None
-        })
+    entries = loaded[1] if loaded is not None and loaded[0] == config.job_directory else {}
+    valid, todo = file_cache.reuse(entries, config.job_directory, names)
+    identities = [file_cache.identity(path) for path in todo]  # before reading
+    read, result = _read_files(config, todo, meanwhile, workers)
+    by_name = {name: Summary.from_dict(entry[1]) for name, entry in valid.items()}
+    by_name.update((os.path.basename(path), s) for path, s in zip(todo, read, strict=True))
+    summaries = [by_name[name] for name in names]
+    if store is not None and (todo or len(valid) != len(entries)):
+        store.update(config.job_directory, valid, [
+            (path, ident, s.to_dict())
+            for path, ident, s in zip(todo, identities, read, strict=True)
+        ])
     problems = tuple(line for s in summaries for line in s.problems)
     return Catalog(tuple(summaries), problems), result
 

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="read every job file, ignoring and not updating the cache")
     args = parser.parse_args(argv)
     store = None if args.no_cache else file_cache.Cache(KIND, args.config)
-    hit = cached(store) if store is not None else None
+    loaded = store.load() if store is not None else None
+    hit = cached(loaded) if loaded is not None else None
     if hit is not None:
         text, problems, output = hit
     else:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(problem, file=sys.stderr)
             return 2
         try:
-            text, problems = render(config, store)
+            text, problems = render(config, store, loaded)
         except OSError as err:
             where = f"{config.job_directory}: {err.strerror or err}"
             print(config.problem("job_directory", where), file=sys.stderr)

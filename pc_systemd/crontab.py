@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import marshal
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import file_cache
 from .config_file import yaml_names
@@ -25,64 +25,49 @@ def join(results: list[Result]) -> tuple[str, list[str]]:
     return "".join(r[0] for r in results), [p for r in results for p in r[1]]
 
 
-def cached(store: file_cache.Cache) -> tuple[str, list[str], str] | None:
-    """(text, problems, output_crontab) when every job file is as cached;
-    None when anything must be read."""
-    loaded = store.load()
-    if loaded is None:
-        return None
+def cached(loaded: tuple[Any, file_cache.Entries]) -> tuple[str, list[str], str] | None:
+    """(text, problems, output_crontab) from what the cache ``loaded`` when
+    every job file is as cached; None when anything must be read."""
     (job_directory, output), entries = loaded
     try:
         names = yaml_names(job_directory)
     except OSError:
         return None
-    results = []
-    for name in names:
-        entry = entries.get(name)
-        ident = file_cache.identity(os.path.join(job_directory, name))
-        if entry is None or ident is None or entry[0] != ident:
-            return None
-        results.append(entry[1])
-    return (*join(results), output)
+    valid, todo = file_cache.reuse(entries, job_directory, names)
+    if todo:
+        return None
+    return (*join([valid[name][1] for name in names]), output)
 
 
-def render(config: Config, store: file_cache.Cache | None = None) -> tuple[str, list[str]]:
+def render(
+    config: Config,
+    store: file_cache.Cache | None = None,
+    loaded: tuple[Any, file_cache.Entries] | None = None,
+) -> tuple[str, list[str]]:
     """The cron file text and the problems (one line each) of the jobs left out.
 
     Same bytes as the original for the same inputs: one template per
     scheduled job in slug order, ``# Skipping disabled job <slug>`` for the
     others.  An invalid job (which crashed the original) is left out with
-    a comment and its problems returned.  With ``store``, unchanged files
-    come from the cache and the cache is updated; the files read are
+    a comment and its problems returned.  Unchanged files come from what
+    the cache ``loaded``, and ``store`` is updated; the files read are
     shared among one process per CPU (:mod:`.fanout`).
     """
     from . import fanout
 
     names = yaml_names(config.job_directory)
-    loaded = store.load() if store is not None else None
     entries = loaded[1] if loaded is not None and loaded[0][0] == config.job_directory else {}
-    results: dict[str, Result] = {}
-    todo: list[str] = []
-    for name in names:
-        entry = entries.get(name)
-        path = os.path.join(config.job_directory, name)
-        ident = file_cache.identity(path)
-        if entry is not None and ident is not None and entry[0] == ident:
-            results[name] = entry[1]
-        else:
-            todo.append(path)
-    fresh: dict[str, tuple[file_cache.Identity | None, Result]] = {}
+    valid, todo = file_cache.reuse(entries, config.job_directory, names)
+    results = {name: entry[1] for name, entry in valid.items()}
+    fresh: list[tuple[str, file_cache.Identity | None, Result]] = []
     parts = fanout.shares(todo, fanout.workers_for(len(todo)))
     for blob in fanout.run(parts, lambda part: _render_part(config, part)):
         if blob is None:
             raise OSError("a worker process failed")
-        for path, ident, result in marshal.loads(blob):
-            fresh[os.path.basename(path)] = (ident, result)
-            results[os.path.basename(path)] = result
-    if store is not None and (todo or set(entries) != set(names)):
-        kept = {name: entries[name] for name in names if name in entries and name not in fresh}
-        kept.update({name: (ident, r) for name, (ident, r) in fresh.items() if ident is not None})
-        store.save((config.job_directory, config.output_crontab), kept)
+        fresh += marshal.loads(blob)
+    results.update((os.path.basename(path), result) for path, _ident, result in fresh)
+    if store is not None and (todo or len(valid) != len(entries)):
+        store.update((config.job_directory, config.output_crontab), valid, fresh)
     return join([results[name] for name in names])
 
 

@@ -111,6 +111,22 @@ def cache_dir(environ: Mapping[str, str]) -> str:
     return os.path.join(base, "process-control")
 
 
+def reuse(entries: Entries, directory: str, names: list[str]) -> tuple[Entries, list[str]]:
+    """Split the job files ``names`` of ``directory``: the entries still
+    valid (the file's identity is unchanged), and the paths to read again."""
+    valid: Entries = {}
+    todo: list[str] = []
+    for name in names:
+        path = os.path.join(directory, name)
+        entry = entries.get(name)
+        # (an identity stored is never None, so a file that cannot be looked at is read)
+        if entry is not None and entry[0] == identity(path):
+            valid[name] = entry
+        else:
+            todo.append(path)
+    return valid, todo
+
+
 def _crc(data: bytes) -> bytes:
     import zlib
 
@@ -168,6 +184,15 @@ class Cache:
             return stored[1], stored[2]
         except (OSError, ValueError, EOFError, TypeError, IndexError):
             return None
+
+    def update(self, data: Any, valid: Entries, fresh: list[tuple[str, Identity | None, Any]],
+               ) -> None:
+        """Save the ``valid`` entries (of :func:`reuse`) and the results read
+        afresh, as (path, identity taken before reading, result)."""
+        entries = dict(valid)
+        entries.update((os.path.basename(path), (ident, result))
+                       for path, ident, result in fresh if ident is not None)
+        self.save(data, entries)
 
     def save(self, data: Any, entries: Entries) -> None:
         """Write the cache, leaving out entries of files changed too recently."""

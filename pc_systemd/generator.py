@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     Log = Callable[[int, str], None]
     # One job file's outcome: (1 if its units were written else 0, log lines
     # as (level, message), units as (name, text, target that wants it or None)).
-    Result = tuple[int, tuple[tuple[int, str], ...], tuple[tuple[str, str, str | None], ...]]
+    Units = tuple[tuple[str, str, str | None], ...]  # (name, text, target that wants it)
+    Result = tuple[int, tuple[tuple[int, str], ...], Units]
 
 ERR, WARNING, INFO = 3, 4, 6
 KIND = "units"
@@ -129,48 +130,64 @@ def generate(
     store = file_cache.Cache(KIND, config_path, python) if cache else None
     loaded = store.load() if store is not None else None
     names = _listed(loaded[0][0]) if loaded is not None else None
-    if loaded is None or names is None:
-        return _generate_all(normal, log, config_path, python, workers)
-    (job_directory, reload_units), entries = loaded
-    _prepare(normal)
-    results: dict[str, Result] = {}
-    todo: list[str] = []
-    for name in names:
-        path = os.path.join(job_directory, name)
-        entry = entries.get(name)
-        ident = file_cache.identity(path)
-        if entry is not None and ident is not None and entry[0] == ident:
-            results[name] = entry[1]
-            for unit in entry[1][2]:
-                write_unit(normal, unit[0], unit[1])
-                if unit[2]:
-                    want(normal, unit[2], unit[0])
-        else:
-            todo.append(path)
-    if todo:
+    config: Config | None = None
+    units: Units | None = None
+    if loaded is not None and names is not None:
+        (job_directory, units), entries = loaded
+    else:  # no cache for this configuration, code and Python: read everything
         config = _config(config_path, log)
         if config is None:
             return 1
-        for path, _ident, result in build(config, todo, python, normal, workers):
+        job_directory, entries = config.job_directory, {}
+        try:
+            names = yaml_names(job_directory)
+        except OSError as err:
+            log(ERR, str(config.problem("job_directory", f"{job_directory}: {err.strerror}")))
+            names = []
+    _prepare(normal)
+    valid, todo = file_cache.reuse(entries, job_directory, names)
+    results: dict[str, Result] = {}
+    for name, (_ident, result) in valid.items():
+        _emit(normal, result[2])
+        results[name] = result
+    status = 0
+    if todo or units is None:
+        config = config or _config(config_path, log)
+        if config is None:
+            return 1
+        renderer = _renderer(config, python)
+        for path, _read_ident, result in build(config, todo, renderer, normal, workers):
             results[os.path.basename(path)] = result
-    for unit in reload_units:
-        write_unit(normal, unit[0], unit[1])
-        if unit[2]:
-            want(normal, unit[2], unit[0])
-    return _report([results[name] for name in names], log, 0, len(names) - len(todo))
+        if units is None:
+            from .unit_escape import UnitValueError
+
+            try:
+                units = reload_units(renderer)
+            except UnitValueError as err:
+                log(ERR, f"no reload units: {err}")
+                status, units = 1, ()
+    _emit(normal, units)
+    return _report([results[name] for name in names], log, status, len(valid))
 
 
 def _listed(directory: str) -> list[str] | None:
     try:
         return yaml_names(directory)
     except OSError:
-        return None  # the full path reports why
+        return None  # read everything: that path reports why
 
 
 def _prepare(normal: str) -> None:
     os.makedirs(normal, exist_ok=True)
     for target in ("timers.target", "paths.target"):
         os.makedirs(os.path.join(normal, f"{target}.wants"), exist_ok=True)
+
+
+def _emit(normal: str, units: Units) -> None:
+    for name, text, wanted_by in units:
+        write_unit(normal, name, text)
+        if wanted_by:
+            want(normal, wanted_by, name)
 
 
 def _config(config_path: str | None, log: Log) -> Config | None:
@@ -186,34 +203,13 @@ def _config(config_path: str | None, log: Log) -> Config | None:
         return None
 
 
-def _generate_all(
-    normal: str, log: Log, config_path: str | None, python: str, workers: int | None
-) -> int:
-    config = _config(config_path, log)
-    if config is None:
-        return 1
-    _prepare(normal)
-    try:
-        paths = [os.path.join(config.job_directory, n) for n in yaml_names(config.job_directory)]
-    except OSError as err:
-        log(ERR, str(config.problem("job_directory", f"{config.job_directory}: {err.strerror}")))
-        paths = []
-    results = [result for _path, _ident, result in build(config, paths, python, normal, workers)]
-    status = 0
-    from .unit_escape import UnitValueError
+def _renderer(config: Config, python: str) -> Renderer:
+    from .units import Renderer  # after the configuration: a config error never pays for it
 
-    try:
-        for name, text, wanted_by in reload_units(config, python):
-            write_unit(normal, name, text)
-            if wanted_by:
-                want(normal, wanted_by, name)
-    except UnitValueError as err:
-        log(ERR, f"no reload units: {err}")
-        status = 1
-    return _report(results, log, status)
+    return Renderer(config, python)
 
 
-def _report(results: list[Result], log: Log, status: int, cached: int = 0) -> int:
+def _report(results: list[Result], log: Log, status: int, cached: int) -> int:
     written = 0
     for done, messages, _units in results:
         written += done
@@ -225,17 +221,14 @@ def _report(results: list[Result], log: Log, status: int, cached: int = 0) -> in
     return status
 
 
-def reload_units(config: Config, python: str) -> tuple[tuple[str, str, str | None], ...]:
-    from .units import Renderer
-
-    units = Renderer(config, python).reload_units()
-    return tuple((u.name, u.text, u.wanted_by) for u in units)
+def reload_units(renderer: Renderer) -> Units:
+    return tuple((u.name, u.text, u.wanted_by) for u in renderer.reload_units())
 
 
 def build(
     config: Config,
     paths: list[str],
-    python: str,
+    renderer: Renderer,
     normal: str | None,
     workers: int | None = None,
     keep: bool = False,
@@ -246,9 +239,7 @@ def build(
     is most of what workers would send back.  Large job sets are shared
     among forked workers (:mod:`.fanout`)."""
     from . import fanout
-    from .units import Renderer  # after the configuration: a config error never pays for it
 
-    renderer = Renderer(config, python)
     parts = fanout.shares(paths, workers or fanout.workers_for(len(paths)))
     out: list[tuple[str, file_cache.Identity | None, Result]] = []
     keep = keep or normal is None
@@ -287,10 +278,7 @@ def _build_part(
             out.append((path, ident, (0, tuple(messages), ())))
             continue
         if normal is not None:
-            for name, text, wanted_by in units:
-                write_unit(normal, name, text)
-                if wanted_by:
-                    want(normal, wanted_by, name)
+            _emit(normal, units)
         out.append((path, ident, (1, tuple(messages), units if keep else ())))
     return marshal.dumps(out)
 
@@ -310,18 +298,17 @@ def refresh_cache(config_path: str | None = None, python: str = sys.executable) 
         config = load_config(config_path)
     except PcError as err:
         return [str(problem) for problem in err.problems]
+    renderer = _renderer(config, python)
     try:
         names = yaml_names(config.job_directory)
-        units = reload_units(config, python)
+        units = reload_units(renderer)
     except OSError as err:
         return [f"{config.problem('job_directory', f'{config.job_directory}: {err.strerror}')}"]
     except UnitValueError as err:
         return [f"no reload units: {err}"]
     paths = [os.path.join(config.job_directory, n) for n in names]
-    built = build(config, paths, python, None)
-    store.save((config.job_directory, units),
-               {os.path.basename(path): (ident, result)
-                for path, ident, result in built if ident is not None})
+    built = build(config, paths, renderer, None)
+    store.update((config.job_directory, units), {}, built)
     return [message for _path, _ident, result in built
             for level, message in result[1] if level == ERR]
 

@@ -32,9 +32,7 @@ def systemd_listing(config: Config) -> Listing:
     """Raises BusError when systemd cannot be asked."""
     from . import systemd_status
 
-    ran = systemd_status.has_history(config.state_directory)
-    catalog, view = read_catalog(
-        config, lambda: systemd_status.collect(ran, config.state_directory))
+    catalog, view = read_catalog(config, lambda: systemd_status.collect(config.state_directory))
     infos = tuple(systemd_status.job_info(s, view) for s in catalog.summaries)
     return Listing("systemd", catalog, infos)
 

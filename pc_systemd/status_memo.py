@@ -40,7 +40,7 @@ PREFIX = "process-control-"
 SLOW = ".slow-start.service"
 
 
-def slug_of(unit: str) -> str:
+def unit_slug(unit: str) -> str:
     base = unit[len(PREFIX):]
     return base.removesuffix(SLOW) if base.endswith(SLOW) else base.rpartition(".")[0]
 
@@ -66,7 +66,7 @@ class StatusMemo:
             if unit.endswith(".timer"):
                 path = os.path.join(self._generated, unit)
             else:
-                path = os.path.join(self._state, slug_of(unit) + ".yaml")
+                path = os.path.join(self._state, unit_slug(unit) + ".yaml")
             self._evidence[unit] = file_cache.identity(path)
         return self._evidence[unit]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .jobinfo import JobInfo, LastRun, State, Summary, timestamp
-from .status_memo import PREFIX, SLOW, StatusMemo, slug_of
+from .status_memo import PREFIX, SLOW, StatusMemo, unit_slug
 from .systemd_bus import (
     SERVICE_IFACE,
     TIMER_IFACE,
@@ -121,7 +121,7 @@ def has_history(state_directory: str) -> Ran:
 
 
 def _has_run(unit: str, ran: Ran) -> bool:
-    return ran is None or slug_of(unit) in ran
+    return ran is None or unit_slug(unit) in ran
 
 
 def _generated() -> frozenset[str]:
@@ -135,11 +135,13 @@ def _ours(name: str) -> bool:
     return name.endswith((".service", ".timer")) and not name.startswith(PREFIX + "reload")
 
 
-def collect(ran: Ran = None, state_directory: str | None = None) -> View:
+def collect(state_directory: str | None = None) -> View:
     """Ask systemd (and, where it has forgotten, the journal) about the
-    units; ``ran``: see :func:`has_history`. With ``state_directory`` (where
-    the history files are), what cannot have changed since the last call
-    is not asked again (:mod:`.status_memo`). Raises BusError."""
+    units. With ``state_directory`` (where the history files are), jobs
+    that have not run are not asked about (:func:`has_history`), nor what
+    cannot have changed since the last call (:mod:`.status_memo`).
+    Raises BusError."""
+    ran = has_history(state_directory) if state_directory is not None else None
     with systemd(private=True) as sd:
         rows = [r for r in sd.list_units(PATTERN) if r.load_state == "loaded" and _ours(r.name)]
     files = _generated()
@@ -195,7 +197,7 @@ def collect(ran: Ran = None, state_directory: str | None = None) -> View:
         if known is None and key == "inactive" and got and got[0]:
             got = [got[0], ends[row.name]]
         if known is None and key and memo is not None:
-            memo.put(row.name, key, [_plain(v) for v in got])
+            memo.put(row.name, key, got)  # (get_many gives str, not bytes)
         name, active = row.name, row.active_state
         if name.endswith(".timer"):
             if got:
@@ -227,10 +229,6 @@ def _memo_state(row: UnitRow, ran: Ran, files: frozenset[str]) -> str:
     if row.active_state in RUNNING or not _has_run(row.name, ran) or ran is None:
         return ""
     return "failed" if row.active_state == "failed" else "inactive"
-
-
-def _plain(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _run(values: list[Any]) -> journal.Run:

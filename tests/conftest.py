@@ -6,6 +6,7 @@ import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,20 @@ class Site:
 
     def config(self) -> Config:
         return load_config(str(self.config_file), {})
+
+
+def record_reads(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[list[str]]:
+    """Replace ``owner.name``, a function whose second argument is a list of
+    job file paths, by one that also records those files' names per call."""
+    calls: list[list[str]] = []
+    real = getattr(owner, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append([os.path.basename(p) for p in args[1]])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+    return calls
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from pc_systemd.jobinfo import JobInfo, LastRun, State, Summary
 from pc_systemd.jobset import find_job
 from pc_systemd.next_runs import parse_calendar
 from pc_systemd.unit_result import outcome
-from tests.conftest import Site
+from tests.conftest import Site, record_reads
 
 GOOD = "name: Good\ncommand: /bin/true\nschedule: '0 * * * *'\n"
 
@@ -286,14 +286,7 @@ def test_summaries_are_cached_until_a_file_changes(
     first, _ = catalog.read_catalog(config, lambda: None)
     assert [s.name for s in first.summaries] == ["Good", "Good"]
     assert os.path.exists(file_cache.Cache(catalog.KIND, config.path).path)
-    reads: list[list[str]] = []
-    real = catalog._read
-
-    def counting(config_: object, paths: list[str]) -> bytes:
-        reads.append([os.path.basename(p) for p in paths])
-        return real(config_, paths)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(catalog, "_read", counting)
+    reads = record_reads(monkeypatch, catalog, "_read")
     again, _ = catalog.read_catalog(config, lambda: None)
     assert again == first and reads == []
     site.job("b", "name: Changed\ncommand: /bin/true\n")

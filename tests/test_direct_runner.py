@@ -330,13 +330,21 @@ def test_two_concurrent_runs_only_one_runs(
     assert history(cron_site).consecutive_failures == 0
 
 
+def start_sleeping(
+    site: Site, start_runner: Callable[[], subprocess.Popen[str]]
+) -> tuple[Job, subprocess.Popen[str], int]:
+    """A job whose command sleeps, run by a runner process: the job, the
+    runner and the command's PID."""
+    pidfile = site.root / "command.pid"
+    job = make_job(site, command=f"sh -c 'echo $$ > {pidfile}; exec sleep 300'")
+    runner = start_runner()
+    return job, runner, read_pid(pidfile)
+
+
 def test_a_killed_runner_frees_the_lock_and_takes_its_command_along(
     cron_site: Site, start_runner: Callable[[], subprocess.Popen[str]]
 ) -> None:
-    pidfile = cron_site.root / "command.pid"
-    job = make_job(cron_site, command=f"sh -c 'echo $$ > {pidfile}; exec sleep 300'")
-    runner = start_runner()
-    command = read_pid(pidfile)
+    job, runner, command = start_sleeping(cron_site, start_runner)
     state = direct.job_state(cron_site.config(), "job")
     assert (state.running, state.pid) == (True, runner.pid)
     runner.send_signal(signal.SIGKILL)
@@ -369,10 +377,7 @@ def test_sigterm_ends_the_run_and_records_it(
 def test_kill_job_stops_the_running_instance(
     cron_site: Site, start_runner: Callable[[], subprocess.Popen[str]]
 ) -> None:
-    pidfile = cron_site.root / "command.pid"
-    job = make_job(cron_site, command=f"sh -c 'echo $$ > {pidfile}; exec sleep 300'")
-    runner = start_runner()
-    command = read_pid(pidfile)
+    job, runner, command = start_sleeping(cron_site, start_runner)
     status, message = direct.kill_job(cron_site.config(), job)
     assert (status, message) == (0, f"Job (job): sent SIGTERM to run-job (pid {runner.pid})")
     assert runner.wait(10) == 128 + signal.SIGTERM

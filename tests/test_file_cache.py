@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pc_systemd import crontab, file_cache, generator
 from pc_systemd.cron_cli import main as cron_generate
-from tests.conftest import ROOT, Site
+from tests.conftest import ROOT, Site, record_reads
 
 PYTHON = "/opt/pc/bin/python"
 NOBODY = 65534
@@ -53,16 +52,7 @@ def generate(site: Site, out: Path, cache: bool = True) -> tuple[int, list[str],
 
 def built(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Record which job files the generator reads and renders."""
-    calls: list[list[str]] = []
-    real = generator.build
-
-    def recording(config: Any, paths: list[str], python: str, normal: str | None,
-                  workers: int | None = None) -> Any:
-        calls.append([os.path.basename(p) for p in paths])
-        return real(config, paths, python, normal, workers)
-
-    monkeypatch.setattr(generator, "build", recording)
-    return calls
+    return record_reads(monkeypatch, generator, "build")
 
 
 def refresh(site: Site) -> list[str]:
@@ -244,14 +234,7 @@ def test_cron_generate_gives_the_same_file_from_the_cache(
     out.unlink()
     assert cron_generate(args) == 1  # fills the cache
     assert out.read_bytes() == cold
-    reads: list[list[str]] = []
-    real = crontab._render_part
-
-    def counting(config: object, paths: list[str]) -> bytes:
-        reads.append([os.path.basename(p) for p in paths])
-        return real(config, paths)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(crontab, "_render_part", counting)
+    reads = record_reads(monkeypatch, crontab, "_render_part")
     out.unlink()
     assert cron_generate(args) == 1
     assert out.read_bytes() == cold and reads == []

@@ -1010,11 +1010,16 @@ def check_ignored(found: Findings, site: Site, runs: Mapping[str, Run]) -> None:
     check_listing(found, site, runs, None, None)
 
 
-def check_job_case(case: Case, site: Site, runs: Mapping[str, Run]) -> Findings:
+def check_every_run(runs: Mapping[str, Run]) -> Findings:
     found = Findings()
     for name, run in runs.items():
         check_run_basics(found, run)
         check_problem_lines(found, name, run)
+    return found
+
+
+def check_job_case(case: Case, site: Site, runs: Mapping[str, Run]) -> Findings:
+    found = check_every_run(runs)
     outcome = case.outcome
     if outcome == "either":
         outcome = "reject" if runs["validate"].code == 1 else "accept"
@@ -1212,10 +1217,7 @@ def test_config_case_through_every_entry_point(
     for slug, text in (case.spec.get("jobs") or {}).items():
         (site.jobs / f"{slug}.yaml").write_text(text)
     runs = every_entry_point(site)
-    found = Findings()
-    for name, run in runs.items():
-        check_run_basics(found, run)
-        check_problem_lines(found, name, run)
+    found = check_every_run(runs)
     outcome = case.outcome
     if outcome == "either":
         outcome = "reject" if runs["validate"].code == 2 else "accept"
