@@ -24,7 +24,7 @@ def write_atomically(
     ``prepare`` gets the open descriptor before the rename (to hand the
     file to its owner).
     """
-    fd, tmp = _create(os.path.dirname(path) or ".")
+    fd, tmp = temporary(os.path.dirname(path) or ".")
     data = text.encode() if isinstance(text, str) else text
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -41,7 +41,8 @@ def write_atomically(
         raise
 
 
-def _create(directory: str) -> tuple[int, str]:
+def temporary(directory: str) -> tuple[int, str]:
+    """A new empty file (mode 0600) in ``directory``, under a name nobody else uses."""
     for _ in range(100):
         tmp = os.path.join(directory, f".process-control.{os.urandom(6).hex()}")
         try:

@@ -16,8 +16,19 @@ The original rewrote the file in place, so a crash or two runs at once
 could leave it empty or half-written. Here every change is a
 read-modify-write under an flock of ``<slug>.yaml.lock``, and the new text
 replaces the file by rename, so readers see the old file or the new one.
-A file that cannot be read is reported, kept as ``<slug>.yaml.corrupt`` and
-replaced by a fresh history.
+A file that cannot be used is reported in one line and replaced by a fresh
+history, so it never stops a run: a regular file of ours is kept aside as
+``<slug>.yaml.corrupt`` (mode 0600); anything else (a symlink, a FIFO, a
+file of another user) is not ours to keep and is only replaced.
+
+Every job can write these files (they belong to the service user), and
+root reads them (``run-job --status``), so reading is bounded and
+suspicious: only a regular file of the expected owner, opened without
+following a symlink and without blocking (:mod:`.safe_open`), at most
+``MAX_BYTES``; no YAML aliases or deep nesting (the libyaml composer has
+crashed the process on nesting); times between 1970 and 9000, numbers and
+strings within bounds. Files are written 0640 (the service user's group
+may read them, others not).
 
 On systemd hosts root writes the files (the hooks run as root) into a
 directory the service user may own: the files are handed to ``owner``
@@ -29,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -38,7 +48,9 @@ from typing import Any
 
 import yaml
 
+from . import lock
 from .atomic import write_atomically
+from .safe_open import read_file
 
 # libyaml, where PyYAML has it, reads and writes a history about ten times
 # faster; systemd's hooks read and write one twice per run.
@@ -49,6 +61,16 @@ STATUSES = ("started", "completed", "failed", "skipped")
 # What a finished run's status makes last_completion_status.
 COMPLETION = {"completed": "success", "failed": "failure", "skipped": "skipped"}
 LAST_STATUSES = ("success", "failure", "skipped", "unknown")
+MODE = 0o640
+MAX_BYTES = 1 << 20  # 20 entries take about 4 KiB
+MAX_LOADED = 1000  # entries read from a file (20 are kept)
+MAX_DEPTH = 3  # mapping > history list > entry mapping
+MAX_TEXT = 4096  # characters of a reason, log path or invocation ID
+MAX_PID = 1 << 22  # the kernel's PID_MAX_LIMIT
+MAX_COUNT = 1 << 31
+# Times outside these are not a run's: they also break local-time display.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 
 
 class HistoryError(Exception):
@@ -130,20 +152,43 @@ def _format_time(value: dt.datetime) -> str:
 def _parse_time(value: Any, what: str) -> dt.datetime:
     if isinstance(value, str):
         try:
-            value = dt.datetime.fromisoformat(value)
+            value = dt.datetime.fromisoformat(value[:64])
         except ValueError:
-            raise HistoryError(f"{what}: not a time: {value!r}") from None
+            raise HistoryError(f"{what}: not a time: {value[:64]!r}") from None
     if not isinstance(value, dt.datetime):
         raise HistoryError(f"{what}: expected a time, got {type(value).__name__}")
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    try:
+        utc: dt.datetime = (value.replace(tzinfo=dt.UTC) if value.tzinfo is None
+                            else value.astimezone(dt.UTC))
+    except (ValueError, OverflowError):
+        raise HistoryError(f"{what}: time out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise HistoryError(f"{what}: time out of range: {_format_time(utc)}")
+    return utc
 
 
-def _optional(raw: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
+# Bounds of the optional entry keys: (type, lowest, highest) for numbers,
+# (type, None, longest) for strings.
+_BOUNDS: dict[str, tuple[type, int | None, int]] = {
+    "pid": (int, 0, MAX_PID),
+    "code": (int, -128, 255),  # an exit status, or minus a signal number
+    "reason": (str, None, MAX_TEXT),
+    "log": (str, None, MAX_TEXT),
+    "invocation": (str, None, MAX_TEXT),
+}
+
+
+def _optional(raw: Mapping[str, Any], key: str, what: str) -> Any:
     value = raw.get(key)
     if value is None:
         return None
+    kind, low, high = _BOUNDS[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise HistoryError(f"{what}.{key}: expected {kind.__name__}, got {type(value).__name__}")
+    if isinstance(value, int) and low is not None and not low <= value <= high:
+        raise HistoryError(f"{what}.{key}: out of range")
+    if isinstance(value, str) and len(value) > high:
+        raise HistoryError(f"{what}.{key}: longer than {high} characters")
     return value
 
 
@@ -159,11 +204,11 @@ def _entry(raw: Any, what: str) -> Entry:
         time=_parse_time(raw.get("time"), f"{what}.time"),
         start=None if start is None else _parse_time(start, f"{what}.start"),
         end=None if end is None else _parse_time(end, f"{what}.end"),
-        pid=_optional(raw, "pid", int, what),
-        code=_optional(raw, "code", int, what),
-        reason=_optional(raw, "reason", str, what),
-        log=_optional(raw, "log", str, what),
-        invocation=_optional(raw, "invocation", str, what),
+        pid=_optional(raw, "pid", what),
+        code=_optional(raw, "code", what),
+        reason=_optional(raw, "reason", what),
+        log=_optional(raw, "log", what),
+        invocation=_optional(raw, "invocation", what),
     )
 
 
@@ -177,18 +222,49 @@ def _trailing_failures(entries: tuple[Entry, ...]) -> int:
     return count
 
 
-def parse(text: str) -> History:
+def _line(event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f"line {mark.line + 1}: " if mark is not None else ""
+
+
+def _check_shape(text: str) -> None:
+    """Refuse what a history never holds and a loader chokes on: aliases
+    (a few lines of them expand to billions of nodes) and deep nesting."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise HistoryError(f"{_line(event)}YAML alias (never written here)")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise HistoryError(f"{_line(event)}nested too deeply")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _yaml(text: str) -> Any:
     try:
-        data = yaml.load(text, Loader=_LOADER)  # a safe loader, C or Python
+        _check_shape(text)
+        return yaml.load(text, Loader=_LOADER)  # a safe loader, C or Python
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise HistoryError(f"not valid YAML{where}") from None
+    except (ValueError, OverflowError, TypeError, RecursionError) as err:
+        # PyYAML's own constructors raise these for impossible timestamps
+        # (month 13, year 0, a +99:00 offset) and numbers of 4,300 digits.
+        raise HistoryError(f"unusable value: {str(err)[:200]}") from None
+
+
+def parse(text: str) -> History:
+    data = _yaml(text)
     if not isinstance(data, dict):
         raise HistoryError("expected a mapping with history and last_completion_status")
     raw_entries = data.get("history")
     if not isinstance(raw_entries, list):
         raise HistoryError("history: expected a list")
+    if len(raw_entries) > MAX_LOADED:
+        raise HistoryError(f"history: more than {MAX_LOADED} entries")
     entries = tuple(_entry(raw, f"history[{i}]") for i, raw in enumerate(raw_entries))
     last = data.get("last_completion_status", "unknown")
     if last not in LAST_STATUSES:
@@ -196,8 +272,9 @@ def parse(text: str) -> History:
     failures = data.get("consecutive_failures")
     if failures is None:
         failures = _trailing_failures(entries)
-    elif not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
-        raise HistoryError("consecutive_failures: expected a whole number >= 0")
+    elif (not isinstance(failures, int) or isinstance(failures, bool)
+          or not 0 <= failures <= MAX_COUNT):
+        raise HistoryError(f"consecutive_failures: expected a whole number 0..{MAX_COUNT}")
     return History(entries, last, failures)
 
 
@@ -227,19 +304,24 @@ def dump(history: History) -> str:
 # -- files -----------------------------------------------------------------------
 
 
-def load(path: str) -> History:
-    """The history, empty if there is none yet; :class:`HistoryError` if unusable."""
+def load(path: str, owner: int | None = -1) -> History:
+    """The history, empty if there is none yet; :class:`HistoryError` if unusable.
+
+    ``owner``: the uid the file must belong to, the service user's (None:
+    there is no such user); by default our own, for the service user
+    reading its own files.
+    """
+    expected = os.geteuid() if owner == -1 else owner
     try:
-        # O_NOFOLLOW: root (systemd's hooks) must not read whatever a planted
-        # symlink points at; such a file is reported as unusable. O_NONBLOCK:
-        # nor hang on a planted FIFO.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with open(fd, encoding="utf-8") as handle:
-            text = handle.read()
+        data = read_file(path, expected, MAX_BYTES)
     except FileNotFoundError:
         return History()
-    except (OSError, UnicodeDecodeError) as err:
-        raise HistoryError(getattr(err, "strerror", None) or str(err)) from None
+    except OSError as err:
+        raise HistoryError(err.strerror or str(err)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise HistoryError(f"not valid UTF-8 (byte {err.start})") from None
     return parse(text)
 
 
@@ -258,13 +340,31 @@ def _hand_over(fd: int, owner: Owner | None) -> None:
 
 @contextlib.contextmanager
 def _locked(path: str, owner: Owner | None = None) -> Iterator[None]:
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
+    # Held for milliseconds: a bounded wait (lock.SHORT_HOLD), then one line.
+    with lock.held(f"{path}.lock", owners=(owner[0],) if owner else None) as fd:
         # A lock file root created must stay openable for the service user's
         # direct runner (O_RDWR), should the host ever run jobs that way.
         _hand_over(fd, owner)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds: waiting is right
         yield
+
+
+def _set_aside(path: str, owner: Owner | None) -> bool:
+    """Keep an unusable history as ``.corrupt`` if it is a regular file of
+    ours (or of ``owner``); whether it was kept."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        ours = {os.geteuid(), *(owner[:1] if owner else ())}
+        if not stat.S_ISREG(st.st_mode) or st.st_uid not in ours:
+            return False
+        os.fchmod(fd, 0o600)  # whatever is in it stays between us
+        os.replace(path, f"{path}.corrupt")
+        return True
+    except OSError:
+        return False
     finally:
         os.close(fd)
 
@@ -278,18 +378,18 @@ def update(
     """Apply ``change`` to the stored history and store the result.
 
     An unusable file is reported through ``warn``, kept beside as
-    ``.corrupt`` and replaced: a broken history must not stop the job.
-    ``owner`` (uid, gid): whom the file and its lock file belong to when
-    root writes them.
+    ``.corrupt`` if it is ours, and replaced: a broken history must not
+    stop the job. ``owner`` (uid, gid): whom the file and its lock file
+    belong to when root writes them. Raises OSError (its lock held too
+    long, the directory not writable).
     """
     with _locked(path, owner):
         try:
-            current = load(path)
+            current = load(path, owner[0] if owner else -1)
         except HistoryError as err:
-            warn(f"{path}: unreadable run history ({err}); starting a new one")
-            with contextlib.suppress(OSError):
-                os.replace(path, f"{path}.corrupt")
+            kept = "kept as .corrupt, " if _set_aside(path, owner) else ""
+            warn(f"{path}: unreadable run history ({err}); {kept}starting a new one")
             current = History()
         new = change(current)
-        write_atomically(path, dump(new), prepare=lambda fd: _hand_over(fd, owner))
+        write_atomically(path, dump(new), MODE, prepare=lambda fd: _hand_over(fd, owner))
     return new

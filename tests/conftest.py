@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import textwrap
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from pc_systemd.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 @dataclass
@@ -58,6 +61,26 @@ def record_reads(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> l
 
     monkeypatch.setattr(owner, name, recording)
     return calls
+
+
+def within(seconds: float, call: Callable[[], T]) -> T:
+    """``call()``, failing the test if it has not returned in ``seconds``
+    (in a daemon thread, so a call that hangs for good hangs nothing else)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as err:  # handed to the test below
+            box["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 @pytest.fixture(autouse=True)

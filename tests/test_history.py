@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import yaml
 
 from pc_systemd import history as hist
 from pc_systemd.history import Entry, History
+from tests.conftest import within
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -161,7 +163,7 @@ def test_a_corrupt_file_is_reported_kept_aside_and_replaced(
     new = hist.update(str(path), lambda h: h.started(began), warnings.append)
     (warning,) = warnings
     assert warning.startswith(f"{path}: unreadable run history (")
-    assert warning.endswith("); starting a new one")
+    assert warning.endswith("); kept as .corrupt, starting a new one")
     assert why in warning
     assert new.entries == (began,)
     assert hist.load(str(path)) == new
@@ -214,3 +216,134 @@ def test_a_writer_killed_at_any_moment_leaves_a_readable_file(tmp_path: Path) ->
         writer.wait()
         loaded = hist.load(str(path))  # raises if the file were half-written
         assert loaded.consecutive_failures > 0
+
+
+# -- hostile files: every job can write them, root reads them --------------------
+
+ENTRY = "history:\n- status: failed\n  time: {time}\n"
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"b{i}: &b{i} [{', '.join([f'*{p}'] * 9)}]\n"
+    for i, p in enumerate(["a"] + [f"b{n}" for n in range(19)])
+) + "history: [*b19]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (ENTRY.format(time="0000-01-01 00:00:00"), "year 0 is out of range"),
+        (ENTRY.format(time="'0000-01-01 00:00:00'"), "history[0].time: not a time"),
+        (ENTRY.format(time="2024-13-01 00:00:00"), "month must be in 1..12"),
+        (ENTRY.format(time="2024-01-01 00:00:00+99:00"), "unusable value: offset"),
+        (ENTRY.format(time="'2024-01-01 00:00:00+99:00'"), "history[0].time: not a time"),
+        (ENTRY.format(time="'0001-01-01 00:00:00+05:00'"), "history[0].time: time out of range"),
+        (ENTRY.format(time="9999-12-31 23:59:59"), "history[0].time: time out of range"),
+        (ENTRY.format(time="5"), "history[0].time: expected a time, got int"),
+        (ENTRY.format(time="2024-01-01 00:00:00") + "  pid: " + "9" * 5000 + "\n",
+         "unusable value: Exceeds the limit"),
+        (ENTRY.format(time="2024-01-01 00:00:00") + "  pid: 99999999999\n",
+         "history[0].pid: out of range"),
+        (ENTRY.format(time="2024-01-01 00:00:00") + "  code: " + "9" * 40 + "\n",
+         "history[0].code: out of range"),
+        (ENTRY.format(time="2024-01-01 00:00:00") + "  reason: " + "x" * 5000 + "\n",
+         "history[0].reason: longer than 4096 characters"),
+        (ENTRY.format(time="2024-01-01 00:00:00") + "  pid: '1'\n",
+         "history[0].pid: expected int, got str"),
+        (ENTRY.format(time="2024-01-01 00:00:00") + "  pid: [1]\n", "nested too deeply"),
+        ("history: []\nconsecutive_failures: " + "9" * 30 + "\n", "consecutive_failures"),
+        ("history: {a: 1}\n", "history: expected a list"),
+        ("history:\n- [a, b]\n", "history[0]: expected a mapping"),
+        ("- 1\n- 2\n", "expected a mapping"),
+        (BOMB, "YAML alias"),
+        ("history: " + "[" * 500 + "]" * 500 + "\n", "nested too deeply"),
+        ("history: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+        ("history:\n" + "- {status: failed, time: '2024-01-01 00:00:00'}\n" * 1001,
+         "more than 1000 entries"),
+    ],
+)
+def test_a_malformed_file_never_raises_anything_else(
+    tmp_path: Path, text: str, why: str
+) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    with pytest.raises(hist.HistoryError, match=re.escape(why)):
+        within(5, lambda: hist.load(str(path)))
+    warnings: list[str] = []
+    began, _ = run(1)
+    new = within(5, lambda: hist.update(str(path), lambda h: h.started(began), warnings.append))
+    (warning,) = warnings
+    assert why in warning and "\n" not in warning
+    assert new.entries == (began,)
+    corrupt = tmp_path / "job.yaml.corrupt"
+    assert corrupt.read_text() == text
+    assert stat.S_IMODE(corrupt.stat().st_mode) == 0o600
+
+
+def test_bytes_that_are_not_utf8_are_a_corrupt_file(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_bytes(b"history: []\nlast_completion_status: \xff\xfe\n")
+    with pytest.raises(hist.HistoryError, match=r"not valid UTF-8 \(byte 36\)"):
+        hist.load(str(path))
+
+
+def test_a_huge_file_is_refused_after_reading_a_bounded_part(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    with path.open("wb") as handle:  # sparse: 1 GiB that costs nothing to make
+        handle.truncate(1 << 30)
+    started = time.monotonic()
+    with pytest.raises(hist.HistoryError, match=r"larger than 1048576 bytes"):
+        hist.load(str(path))
+    assert time.monotonic() - started < 1.0  # 1 GiB read whole takes seconds
+    warnings: list[str] = []
+    hist.update(str(path), lambda h: h, warnings.append)
+    assert len(warnings) == 1 and (tmp_path / "job.yaml.corrupt").exists()
+
+
+def test_a_symlink_is_refused_and_replaced_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(hist.dump(History(last_completion_status="success")))
+    path = tmp_path / "job.yaml"
+    path.symlink_to(secret)
+    with pytest.raises(hist.HistoryError, match="is a symlink"):
+        hist.load(str(path))
+    warnings: list[str] = []
+    began, _ = run(1)
+    hist.update(str(path), lambda h: h.started(began), warnings.append)
+    assert warnings == [f"{path}: unreadable run history (is a symlink); starting a new one"]
+    assert not path.is_symlink() and hist.load(str(path)).entries == (began,)
+    assert not (tmp_path / "job.yaml.corrupt").exists()  # not ours to keep
+    assert "success" in secret.read_text()
+
+
+def test_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    os.mkfifo(path)
+    with pytest.raises(hist.HistoryError, match="not a regular file"):
+        within(5, lambda: hist.load(str(path)))
+    warnings: list[str] = []
+    within(5, lambda: hist.update(str(path), lambda h: h, warnings.append))
+    assert len(warnings) == 1 and path.is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    record(path, 1)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(hist.HistoryError, match="owned by uid 65534, not by uid 0"):
+        hist.load(str(path))
+    assert hist.load(str(path), owner=65534).last_completion_status == "success"
+    with pytest.raises(hist.HistoryError, match="owned by uid 65534, not by the service user"):
+        hist.load(str(path), owner=None)  # no such service user: nobody's file is read
+    warnings: list[str] = []
+    hist.update(str(path), lambda h: h, warnings.append)
+    assert len(warnings) == 1 and path.stat().st_uid == 0
+    assert not (tmp_path / "job.yaml.corrupt").exists()
+
+
+def test_files_are_not_for_other_users(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(hist.dump(History()))
+    path.chmod(0o644)  # as older versions wrote it
+    record(path, 1)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "job.yaml.lock").stat().st_mode) == 0o600

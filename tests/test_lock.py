@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,117 @@ def test_a_symlink_is_not_followed(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         lock.acquire(str(tmp_path / "job.lock"))
     assert target.read_text() == "keep me\n"
+
+
+# -- other users must not be able to take our locks ------------------------------
+
+# Opens a file read-only, as anyone may open a world-readable file, and
+# holds an flock on it until killed.
+SQUATTER = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(300)
+    """
+)
+
+
+def squat(path: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", SQUATTER, str(path)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+    return proc
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_lock_files_are_created_for_their_owner_only(tmp_path: Path) -> None:
+    with lock.acquire(str(tmp_path / "job.lock")):
+        pass
+    with lock.held(str(tmp_path / "job.yaml.lock")):
+        pass
+    assert mode(tmp_path / "job.lock") == mode(tmp_path / "job.yaml.lock") == 0o600
+
+
+@pytest.mark.parametrize("take", ["acquire", "held"])
+def test_a_lock_file_left_open_to_others_is_replaced_under_its_squatter(
+    tmp_path: Path, take: str
+) -> None:
+    """A world-readable lock file from before may be open, and locked, in
+    anyone's process: a chmod does not reach that descriptor."""
+    path = tmp_path / "job.lock"
+    path.touch(mode=0o644)
+    old = path.stat().st_ino
+    squatter = squat(path)
+    try:
+        started = time.monotonic()
+        if take == "acquire":
+            lock.acquire(str(path)).release()
+        else:
+            with lock.held(str(path)):
+                pass
+        assert time.monotonic() - started < 2 * lock.PATIENCE
+        assert path.stat().st_ino != old and mode(path) == 0o600
+        with lock.acquire(str(path), patience=0):  # the squatter holds nothing now
+            pass
+    finally:
+        kill(squatter)
+
+
+def test_a_free_lock_file_open_to_others_is_replaced_too(tmp_path: Path) -> None:
+    path = tmp_path / "job.lock"
+    path.touch(mode=0o666)
+    old = path.stat().st_ino
+    with lock.acquire(str(path), patience=0):
+        assert path.stat().st_ino != old and mode(path) == 0o600
+        assert lock.holder(str(path)) == lock.Holder(os.getpid())
+
+
+def test_a_run_of_ours_holding_an_old_lock_file_is_still_a_holder(tmp_path: Path) -> None:
+    path = tmp_path / "job.lock"
+    proc, _ = start_holder(path)
+    try:
+        path.chmod(0o644)  # as an older version left it, its run still going
+        with pytest.raises(lock.LockHeld) as held:
+            lock.acquire(str(path))
+        assert held.value.pid == proc.pid
+    finally:
+        kill(proc)
+
+
+def test_a_short_lock_held_too_long_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml.lock"
+    path.touch(mode=0o600)
+    squatter = squat(path)
+    try:
+        started = time.monotonic()
+        with pytest.raises(lock.LockHeld) as held, lock.held(str(path), patience=0.5):
+            pass
+        assert 0.5 <= time.monotonic() - started < 1.5
+        assert str(held.value) == f"{path}: held by another process for more than 0.5 s"
+    finally:
+        kill(squatter)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_lock_file_of_another_user_cannot_be_protected(tmp_path: Path) -> None:
+    path = tmp_path / "job.lock"
+    path.touch(mode=0o644)
+    os.chown(path, 65534, 65534)
+    for take in (lambda: lock.acquire(str(path)), lambda: lock.held(str(path)).__enter__()):
+        with pytest.raises(OSError) as refused:
+            take()
+        assert str(refused.value) == (f"{path}: owned by uid 65534, not by uid 0: "
+                                      "the lock cannot be protected")
+
+
+def test_a_fifo_is_not_a_lock_file(tmp_path: Path) -> None:
+    path = tmp_path / "job.lock"
+    os.mkfifo(path)
+    with pytest.raises(OSError, match="not a regular file"):
+        lock.acquire(str(path))
+    assert lock.holder(str(path)) is None

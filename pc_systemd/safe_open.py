@@ -1,0 +1,205 @@
+"""Opening files in directories another user can write, safely.
+
+The service user (and so every job) can write the state, log and run
+directories. Whoever reads a file there as someone else (root's
+``run-job --logs`` and ``--status``, ``check-jobs-icinga``) or trusts what
+it reads (the runner itself) must not be led elsewhere by what a job
+planted: a symlink to ``/etc/shadow``, a FIFO that blocks ``open`` and
+``read`` forever, a file of a gigabyte, a file some other user slipped in.
+So every such file is opened here, one way:
+
+- the directory that holds it is opened first (``O_DIRECTORY``) and each
+  component below the configured path without following symlinks, and the
+  file relative to that descriptor (``openat``), so a component swapped for
+  a link meanwhile is refused, not followed;
+- the file itself with ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO opens at once
+  and is refused by the ``fstat`` that follows), and only a regular file of
+  the expected owner is read;
+- reads are bounded: a whole-file read refuses more than ``limit`` bytes,
+  a copy stops at the size the file had when it was opened.
+
+Refusals are :class:`Refused`, an ``OSError`` whose ``strerror`` is the
+one-line reason, so callers that report ``OSError`` need nothing new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pwd
+import stat
+from collections.abc import Iterator
+from typing import BinaryIO
+
+MAX_READ = 1 << 20  # the default bound of read_file
+BLOCK = 1 << 16
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+
+
+class Refused(OSError):
+    """The file is not one we may read; ``strerror`` says why."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(errno.EPERM, why, path)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def service_uid(user: str) -> int | None:
+    """The uid of the configured service user (a name or a uid); None if
+    there is no such user, so that no file counts as theirs."""
+    if user.isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None
+
+
+def check(path: str, st: os.stat_result, owner: int | None) -> None:
+    """Refuse anything but a regular file of ``owner``."""
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused(path, "not a regular file")
+    if owner is None or st.st_uid != owner:
+        who = "the service user (who does not exist)" if owner is None else f"uid {owner}"
+        raise Refused(path, f"owned by uid {st.st_uid}, not by {who}")
+
+
+def open_dir(base: str, *below: str) -> int:
+    """A descriptor of ``base/below...``: ``base`` is the configured path
+    (root's choice, followed as given); each name below it must be a real
+    directory, not a symlink."""
+    fd = os.open(base, _DIR_FLAGS)
+    path = base
+    try:
+        for name in below:
+            path = os.path.join(path, name)
+            try:
+                new = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as err:
+                if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise Refused(path, "not a directory (a symlink?)") from None
+                raise OSError(err.errno, err.strerror, path) from None
+            os.close(fd)
+            fd = new
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_at(dir_fd: int, name: str, owner: int | None, shown: str) -> int:
+    """``name`` in the directory ``dir_fd``, checked (see the module doc),
+    blocking again for the reads that follow. ``shown``: its path, for messages."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise Refused(shown, "is a symlink") from None
+        raise OSError(err.errno, err.strerror, shown) from None
+    try:
+        check(shown, os.fstat(fd), owner)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_file(path: str, owner: int | None) -> int:
+    """``path``, checked; its directory is followed as given (the caller's
+    own configured directory), the file itself never through a symlink."""
+    directory, name = os.path.split(path)
+    dir_fd = os.open(directory or ".", _DIR_FLAGS)
+    try:
+        return open_at(dir_fd, name, owner, path)
+    finally:
+        os.close(dir_fd)
+
+
+def read_fd(fd: int, shown: str, limit: int = MAX_READ) -> bytes:
+    """At most ``limit`` bytes of an open file; Refused if it holds more."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        block = os.read(fd, limit + 1 - size)
+        if not block:
+            break
+        chunks.append(block)
+        size += len(block)
+    if size > limit:
+        raise Refused(shown, f"larger than {limit} bytes")
+    return b"".join(chunks)
+
+
+def read_file(path: str, owner: int | None, limit: int = MAX_READ) -> bytes:
+    """The whole of ``path`` (a regular file of ``owner``, at most ``limit`` bytes)."""
+    fd = open_file(path, owner)
+    try:
+        return read_fd(fd, path, limit)
+    finally:
+        os.close(fd)
+
+
+def blocks(fd: int) -> Iterator[bytes]:
+    """The file as it is when this starts: a file still growing (a running
+    job's log) is read up to the size it had, so the copy ends."""
+    left = os.fstat(fd).st_size
+    while left > 0:
+        block = os.read(fd, min(BLOCK, left))
+        if not block:
+            return
+        left -= len(block)
+        yield block
+
+
+def copy_to(fd: int, out: BinaryIO) -> None:
+    for block in blocks(fd):
+        out.write(block)
+
+
+def make_dirs(path: str, mode: int) -> None:
+    """``os.makedirs``, every directory it creates with ``mode`` (the umask
+    may take more away); an existing directory is left as it is."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path.rstrip("/"))
+    if parent and parent != path:
+        make_dirs(parent, mode)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, mode)
+
+
+def close_to_others(directory: str, file_mode: int, dir_mode: int) -> None:
+    """If ``directory`` is ours and open to others, take their permissions
+    off our files in it (through descriptors, never a symlink), then off
+    the directory: once closed, nothing is left to do on later runs."""
+    try:
+        fd = os.open(directory, _DIR_FLAGS | os.O_NOFOLLOW)
+    except OSError:
+        return  # the log file's own creation reports it
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or not stat.S_IMODE(st.st_mode) & ~dir_mode:
+            return
+        for name in os.listdir(fd):
+            with contextlib.suppress(OSError):
+                _close_file(fd, name, file_mode)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & dir_mode)
+    except OSError:
+        pass  # best effort: a run is not stopped for it
+    finally:
+        os.close(fd)
+
+
+def _close_file(dir_fd: int, name: str, mode: int) -> None:
+    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & mode)
+    finally:
+        os.close(fd)
