@@ -55,7 +55,7 @@ ENV_VAR = "PROCESS_CONTROL_CACHE"
 # (not state_directory's default /var/cache/process-control: the service user owns that)
 SYSTEM_DIR = "/var/cache/pc-systemd"
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
-_TEMPLATES = os.path.join(os.path.dirname(_PACKAGE), "templates")
+_TEMPLATES = os.path.join(_PACKAGE, "templates")  # in a checkout, a link to ../templates
 _LINK = 0o120000
 _TYPE = 0o170000
 

@@ -10,6 +10,9 @@ GENERATOR_DIR = "/etc/systemd/system-generators"
 NAME = "process-control-generator"
 MARKER = "# installed by run-job --install-generator"
 CHECKOUT_GENERATOR = Path(__file__).resolve().parent.parent / "generators" / NAME
+# Where the Debian package installs the generator, for its own python3.
+PACKAGED_GENERATOR = "/usr/lib/systemd/system-generators/" + NAME
+DEBIAN_PACKAGES = "/usr/lib/python3/dist-packages/"
 
 
 def wrapper_text(python: str = sys.executable) -> str:
@@ -22,7 +25,19 @@ def wrapper_text(python: str = sys.executable) -> str:
     return f"#!/bin/sh\n{MARKER}; do not edit.\nexec {target} \"$@\"\n"
 
 
+def packaged() -> bool:
+    """Whether this is the Debian package, whose generator is installed."""
+    return str(Path(__file__).resolve()).startswith(DEBIAN_PACKAGES) and os.path.exists(
+        PACKAGED_GENERATOR
+    )
+
+
 def install(directory: str = GENERATOR_DIR) -> str:
+    """Install the wrapper; returns the generator's path (the package's
+    own, untouched, when this is the Debian package: a wrapper in /etc
+    would only shadow it)."""
+    if packaged():
+        return PACKAGED_GENERATOR
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, NAME)
     tmp = path + ".tmp"

@@ -39,8 +39,14 @@ class NextRuns:
 
 
 def describe(expr: str) -> str:
-    """The schedule in plain English, by cron-descriptor."""
-    from cron_descriptor import Options, get_description
+    """The schedule in plain English, by cron-descriptor.
+
+    Optional: Debian 12 does not package it, so the Debian package runs
+    without it and ``--next`` then gives the times alone."""
+    try:
+        from cron_descriptor import Options, get_description
+    except ImportError:
+        return "no description: cron-descriptor is not installed"
 
     options = Options()
     options.use_24hour_time_format = True

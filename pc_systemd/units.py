@@ -24,7 +24,7 @@ PREFIX = "process-control-"
 RELOAD = PREFIX + "reload"
 # os.path, not pathlib: pathlib alone costs the generator ~6 ms of imports.
 _HERE = os.path.dirname(os.path.realpath(__file__))
-TEMPLATES = os.path.join(os.path.dirname(_HERE), "templates")
+TEMPLATES = os.path.join(_HERE, "templates")  # in a checkout, a link to ../templates
 FILELOG = os.path.join(_HERE, "filelog.sh")
 
 
