@@ -1,0 +1,247 @@
+"""The Debian package, built and installed as an operator would.
+
+Built once for this module from a clean clone of the repository (its
+committed HEAD: uncommitted changes are not in a package either) with
+``dpkg-buildpackage -us -uc -b``, checked by lintian, then installed with
+``dpkg -i`` on a booted systemd (a :class:`SystemdBox`) that had the
+original process-control: its ``/etc/process-control.yaml``, its job files
+in ``/var/lib/process-control`` and the ``/etc/cron.d/process-control`` its
+``cron-generate`` wrote. The checkout and the test virtualenv are hidden
+inside the box, so everything that runs there comes from the package.
+
+The tests after the build run in this file's order on one box: install,
+what it set up, the jobs, then ``dpkg -r`` and ``dpkg -P``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.systemd_box import SystemdBox, require_systemd_box
+
+pytestmark = pytest.mark.systemd
+
+ORIGINAL = ROOT / "tests" / "data" / "original"
+JOBS = "/var/lib/process-control"
+USER = "process-control"
+DEB_IN_BOX = "/root/process-control_all.deb"
+# Debian's tools, not the test virtualenv's Python or a pyenv one first in PATH
+BUILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .deb, built from a fresh clone of the checkout's HEAD."""
+    if shutil.which("dpkg-buildpackage") is None and "CI" not in os.environ:
+        pytest.skip("dpkg-buildpackage is not installed (./dev.sh installs it)")
+    top = tmp_path_factory.mktemp("deb")
+    src = top / "process-control"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(src)], check=True)
+    result = subprocess.run(
+        ["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=BUILD_ENV,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (deb,) = top.glob("process-control_*_all.deb")
+    return deb
+
+
+def deb_files(deb: Path) -> list[str]:
+    listing = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
+                             check=True).stdout
+    names = subprocess.run(["tar", "-t"], input=listing, capture_output=True, check=True)
+    return [n.decode().removeprefix(".") for n in names.stdout.splitlines()]
+
+
+def test_lintian_finds_no_errors(built: Path) -> None:
+    changes = next(built.parent.glob("process-control_*.changes"))
+    result = subprocess.run(["lintian", "--fail-on", "error", str(changes)], env=BUILD_ENV,
+                            capture_output=True, text=True, timeout=300)
+    errors = [line for line in result.stdout.splitlines() if line.startswith("E:")]
+    assert (result.returncode, errors) == (0, []), result.stdout + result.stderr
+
+
+def test_the_package_holds_what_operators_need(built: Path) -> None:
+    files = set(deb_files(built))
+    for path in [
+        "/usr/bin/run-job", "/usr/bin/cron-generate", "/usr/bin/check-jobs-icinga",
+        "/usr/lib/systemd/system-generators/process-control-generator",
+        "/usr/lib/sysusers.d/process-control.conf", "/usr/lib/tmpfiles.d/process-control.conf",
+        "/lib/systemd/system/process-control-after-var.service",
+        "/usr/share/doc/process-control/process-control.example.yaml",
+        "/usr/share/doc/process-control/job.example.yaml",
+        "/usr/share/man/man1/run-job.1.gz", "/usr/share/man/man1/cron-generate.1.gz",
+        "/usr/share/man/man1/check-jobs-icinga.1.gz",
+        "/usr/lib/python3/dist-packages/pc_systemd/templates/job.service.j2",
+        "/usr/lib/python3/dist-packages/pc_systemd/templates/job.timer.j2",
+    ]:
+        assert path in files
+    # the generator lives where systemd looks, not in PATH
+    assert "/usr/bin/process-control-generator" not in files
+
+
+def test_the_package_depends_on_debians_python_libraries(built: Path) -> None:
+    depends = subprocess.run(["dpkg-deb", "-f", str(built), "Depends"], capture_output=True,
+                             text=True, check=True).stdout
+    names = {alt.split()[0] for dep in depends.split(",") for alt in dep.split("|")}
+    assert {"python3-yaml", "python3-jinja2", "python3-click", "python3-pystemd",
+            "python3:any"} <= names
+
+
+# -- installed on a systemd host that ran the original ---------------------------
+
+HELLO = "name: Hello\ncommand: /usr/bin/id -un\nschedule: '*/5 * * * *'\n"
+FILE_LOGGED = ("name: File logged\ncommand: /bin/echo written to its own file\n"
+               "schedule: '2-59/5 * * * *'\nlogging: file\n")
+SLOW = "name: Slow\ncommand: /bin/sleep 300\n"
+
+
+@pytest.fixture(scope="module")
+def box(built: Path) -> Iterator[SystemdBox]:
+    """A booted systemd with the original's files, then the package installed."""
+    require_systemd_box()
+    with SystemdBox() as booted:
+        # Nothing of the checkout or the test virtualenv is visible inside.
+        venv = Path(sys.prefix).resolve()
+        for path in [ROOT] if venv.is_relative_to(ROOT) else [ROOT, venv]:
+            booted.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(path)])
+        config = (ORIGINAL / "process-control.example.yaml").read_text()
+        booted.write_file("/etc/process-control.yaml", config.replace("user: jenkins",
+                                                                     f"user: {USER}"))
+        booted.write_file("/etc/cron.d/process-control",
+                          (ORIGINAL / "cron.d" / "process-control").read_text())
+        booted.write_file(f"{JOBS}/hello.yaml", HELLO)
+        booted.write_file(f"{JOBS}/report.yaml", FILE_LOGGED)
+        booted.write_file(f"{JOBS}/slow.yaml", SLOW)
+        booted.write_file(DEB_IN_BOX, built.read_bytes())
+        yield booted
+
+
+@dataclass(frozen=True)
+class Installed:
+    box: SystemdBox
+    dpkg_output: str  # what dpkg -i printed
+
+
+@pytest.fixture(scope="module")
+def installed_box(box: SystemdBox) -> Installed:
+    result = box.run(["dpkg", "-i", DEB_IN_BOX], timeout=180)
+    return Installed(box, result.stdout + result.stderr)
+
+
+@pytest.fixture
+def installed(installed_box: Installed) -> SystemdBox:
+    return installed_box.box
+
+
+def test_the_service_users_exist(installed: SystemdBox) -> None:
+    entry = installed.run(["getent", "passwd", USER]).stdout.split(":")
+    assert entry[0] == USER and int(entry[2]) < 1000  # a system user
+    monitor = installed.run(["id", "-nG", "process-control-monitor"]).stdout.split()
+    assert "systemd-journal" in monitor
+
+
+def test_the_directories_belong_to_whom_the_security_model_says(installed: SystemdBox) -> None:
+    def owner_mode(path: str) -> str:
+        return installed.run(["stat", "-c", "%U %a", path]).stdout.strip()
+
+    # the job directory: the service user may read it, never change it
+    assert owner_mode(JOBS) == "root 755"
+    for path in ("/var/log/process-control", "/var/cache/process-control",
+                 "/run/process-control"):
+        assert owner_mode(path) == f"{USER} 755"
+
+
+def test_the_originals_cron_file_no_longer_schedules_anything(
+    installed_box: Installed,
+) -> None:
+    box = installed_box.box
+    assert box.run(["test", "-e", "/etc/cron.d/process-control"], check=False).returncode == 1
+    moved = box.run(["cat", "/etc/cron.d/process-control.disabled"]).stdout
+    assert moved == (ORIGINAL / "cron.d" / "process-control").read_text()
+    # cron reads the /etc/cron.d files that run-parts would run: not this one
+    listed = box.run(["run-parts", "--list", "/etc/cron.d"], check=False).stdout.split()
+    assert not [name for name in listed if "process-control" in name]
+    note = "moved /etc/cron.d/process-control to /etc/cron.d/process-control.disabled"
+    assert note in installed_box.dpkg_output
+    box.run(["journalctl", "--sync"])
+    logged = box.run(["journalctl", "-q", "-t", "process-control", "--no-pager"]).stdout
+    assert note in logged
+
+
+def test_the_jobs_timers_run_right_after_install(installed: SystemdBox) -> None:
+    for job in ("hello", "report"):
+        props = installed.show(f"process-control-{job}.timer", "ActiveState", "UnitFileState")
+        assert props["ActiveState"] == "active", props
+
+
+def test_generated_units_name_only_installed_files(installed: SystemdBox) -> None:
+    text = installed.run(["sh", "-c", "cat /run/systemd/generator/process-control-*"]).stdout
+    assert "process-control-hello.service" in installed.run(
+        ["ls", "/run/systemd/generator"]).stdout
+    for forbidden in {str(ROOT), str(Path(sys.prefix).resolve()), sys.prefix, "/root/"}:
+        assert forbidden not in text
+    assert "/usr/bin/python3" in text  # the reload service runs Debian's python3
+
+
+def test_a_job_runs_as_the_service_user(installed: SystemdBox) -> None:
+    installed.systemctl("start", "process-control-hello.service")
+    props = installed.show("process-control-hello.service", "Result", "User")
+    assert props == {"Result": "success", "User": USER}
+    assert USER in installed.journal("process-control-hello.service", manager_messages=False)
+
+
+def test_file_logging_writes_the_runs_own_file(installed: SystemdBox) -> None:
+    installed.systemctl("start", "process-control-report.service")
+    out = installed.run(["sh", "-c", "cat /var/log/process-control/report/report-*.log"]).stdout
+    assert "written to its own file" in out
+
+
+def test_run_job_status_works(installed: SystemdBox) -> None:
+    result = installed.run(["run-job", "--status"])
+    assert "hello - Hello" in result.stdout
+    assert "report - File logged" in result.stdout
+    listed = installed.run(["run-job", "--list-jobs"], user=USER).stdout.split()
+    assert listed == ["hello", "report", "slow"]
+
+
+def test_man_pages_are_installed(installed: SystemdBox) -> None:
+    for command in ("run-job", "cron-generate", "check-jobs-icinga"):
+        text = installed.run(["sh", "-c", f"zcat /usr/share/man/man1/{command}.1.gz"]).stdout
+        assert ".TH" in text and command.upper() in text.upper()
+
+
+def test_remove_leaves_no_unit_running(installed: SystemdBox) -> None:
+    box = installed
+    box.systemctl("start", "--no-block", "process-control-slow.service")
+    box.wait_until(lambda: box.show("process-control-slow.service",
+                                    "ActiveState")["ActiveState"] == "activating",
+                   what="the slow job to start")
+    box.run(["dpkg", "-r", "process-control"], timeout=120)
+    units = box.run(["systemctl", "list-units", "--all", "--plain", "--no-legend",
+                     "process-control-*"]).stdout
+    assert not [line for line in units.splitlines()
+                if line.split()[2:3] in (["active"], ["activating"])], units
+    assert box.run(["test", "-e", "/usr/lib/systemd/system-generators/"
+                    "process-control-generator"], check=False).returncode == 1
+    assert box.run(["ls", "/run/systemd/generator"]).stdout.count("process-control") == 0
+
+
+def test_purge_removes_the_state_and_keeps_the_job_files(installed: SystemdBox) -> None:
+    box = installed
+    box.run(["dpkg", "-P", "process-control"], timeout=120)
+    for path in ("/var/log/process-control", "/var/cache/process-control",
+                 "/var/cache/pc-systemd", "/run/process-control"):
+        assert box.run(["test", "-e", path], check=False).returncode == 1, path
+    assert box.run(["ls", JOBS]).stdout.split() == ["hello.yaml", "report.yaml", "slow.yaml"]
+    assert box.run(["systemctl", "is-enabled", "process-control-after-var.service"],
+                   check=False).stdout.strip() in ("", "not-found")
