@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
@@ -282,30 +281,42 @@ def _logs(config: Config, slug: str, slow_start: bool, which: int) -> None:
 
 
 def _file_logs(config: Config, job: Job, which: int) -> None:
-    """Per-run log files (the direct runner's, or `logging: file` jobs'),
-    by name: their names sort by start time."""
+    """Per-run log files (the direct runner's, or `logging: file` jobs').
+
+    Root reads them from a directory the service user (so every job) can
+    write: only a regular file of the service user's is shown, opened
+    without following a symlink or blocking on a FIFO, and only as much
+    as it held when opened (:mod:`.safe_open`)."""
+    from .runlog import log_names
+    from .safe_open import copy_to, open_at, service_uid
+
     directory = os.path.join(config.output_directory, job.slug)
-    pattern = re.compile(re.escape(job.slug) + r"-(\d{8}-\d{6})(?:-(\d+))?\.log\Z")
     try:
-        found = [(m[1], int(m[2] or 0), m[0]) for m in map(pattern.match, os.listdir(directory))
-                 if m is not None]
-    except OSError:
-        found = []
-    names = [name for _stamp, _n, name in sorted(found)]
-    if not names:
-        die(f"{job.slug}: no log files in {directory}", 1)
-    index = which - 1 if which > 0 else len(names) + which
-    if which == 0 or not 0 <= index < len(names):
-        die(f"{job.slug}: no run {which}: {len(names)} log file(s) in {directory}", 1)
-    path = os.path.join(directory, names[index])
-    _say(f"-- run {index + 1} of {len(names)}: {path}")
-    try:
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 16):
-                sys.stdout.buffer.write(block)
-        sys.stdout.flush()
+        dir_fd, names = log_names(config.output_directory, job.slug)
+    except FileNotFoundError:
+        dir_fd, names = -1, []
     except OSError as err:
-        die(f"{path}: {err.strerror}")
+        die(f"{err.filename or directory}: {err.strerror}", 1)
+    try:
+        if not names:
+            die(f"{job.slug}: no log files in {directory}", 1)
+        index = which - 1 if which > 0 else len(names) + which
+        if which == 0 or not 0 <= index < len(names):
+            die(f"{job.slug}: no run {which}: {len(names)} log file(s) in {directory}", 1)
+        path = os.path.join(directory, names[index])
+        _say(f"-- run {index + 1} of {len(names)}: {path}")
+        try:
+            fd = open_at(dir_fd, names[index], service_uid(config.user), path)
+            try:
+                copy_to(fd, sys.stdout.buffer)
+            finally:
+                os.close(fd)
+            sys.stdout.flush()
+        except OSError as err:
+            die(f"{path}: {err.strerror}")
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
 
 
 def _next(config: Config, slug: str, count: int, as_json: bool) -> None:

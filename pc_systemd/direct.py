@@ -30,7 +30,6 @@ import ctypes
 import datetime as dt
 import fcntl
 import os
-import pwd
 import selectors
 import signal
 import subprocess
@@ -48,6 +47,7 @@ from .config import Config
 from .fields import Command
 from .job import Job
 from .runlog import ERROR, INFO, Lines, RunLog, newest_log
+from .safe_open import make_dirs, service_uid
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job failed: a command failed or timed out, or a run held the lock
@@ -126,9 +126,8 @@ def after_run(config: Config, job: Job, warn: Callable[[str], None]) -> None:
 def _wrong_user(config: Config) -> str | None:
     """Why this process may not run jobs, or None if it is the service user."""
     wanted = config.user
-    try:
-        uid = int(wanted) if wanted.isdigit() else pwd.getpwnam(wanted).pw_uid
-    except KeyError:
+    uid = service_uid(wanted)
+    if uid is None:
         return f"the service user {wanted!r} does not exist"
     if uid != os.geteuid():
         return f"You must run jobs as user {wanted!r} (uid {uid}), not as uid {os.geteuid()}"
@@ -490,8 +489,9 @@ def run_job(
         commands = job.slow_start_command
     history_file = hist.history_path(config.state_directory, job.slug)
     try:
-        os.makedirs(config.run_directory, exist_ok=True)
-        os.makedirs(config.state_directory, exist_ok=True)
+        # Only the runner needs the locks; the histories' group may read them.
+        make_dirs(config.run_directory, 0o700)
+        make_dirs(config.state_directory, 0o750)
         job_lock = lock.acquire(lock.lock_path(config.run_directory, job.slug))
     except lock.LockHeld as held:
         return _not_run(config, job, held, history_file, say)
@@ -587,7 +587,8 @@ def job_state(config: Config, slug: str) -> JobState:
         held = None
     problem = None
     try:
-        history = hist.load(hist.history_path(config.state_directory, slug))
+        history = hist.load(hist.history_path(config.state_directory, slug),
+                            service_uid(config.user))
     except hist.HistoryError as err:
         problem = f"unreadable run history: {err}"
         history = hist.History()

@@ -44,6 +44,7 @@ from .config import Config, load_config
 from .errors import PcError
 from .job import Job
 from .jobset import job_files, load_jobs
+from .safe_open import service_uid
 from .units import service_name, slow_start_name
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -119,9 +120,10 @@ def check(config: Config, now: dt.datetime | None = None) -> Report:
     stale: list[str] = []
     active: list[str] = []
     invalid = list(jobs.broken)
+    owner = service_uid(config.user)  # a history of anyone else's is not read
     for job in jobs.jobs:
         try:
-            history = hist.load(hist.history_path(config.state_directory, job.slug))
+            history = hist.load(hist.history_path(config.state_directory, job.slug), owner)
         except hist.HistoryError:
             invalid.append(job.slug)
             continue

@@ -30,18 +30,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from . import history as hist
+from . import lock
 from .atomic import write_atomically
 from .config import Config
 from .job import SLUG
+from .safe_open import read_file, service_uid
 
 PREFIX = "process_control_"
+MAX_BYTES = 16 << 20  # seven samples of 1,000 jobs take about 700 KiB
 
 
 @dataclass(frozen=True)
@@ -151,24 +153,19 @@ def update(config: Config, slug: str, warn: Callable[[str], None]) -> None:
 
 @contextlib.contextmanager
 def _locked(path: str) -> Iterator[None]:
-    # Read-only is enough for flock, and lets the service user's direct
-    # runner lock a file root created (and the other way round).
-    fd = os.open(f"{path}.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds
+    # Held for milliseconds; created 0600, a bounded wait, never lockable by
+    # other users (lock.held).
+    with lock.held(f"{path}.lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _read(path: str) -> dict[str, dict[str, str]] | None:
-    """The samples in the file; None if there is no file to start from."""
+    """The samples in the file; None if there is no file of ours to start from."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        with open(fd, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
+        data = read_file(path, os.geteuid(), MAX_BYTES)
     except OSError:
         return None
+    text = data.decode("utf-8", "replace")
     return parse(text) if text.startswith("# HELP ") else None
 
 
@@ -179,7 +176,7 @@ def _history_samples(
     if not os.path.exists(path):
         return None
     try:
-        return samples(hist.load(path))
+        return samples(hist.load(path, service_uid(config.user)))
     except hist.HistoryError as err:
         warn(f"metrics: {path}: unreadable run history ({err})")
         return None

@@ -17,6 +17,14 @@ That cost about 10 us a line; here output is handled a pipe read (up to a
 pipe's worth of lines) at a time: one timestamp per read, lines cut with
 ``bytes`` methods, one ``write`` per read. Output that is not UTF-8 is
 written with U+FFFD in place of the bad bytes, so the file always decodes.
+
+A job's output is not for other users: files are created 0640 in
+directories created 0750. A job's directory left open to others (by an
+older version) is closed when the next run opens it: its log files of ours
+lose their permissions for others, then the directory its own.
+
+The directory is the service user's, so whoever lists or reads it as
+someone else (root's ``run-job --logs``) goes through :mod:`.safe_open`.
 """
 
 from __future__ import annotations
@@ -26,10 +34,14 @@ import re
 import time
 from typing import TextIO
 
+from .safe_open import close_to_others, make_dirs, open_dir
+
 INFO = b"INFO"
 ERROR = b"ERROR"
 # A "line" that never ends is cut here rather than held in memory forever.
 MAX_LINE = 1 << 20
+FILE_MODE = 0o640
+DIR_MODE = 0o750
 
 
 class Clock:
@@ -115,14 +127,15 @@ class RunLog:
         cls, output_directory: str, slug: str, started: float, mirror: TextIO | None = None
     ) -> RunLog:
         directory = os.path.join(output_directory, slug)
-        os.makedirs(directory, exist_ok=True)
+        make_dirs(directory, DIR_MODE)
+        close_to_others(directory, FILE_MODE, DIR_MODE)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
         for n in range(1000):
             name = f"{slug}-{stamp}.log" if n == 0 else f"{slug}-{stamp}-{n}.log"
             path = os.path.join(directory, name)
             try:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-                return cls(path, os.open(path, flags, 0o644), mirror)
+                return cls(path, os.open(path, flags, FILE_MODE), mirror)
             except FileExistsError:
                 continue
         raise FileExistsError(f"no free log file name in {directory} for {stamp}")
@@ -150,20 +163,28 @@ class RunLog:
         os.close(self._fd)
 
 
-def newest_log(output_directory: str, slug: str) -> str | None:
-    """The newest ``<slug>-YYYYmmdd-HHMMSS[-N].log`` of the job, by its name."""
-    directory = os.path.join(output_directory, slug)
+def log_names(output_directory: str, slug: str) -> tuple[int, list[str]]:
+    """An open descriptor of the job's log directory and the names of its
+    ``<slug>-YYYYmmdd-HHMMSS[-N].log`` files, oldest first (their names sort
+    by start time). The directory is opened as :mod:`.safe_open` does (no
+    symlink below ``output_directory``); close the descriptor when done.
+    Raises OSError."""
     pattern = re.compile(re.escape(slug) + r"-(\d{8}-\d{6})(?:-(\d+))?\.log\Z")
-    best: tuple[str, int] | None = None
-    newest = None
+    fd = open_dir(output_directory, slug)
     try:
-        names = os.listdir(directory)
+        found = [(m[1], int(m[2] or 0), m[0]) for m in map(pattern.match, os.listdir(fd))
+                 if m is not None]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, [name for _stamp, _n, name in sorted(found)]
+
+
+def newest_log(output_directory: str, slug: str) -> str | None:
+    """The path of the job's newest log file, by its name."""
+    try:
+        fd, names = log_names(output_directory, slug)
     except OSError:
         return None
-    for name in names:
-        found = pattern.match(name)
-        if found:
-            key = (found.group(1), int(found.group(2) or 0))
-            if best is None or key > best:
-                best, newest = key, name
-    return None if newest is None else os.path.join(directory, newest)
+    os.close(fd)
+    return os.path.join(output_directory, slug, names[-1]) if names else None

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +19,7 @@ from pc_systemd.jobinfo import JobInfo, LastRun, State, Summary
 from pc_systemd.jobset import find_job
 from pc_systemd.next_runs import parse_calendar
 from pc_systemd.unit_result import outcome
-from tests.conftest import Site, record_reads
+from tests.conftest import Site, record_reads, within
 
 GOOD = "name: Good\ncommand: /bin/true\nschedule: '0 * * * *'\n"
 
@@ -296,3 +297,78 @@ def test_summaries_are_cached_until_a_file_changes(
     site.job("b", "name: [\n")
     broken, _ = catalog.read_catalog(config, lambda: None)
     assert broken.summaries[1].name is None and broken.problems
+
+
+# -- direct backend: files a job can plant -------------------------------------------
+
+
+def ran_once(site: Site) -> Path:
+    """A direct-backend job that has run once; its log directory."""
+    direct_site(site)
+    site.job("talk", "name: Talk\ncommand: /bin/echo said\n")
+    assert invoke(site, "-j", "talk")[0] == 0
+    return site.root / "log" / "talk"
+
+
+def test_logs_never_follow_a_planted_symlink(site: Site) -> None:
+    logs = ran_once(site)
+    secret = site.root / "shadow"
+    secret.write_text("root:SECRET:19000::::::\n")
+    planted = logs / "talk-20990101-000000.log"  # the newest by name
+    planted.symlink_to(secret)
+    code, out, err = invoke(site, "--logs", "talk")
+    assert (code, out) == (2, "")
+    assert err.endswith(f"run-job: {planted}: is a symlink\n")
+    assert "SECRET" not in out + err
+
+
+def test_logs_do_not_hang_on_a_fifo(site: Site) -> None:
+    logs = ran_once(site)
+    os.mkfifo(logs / "talk-20990101-000000.log")
+    code, out, err = within(10, lambda: invoke(site, "--logs", "talk"))
+    assert (code, out) == (2, "")
+    assert err.endswith("talk-20990101-000000.log: not a regular file\n")
+
+
+def test_logs_refuse_a_log_directory_swapped_for_a_symlink(site: Site) -> None:
+    logs = ran_once(site)
+    elsewhere = site.root / "elsewhere"
+    logs.rename(elsewhere)
+    logs.symlink_to(elsewhere)
+    code, out, err = invoke(site, "--logs", "talk")
+    assert (code, out) == (1, "")
+    assert err == f"run-job: {logs}: not a directory (a symlink?)\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_logs_show_only_the_service_users_files(site: Site) -> None:
+    logs = ran_once(site)
+    (log,) = logs.iterdir()
+    os.chown(log, 65534, 65534)
+    code, out, err = invoke(site, "--logs", "talk")
+    assert (code, out) == (2, "")
+    assert err.endswith(f"run-job: {log}: owned by uid 65534, not by uid {os.geteuid()}\n")
+
+
+def test_logs_of_a_run_still_writing_end_where_the_file_ended(site: Site) -> None:
+    logs = ran_once(site)
+    (log,) = logs.iterdir()
+    size = log.stat().st_size
+    code, out, _ = invoke(site, "--logs", "talk")
+    assert code == 0 and len(out.encode()) == size
+
+
+def test_status_and_a_run_survive_a_poisoned_history(site: Site) -> None:
+    direct_site(site)
+    site.job("talk", "name: Talk\ncommand: /bin/true\n")
+    (site.root / "state").mkdir()
+    history = site.root / "state" / "talk.yaml"
+    history.write_text("history:\n- {status: failed, time: 0000-01-01 00:00:00}\n")
+    code, out, _ = invoke(site, "--status")
+    assert code == 0 and "note: unreadable run history" in out
+    code, out, _ = invoke(site, "-j", "talk")
+    assert code == 0
+    assert out == f"run-job: {history}: unreadable run history (unusable value: year 0 is " \
+                  "out of range); kept as .corrupt, starting a new one\n"
+    code, out, _ = invoke(site, "--status")
+    assert code == 0 and "last status: success" in out and "note:" not in out

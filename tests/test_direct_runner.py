@@ -8,9 +8,12 @@ import datetime as dt
 import io
 import os
 import re
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +27,7 @@ from pc_systemd import history as hist
 from pc_systemd.config import Config
 from pc_systemd.job import Job
 from pc_systemd.jobset import find_job
-from tests.conftest import Site
+from tests.conftest import Site, within
 
 LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\t(INFO|ERROR)\t(.*)\Z")
 NAME = re.compile(r"(?P<slug>.+)-\d{8}-\d{6}\.log\Z")
@@ -435,3 +438,155 @@ def test_a_corrupt_history_is_reported_and_the_job_still_runs(cron_site: Site) -
     assert out.startswith("run-job: ") and "unreadable run history" in out
     assert out.count("\n") == 1  # reported once, then replaced
     assert history(cron_site).last_completion_status == "success"
+
+
+@pytest.mark.parametrize(
+    "poison",
+    ["month 13", "+99:00", "symlink", "fifo", "huge", "alias bomb"],
+)
+def test_a_poisoned_history_never_stops_a_run(cron_site: Site, poison: str) -> None:
+    state = cron_site.root / "state"
+    state.mkdir()
+    path = state / "job.yaml"
+    secret = cron_site.root / "secret"
+    secret.write_text("history: []\nlast_completion_status: failure\n")
+    if poison == "month 13":
+        path.write_text("history:\n- {status: failed, time: 2024-13-01 00:00:00}\n")
+    elif poison == "+99:00":
+        path.write_text("history:\n- {status: failed, time: 2024-01-01 00:00:00+99:00}\n")
+    elif poison == "symlink":
+        path.symlink_to(secret)
+    elif poison == "fifo":
+        os.mkfifo(path)
+    elif poison == "huge":
+        with path.open("wb") as handle:
+            handle.truncate(1 << 30)
+    else:
+        path.write_text("a: &a [x, x]\nhistory: [*a, *a]\n")
+    config = cron_site.config()
+    assert within(10, lambda: direct.job_state(config, "job")).problem is not None
+    job = make_job(cron_site, command="true")
+    status, out = within(10, lambda: run(cron_site, job))
+    assert status == 0
+    assert out.startswith(f"run-job: {path}: unreadable run history (") and out.count("\n") == 1
+    assert history(cron_site).last_completion_status == "success"
+    assert secret.read_text().endswith("failure\n")  # never written through the link
+
+
+def test_what_a_run_leaves_is_not_for_other_users(cron_site: Site) -> None:
+    job = make_job(cron_site, command="echo private")
+    assert run(cron_site, job) == (0, "")
+    root = cron_site.root
+    (log,) = (root / "log" / "job").iterdir()
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (
+        root / "run", root / "run" / "job.lock", root / "state", root / "state" / "job.yaml",
+        root / "state" / "job.yaml.lock", root / "log", root / "log" / "job", log)}
+    assert modes == {
+        root / "run": 0o700, root / "run" / "job.lock": 0o600,
+        root / "state": 0o750, root / "state" / "job.yaml": 0o640,
+        root / "state" / "job.yaml.lock": 0o600,
+        root / "log": 0o750, root / "log" / "job": 0o750, log: 0o640,
+    }
+
+
+def test_a_log_directory_left_open_to_others_is_closed(cron_site: Site) -> None:
+    directory = cron_site.root / "log" / "job"
+    directory.mkdir(parents=True)
+    directory.chmod(0o755)  # as older versions made it
+    old = directory / "job-20240101-120000.log"
+    old.write_text("older output\n")
+    old.chmod(0o644)
+    job = make_job(cron_site, command="true")
+    assert run(cron_site, job) == (0, "")
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o750
+    assert stat.S_IMODE(old.stat().st_mode) == 0o640
+
+
+# -- another local user ----------------------------------------------------------
+
+# Run as another user (uid 65534) with the system Python: open each file
+# read-only, as anyone may open a file others can read, and hold an flock on
+# it until killed; one line per file, then "done".
+SQUATTER = """
+import fcntl, os, sys, time
+for path in sys.argv[1:]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print("locked", path)
+    except OSError as err:
+        print("refused", path, err.errno)
+print("done", flush=True)
+time.sleep(300)
+"""
+NOBODY = 65534
+
+
+@pytest.fixture
+def shared_site() -> Iterator[Site]:
+    """A site other users can reach (a pytest tmp_path is 0700, which would
+    hide everything in it from them and prove nothing)."""
+    root = Path(tempfile.mkdtemp(prefix="pc-other-user-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        (root / "jobs").mkdir()
+        (root / "metrics").mkdir(mode=0o755)  # a textfile collector's directory
+        shared = Site(root, root / "jobs", root / "process-control.yaml")
+        shared.configure_direct(f"metrics_file: {root / 'metrics' / 'jobs.prom'}\n")
+        yield shared
+    finally:
+        shutil.rmtree(root)
+
+
+def squat_as_nobody(paths: list[Path]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    squatter = subprocess.Popen(
+        ["/usr/bin/python3", "-c", SQUATTER, *map(str, paths)],
+        user=NOBODY, group=NOBODY, extra_groups=[], cwd="/",
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert squatter.stdout is not None
+    said = {}
+    while (line := squatter.stdout.readline()) not in ("done\n", ""):
+        what, path, *_ = line.split()
+        said[path] = what
+    return squatter, said
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another user")
+def test_another_user_cannot_take_our_locks_or_delay_a_run(shared_site: Site) -> None:
+    root = shared_site.root
+    locks = [root / "run" / "job.lock", root / "state" / "job.yaml.lock",
+             root / "metrics" / "jobs.prom.lock"]
+    job = make_job(shared_site, command="true")
+
+    # As created: nobody can open, so nobody can lock, even where an admin
+    # opened the directories up.
+    assert run(shared_site, job) == (0, "")
+    for directory in (root / "run", root / "state"):
+        for opened in (False, True):
+            if opened:
+                directory.chmod(0o755)
+            squatter, said = squat_as_nobody(locks)
+            squatter.kill()
+            squatter.communicate()
+            assert said == {str(p): "refused" for p in locks}, (opened, said)
+
+    # Left open to others by an older version, and already locked by
+    # another user: the run replaces each lock file and is not held up.
+    for path in locks:
+        path.chmod(0o644)
+    squatter, said = squat_as_nobody(locks)
+    try:
+        assert said == {str(p): "locked" for p in locks}
+        for attempt in range(2):
+            started = time.monotonic()
+            assert run(shared_site, job) == (0, ""), attempt
+            assert time.monotonic() - started < 2.0, attempt
+        assert [stat.S_IMODE(p.stat().st_mode) for p in locks] == [0o600] * 3
+        assert [e.status for e in history(shared_site).entries] == ["completed"] * 3
+        prom = (root / "metrics" / "jobs.prom").read_text()
+        assert 'process_control_last_run_success{job="job"} 1' in prom
+        assert squatter.poll() is None  # still holding what it locked: nothing of ours
+    finally:
+        squatter.kill()
+        squatter.communicate()

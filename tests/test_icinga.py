@@ -22,12 +22,7 @@ NOW = dt.datetime.now(dt.UTC)
 
 @pytest.fixture
 def icinga_site(site: Site) -> Site:
-    site.configure(
-        f"""\
-        run_directory: {site.root / "run"}
-        state_directory: {site.root / "state"}
-        """
-    )
+    site.configure_direct()
     (site.root / "state").mkdir()
     return site
 
@@ -97,13 +92,7 @@ def test_invalid_job_files_and_histories_are_a_warning(icinga_site: Site) -> Non
 
 
 def test_jobs_without_a_recent_success_are_stale(icinga_site: Site) -> None:
-    icinga_site.configure(
-        f"""\
-        run_directory: {icinga_site.root / "run"}
-        state_directory: {icinga_site.root / "state"}
-        stale_after: 1.5
-        """
-    )
+    icinga_site.configure_direct("stale_after: 1.5\n")
     hour = dt.timedelta(hours=1)
     job(icinga_site, "recent")
     ran(icinga_site, "recent", "completed", ago=hour)
@@ -126,13 +115,7 @@ def test_jobs_without_a_recent_success_are_stale(icinga_site: Site) -> None:
 
 
 def test_critical_outranks_warning_and_keeps_it(icinga_site: Site) -> None:
-    icinga_site.configure(
-        f"""\
-        run_directory: {icinga_site.root / "run"}
-        state_directory: {icinga_site.root / "state"}
-        stale_after: 1
-        """
-    )
+    icinga_site.configure_direct("stale_after: 1\n")
     job(icinga_site, "down")
     ran(icinga_site, "down", "failed", ago=dt.timedelta(hours=5))  # failing, not also stale
     job(icinga_site, "old")
@@ -172,3 +155,40 @@ def test_a_missing_job_directory_is_unknown(icinga_site: Site) -> None:
     icinga_site.jobs.rmdir()
     assert check(icinga_site) == (
         3, f"UNKNOWN: {icinga_site.jobs}: No such file or directory")
+
+
+def test_poisoned_histories_are_invalid_never_a_crash_or_a_hang(icinga_site: Site) -> None:
+    state = icinga_site.root / "state"
+    secret = icinga_site.root / "secret"
+    secret.write_text("history: []\nlast_completion_status: success\n")
+    poisons = {
+        "month13": lambda p: p.write_text(
+            "history:\n- {status: failed, time: 2024-13-01 00:00:00}\n"),
+        "offset": lambda p: p.write_text(
+            "history:\n- {status: failed, time: '2024-01-01 00:00:00+99:00'}\n"),
+        "year0": lambda p: p.write_text(
+            "history:\n- {status: failed, time: 0000-01-01 00:00:00}\n"),
+        "bigpid": lambda p: p.write_text(
+            "history:\n- {status: failed, time: '2024-01-01', pid: " + "9" * 5000 + "}\n"),
+        "binary": lambda p: p.write_bytes(b"\xff\xfe\x00history"),
+        "link": lambda p: p.symlink_to(secret),
+        "fifo": os.mkfifo,
+        "huge": lambda p: (p.touch(), os.truncate(p, 1 << 30)),  # sparse: costs nothing
+    }
+    for slug, poison in poisons.items():
+        job(icinga_site, slug)
+        poison(state / f"{slug}.yaml")
+    job(icinga_site, "fine")
+    ran(icinga_site, "fine", "completed")
+    invalid = ", ".join(sorted(poisons))
+    assert check(icinga_site) == (
+        1, f"WARNING: invalid: {invalid} | ok=1 failing=0 running=0 invalid=8 stale=0")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_history_of_another_user_is_not_believed(icinga_site: Site) -> None:
+    job(icinga_site, "a")
+    ran(icinga_site, "a", "failed")
+    os.chown(icinga_site.root / "state" / "a.yaml", 65534, 65534)
+    assert check(icinga_site) == (
+        1, "WARNING: invalid: a | ok=0 failing=0 running=0 invalid=1 stale=0")
