@@ -42,8 +42,10 @@ class _Unsure(Exception):
 
 
 def fast_parse(text: str) -> Node | NO | None:
-    # More lines or list items than the node limit: PyYAML's path enforces it.
-    if not _PRINTABLE.match(text) or text.count("\n") + text.count(",") > MAX_NODES:
+    # This reader makes at most three nodes a line (a key, its value or a
+    # flow list, and the list's first item) and one more per comma: where
+    # that could pass the node limit, PyYAML's path counts them exactly.
+    if not _PRINTABLE.match(text) or 4 + 3 * text.count("\n") + text.count(",") > MAX_NODES:
         return False
     try:
         return _Reader(text.split("\n")).document()

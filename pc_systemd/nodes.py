@@ -20,7 +20,7 @@ from .errors import PcError, Problem, one
 
 MAX_BYTES = 256 * 1024  # job files are a few hundred bytes; this bounds parse time
 MAX_DEPTH = 32
-MAX_NODES = 10_000
+MAX_NODES = 2_000  # a job file has tens; each costs ~2 us to parse and check
 FILE_KEY = "(file)"
 YAML_KEY = "(yaml)"
 
@@ -78,8 +78,11 @@ def read_text(path: str, shown: str) -> str:
     except OSError as err:
         raise one(shown, 1, FILE_KEY, f"cannot open: {err.strerror}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise one(shown, 1, FILE_KEY, "not a regular file")
+        if st.st_size > MAX_BYTES:
+            raise one(shown, 1, FILE_KEY, f"file is larger than {MAX_BYTES} bytes")
         data = os.read(fd, MAX_BYTES + 1)
         while len(data) <= MAX_BYTES:  # short reads only on odd file systems
             more = os.read(fd, MAX_BYTES + 1 - len(data))
@@ -101,6 +104,8 @@ def read_text(path: str, shown: str) -> str:
 
 def parse(text: str, shown: str) -> Node | None:
     """One YAML document as nodes (None for an empty document)."""
+    if len(text) > MAX_BYTES:  # read_text's limit, for text that did not come through it
+        raise one(shown, 1, FILE_KEY, f"file is larger than {MAX_BYTES} bytes")
     from .fastyaml import fast_parse
 
     node = fast_parse(text)
