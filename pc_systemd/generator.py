@@ -19,9 +19,11 @@ from __future__ import annotations
 import marshal
 import os
 import sys
+import time
 
 from . import file_cache
 from .config_file import yaml_names
+from .writers import service_user_can_write
 
 # Not typing.TYPE_CHECKING: importing typing (and re, which it imports)
 # costs the cached path a third of its start-up.  Type checkers read this.
@@ -40,6 +42,13 @@ if TYPE_CHECKING:
 
 ERR, WARNING, INFO = 3, 4, 6
 KIND = "units"
+# Seconds the generator may spend reading job files: systemd stops a
+# generator after 90 s. A job file costs at most a few milliseconds (the
+# limits in .nodes), 1,000 ordinary ones about 0.25 s in all.
+BUDGET = 20.0
+# Log lines per job file: a file of a thousand unknown keys must not send a
+# thousand lines to the kernel log at every boot.
+MAX_MESSAGES = 10
 
 
 def make_log(environ: Mapping[str, str]) -> Log:
@@ -125,49 +134,73 @@ def generate(
     python: str = sys.executable,
     workers: int | None = None,
     cache: bool = True,
+    budget: float = BUDGET,
 ) -> int:
-    """Write every job's units into ``normal``; returns the exit status."""
+    """Write every job's units into ``normal``; returns the exit status.
+
+    Our own units (:func:`reload_units`) are written first, so that however
+    long the job files take, the next deploy still applies itself. Job
+    files not read within ``budget`` seconds of the start are skipped,
+    one line each, so the run ends well inside systemd's 90 s."""
+    deadline = time.monotonic() + budget
     store = file_cache.Cache(KIND, config_path, python) if cache else None
     loaded = store.load() if store is not None else None
-    names = _listed(loaded[0][0]) if loaded is not None else None
     config: Config | None = None
-    units: Units | None = None
-    if loaded is not None and names is not None:
-        (job_directory, units), entries = loaded
-    else:  # no cache for this configuration, code and Python: read everything
+    renderer: Renderer | None = None
+    status = 0
+    names: list[str] | None = None
+    if loaded is not None:
+        (job_directory, user, units), entries = loaded
+        _prepare(normal)
+        _emit(normal, units)
+        names = _listed(job_directory)
+    if names is None:  # no usable cache: read everything
         config = _config(config_path, log)
         if config is None:
             return 1
-        job_directory, entries = config.job_directory, {}
+        job_directory, user, entries = config.job_directory, config.user, {}
+        if loaded is None:
+            _prepare(normal)
+            renderer = _renderer(config, python)
+            status = _emit_reload_units(normal, renderer, log)
         try:
             names = yaml_names(job_directory)
         except OSError as err:
             log(ERR, str(config.problem("job_directory", f"{job_directory}: {err.strerror}")))
             names = []
-    _prepare(normal)
+    refusal = service_user_can_write(job_directory, user)
+    if refusal is not None:
+        config = config or _config(config_path, log)
+        if config is None:
+            return 1
+        log(ERR, str(config.problem("job_directory", refusal)))
+        log(ERR, f"no job units generated: {len(names)} job file(s) not read")
+        return 1
     valid, todo = file_cache.reuse(entries, job_directory, names)
     results: dict[str, Result] = {}
     for name, (_ident, result) in valid.items():
         _emit(normal, result[2])
         results[name] = result
-    status = 0
-    if todo or units is None:
+    if todo:
         config = config or _config(config_path, log)
         if config is None:
             return 1
-        renderer = _renderer(config, python)
-        for path, _read_ident, result in build(config, todo, renderer, normal, workers):
+        renderer = renderer or _renderer(config, python)
+        for path, _read_ident, result in build(config, todo, renderer, normal, workers,
+                                               deadline=deadline, budget=budget):
             results[os.path.basename(path)] = result
-        if units is None:
-            from .unit_escape import UnitValueError
-
-            try:
-                units = reload_units(renderer)
-            except UnitValueError as err:
-                log(ERR, f"no reload units: {err}")
-                status, units = 1, ()
-    _emit(normal, units)
     return _report([results[name] for name in names], log, status, len(valid))
+
+
+def _emit_reload_units(normal: str, renderer: Renderer, log: Log) -> int:
+    from .unit_escape import UnitValueError
+
+    try:
+        _emit(normal, reload_units(renderer))
+    except UnitValueError as err:
+        log(ERR, f"no reload units: {err}")
+        return 1
+    return 0
 
 
 def _listed(directory: str) -> list[str] | None:
@@ -232,18 +265,26 @@ def build(
     normal: str | None,
     workers: int | None = None,
     keep: bool = False,
+    deadline: float | None = None,
+    budget: float = BUDGET,
 ) -> list[tuple[str, file_cache.Identity | None, Result]]:
     """Each job file's outcome, as (path, identity, result), in the given
     order; with ``normal``, the units are written there as they are made,
     and the results carry them only if ``keep`` (for the cache): their text
     is most of what workers would send back.  Large job sets are shared
-    among forked workers (:mod:`.fanout`)."""
+    among forked workers (:mod:`.fanout`). Files not begun by ``deadline``
+    (``time.monotonic()``; ``budget`` seconds after the start, for the
+    message) are skipped, with no identity: never cached."""
     from . import fanout
 
     parts = fanout.shares(paths, workers or fanout.workers_for(len(paths)))
     out: list[tuple[str, file_cache.Identity | None, Result]] = []
     keep = keep or normal is None
-    for blob in fanout.run(parts, lambda part: _build_part(part, config, renderer, normal, keep)):
+
+    def part_of(part: list[str]) -> bytes:
+        return _build_part(part, config, renderer, normal, keep, deadline, budget)
+
+    for blob in fanout.run(parts, part_of):
         if blob is None:
             raise OSError("a worker process of the generator failed")
         out.extend(marshal.loads(blob))
@@ -251,14 +292,21 @@ def build(
 
 
 def _build_part(
-    paths: list[str], config: Config, renderer: Renderer, normal: str | None, keep: bool
+    paths: list[str], config: Config, renderer: Renderer, normal: str | None, keep: bool,
+    deadline: float | None = None, budget: float = BUDGET,
 ) -> bytes:
-    from .errors import PcError, printable
+    from .errors import PcError, Problem, printable
     from .job import load_job
+    from .nodes import FILE_KEY
     from .unit_escape import UnitValueError
 
-    out = []
+    out: list[tuple[str, file_cache.Identity | None, Result]] = []
     for path in paths:
+        if deadline is not None and time.monotonic() >= deadline:
+            late = Problem(path, 1, FILE_KEY,
+                           f"not read: the generator's {budget:g} s for job files were used up")
+            out.append((path, None, (0, ((ERR, f"{late} (job skipped)"),), ())))
+            continue
         # identity first: a file changed while it is read is not cached as unchanged
         ident = file_cache.identity(path)
         messages: list[tuple[int, str]] = []
@@ -268,19 +316,33 @@ def _build_part(
         except PcError as err:
             # str(Problem) escapes what does not print: each message is one line
             messages += [(ERR, f"{problem} (job skipped)") for problem in err.problems]
-            out.append((path, ident, (0, tuple(messages), units)))
+            out.append((path, ident, (0, _capped(messages, path), units)))
             continue
         messages += [(WARNING, str(warning)) for warning in job.warnings]
         try:
             units = tuple((u.name, u.text, u.wanted_by) for u in renderer.job_units(job))
         except UnitValueError as err:
             messages.append((ERR, f"{printable(f'{job.path}:1: (unit): {err}')} (job skipped)"))
-            out.append((path, ident, (0, tuple(messages), ())))
+            out.append((path, ident, (0, _capped(messages, path), ())))
             continue
         if normal is not None:
             _emit(normal, units)
-        out.append((path, ident, (1, tuple(messages), units if keep else ())))
+        out.append((path, ident, (1, _capped(messages, path), units if keep else ())))
     return marshal.dumps(out)
+
+
+def _capped(messages: list[tuple[int, str]], path: str) -> tuple[tuple[int, str], ...]:
+    """At most MAX_MESSAGES lines for one file; the last says how many more."""
+    if len(messages) <= MAX_MESSAGES:
+        return tuple(messages)
+    from .errors import Problem
+    from .nodes import FILE_KEY
+
+    kept = messages[: MAX_MESSAGES - 1]
+    rest = messages[MAX_MESSAGES - 1:]
+    more = Problem(path, 1, FILE_KEY, f"{len(rest)} more problem(s) not shown here "
+                   "(run-job --validate lists them)")
+    return (*kept, (min(level for level, _ in rest), str(more)))  # the most severe level
 
 
 def refresh_cache(config_path: str | None = None, python: str = sys.executable) -> list[str]:
@@ -298,6 +360,9 @@ def refresh_cache(config_path: str | None = None, python: str = sys.executable) 
         config = load_config(config_path)
     except PcError as err:
         return [str(problem) for problem in err.problems]
+    refusal = service_user_can_write(config.job_directory, config.user)
+    if refusal is not None:
+        return [str(config.problem("job_directory", refusal))]
     renderer = _renderer(config, python)
     try:
         names = yaml_names(config.job_directory)
@@ -308,7 +373,7 @@ def refresh_cache(config_path: str | None = None, python: str = sys.executable) 
         return [f"no reload units: {err}"]
     paths = [os.path.join(config.job_directory, n) for n in names]
     built = build(config, paths, renderer, None)
-    store.update((config.job_directory, units), {}, built)
+    store.update((config.job_directory, config.user, units), {}, built)
     return [message for _path, _ident, result in built
             for level, message in result[1] if level == ERR]
 
@@ -322,6 +387,10 @@ def main(argv: list[str]) -> int:
         print("usage: process-control-generator NORMAL [EARLY LATE] | --refresh-cache",
               file=sys.stderr)
         return 2
+    # systemd runs generators while it reloads: a user or group lookup that
+    # nss-systemd hands to PID 1 would wait for that reload (measured: the
+    # daemon-reload took 45 s). Only /etc's users and groups are ours to ask.
+    os.environ["SYSTEMD_NSS_DYNAMIC_BYPASS"] = "1"
     return generate(argv[0], make_log(os.environ))
 
 
