@@ -239,3 +239,45 @@ def test_the_path_unit_applies_changes_by_itself(box: SystemdBox) -> None:
         timeout=20, what="timers to follow the job directory",
     )
     assert next_elapse(box, "process-control-auto.timer") == cron_next("9 9 * * *", box)
+
+
+def test_a_hostile_job_set_neither_slows_daemon_reload_nor_stops_deploys(box: SystemdBox) -> None:
+    """400 files of as many duplicate keys as fit in the size limit kept the
+    generator past systemd's 90 s (issue 12): daemon-reload took 90 s and the
+    reload units were never written. Read cold, as after an upgrade."""
+    stage = box.path("/var/lib/pc-hostile-stage")
+    stage.mkdir()
+    text = "name: a\ncommand: /bin/true\n" + "x: 1\n" * 52000
+    for n in range(400):
+        (stage / f"hostile{n:03d}.yaml").write_text(text)
+    box.systemctl("stop", "process-control-reload.path")  # this test times the reload itself
+    try:
+        box.run(["sh", "-c", f"mv /var/lib/pc-hostile-stage/*.yaml {JOBS}/"])
+        box.run(["rm", "-rf", "/var/cache/pc-systemd"])  # every file read, none from the cache
+        started = time.monotonic()
+        box.systemctl("daemon-reload")
+        elapsed = time.monotonic() - started
+        assert elapsed < 20, elapsed  # about 3.5 s here, on 2 cores
+        props = box.show("process-control-reload.path", "LoadState", "UnitFileState")
+        assert props["LoadState"] == "loaded"
+
+        def summary() -> str | None:
+            logged = box.run(["journalctl", "-t", "process-control-generator", "--no-pager",
+                              "-o", "cat"]).stdout.splitlines()
+            last = [line for line in logged if line.startswith("generated units of")]
+            return last[-1] if last and "skipped 40" in last[-1] else None
+
+        line = box.wait_until(summary, timeout=20, what="the generator's summary")
+        assert "from the cache" not in line  # read cold
+        assert int(line.split("skipped ")[1].split()[0]) == 400 + 1  # and the broken job
+        box.systemctl("start", "process-control-reload.path")
+        # a deploy after the hostile one still applies itself
+        box.write_file(f"{JOBS}/later.yaml",
+                       "name: Later\ncommand: /bin/true\nschedule: '11 11 * * *'\n")
+        box.wait_until(lambda: "process-control-later.timer" in our_timers(box),
+                       timeout=60, what="the later deploy to apply itself")
+    finally:
+        box.run(["sh", "-c", f"rm -rf /var/lib/pc-hostile-stage {JOBS}/hostile*.yaml "
+                 f"{JOBS}/later.yaml"])
+        box.systemctl("start", "process-control-reload.path")
+        box.run([RUN_JOB, "--reload"], check=False)
