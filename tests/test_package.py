@@ -15,7 +15,9 @@ what it set up, the jobs, then ``dpkg -r`` and ``dpkg -P``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -26,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.systemd_box import SystemdBox, require_systemd_box
+from tests.systemd_box import BASE_ROOT, SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
 
@@ -220,6 +222,39 @@ def test_man_pages_are_installed(installed: SystemdBox) -> None:
         assert ".TH" in text and command.upper() in text.upper()
 
 
+def test_install_generator_leaves_the_packages_generator_alone(installed: SystemdBox) -> None:
+    out = installed.run(["run-job", "--install-generator"]).stdout
+    assert "installed /usr/lib/systemd/system-generators/process-control-generator" in out
+    assert installed.run(["ls", "-A", "/etc/systemd/system-generators"],
+                         check=False).stdout.strip() == ""
+
+
+def test_next_runs_without_cron_descriptor(installed: SystemdBox) -> None:
+    # Debian 12 has no python3-cron-descriptor: the times, without words
+    assert installed.run(["python3", "-c", "import cron_descriptor"],
+                         check=False).returncode == 1
+    out = installed.run(["run-job", "--next", "hello", "--count", "2"]).stdout
+    assert "hello: */5 * * * * (no description: cron-descriptor is not installed)" in out
+
+
+def test_after_var_applies_the_jobs_only_where_var_is_a_mount(installed: SystemdBox) -> None:
+    box = installed
+    unit = "process-control-after-var.service"
+    assert box.run(["systemctl", "is-enabled", unit]).stdout.strip() == "enabled"
+    box.systemctl("start", unit)  # / holds /var here: the condition skips it
+    assert box.show(unit, "ConditionResult")["ConditionResult"] == "no"
+    box.run(["mount", "--bind", "/var", "/var"])  # now /var is a mount point
+    try:
+        box.systemctl("stop", "process-control-hello.timer")
+        box.systemctl("start", unit)
+        props = box.show(unit, "ConditionResult", "Result")
+        assert props == {"ConditionResult": "yes", "Result": "success"}
+        # run-job --reload started the job's timer again
+        assert box.show("process-control-hello.timer", "ActiveState")["ActiveState"] == "active"
+    finally:
+        box.run(["umount", "/var"])
+
+
 def test_remove_leaves_no_unit_running(installed: SystemdBox) -> None:
     box = installed
     box.systemctl("start", "--no-block", "process-control-slow.service")
@@ -245,3 +280,78 @@ def test_purge_removes_the_state_and_keeps_the_job_files(installed: SystemdBox) 
     assert box.run(["ls", JOBS]).stdout.split() == ["hello.yaml", "report.yaml", "slow.yaml"]
     assert box.run(["systemctl", "is-enabled", "process-control-after-var.service"],
                    check=False).stdout.strip() in ("", "not-found")
+
+
+# -- installed on a host without systemd ------------------------------------------
+
+
+@contextlib.contextmanager
+def overlay_root() -> Iterator[Path]:
+    """A copy-on-write root over the host's / (as SystemdBox makes), with
+    /proc and /dev, to chroot into: a host whose init is not systemd (no
+    /run/systemd/system), where cron runs the jobs. Torn down after."""
+    base = BASE_ROOT / f"pc-chroot-{os.getpid()}-{secrets.token_hex(4)}"
+    base.mkdir(parents=True, mode=0o700)
+    mounted: list[Path] = []
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(base)],
+                       check=True)
+        mounted.append(base)
+        for sub in ("upper", "work", "root"):
+            (base / sub).mkdir()
+        (base / "upper").chmod(0o755)
+        lower = f"lowerdir=/,upperdir={base}/upper,workdir={base}/work"
+        subprocess.run(["mount", "-t", "overlay", "-o", lower, "overlay", str(base / "root")],
+                       check=True)
+        mounted.append(base / "root")
+        subprocess.run(["mount", "-t", "proc", "proc", str(base / "root" / "proc")], check=True)
+        mounted.append(base / "root" / "proc")
+        subprocess.run(["mount", "--bind", "/dev", str(base / "root" / "dev")], check=True)
+        mounted.append(base / "root" / "dev")
+        # what the host's own mounts hide on / (its /run, /tmp) starts empty here
+        for empty in ("run", "tmp"):
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs",
+                            str(base / "root" / empty)], check=True)
+            mounted.append(base / "root" / empty)
+        yield base / "root"
+    finally:
+        for path in reversed(mounted):
+            subprocess.run(["umount", "--lazy", str(path)], check=False)
+        base.rmdir()
+
+
+def in_root(root: Path, command: str, user: str | None = None) -> str:
+    args = ["chroot", *([f"--userspec={user}:{user}"] if user else []), str(root),
+            "/bin/sh", "-c", command]
+    result = subprocess.run(args, env={**BUILD_ENV, "HOME": "/"}, capture_output=True,
+                            text=True, timeout=180)
+    assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def test_on_a_cron_host_install_writes_the_cron_file_and_jobs_run(built: Path) -> None:
+    require_systemd_box()  # root and mount: the same needs as a box
+    with overlay_root() as root:
+        assert not (root / "run" / "systemd" / "system").exists()
+        (root / "etc" / "cron.d").mkdir(exist_ok=True)
+        config = (ORIGINAL / "process-control.example.yaml").read_text()
+        (root / "etc" / "process-control.yaml").write_text(
+            config.replace("user: jenkins", f"user: {USER}"))
+        jobs = root / JOBS.lstrip("/")
+        jobs.mkdir(parents=True, exist_ok=True)
+        (jobs / "hello.yaml").write_text(HELLO)
+        shutil.copy(built, root / "root" / "process-control_all.deb")
+        in_root(root, "dpkg -i /root/process-control_all.deb")
+        cron = (root / "etc" / "cron.d" / "process-control").read_text()
+        assert cron == (f"# Generated from {JOBS}/hello.yaml\n"
+                        f"*/5 * * * * {USER} /usr/bin/run-job --job hello\n")
+        # the runner, as cron runs it: as the service user, with Debian's python3
+        in_root(root, "/usr/bin/run-job --job hello", user=USER)
+        logs = in_root(root, "cat /var/log/process-control/hello/hello-*.log")
+        assert f"\t{USER}\n" in logs.replace("INFO\t", "\t")
+        history = in_root(root, "cat /var/cache/process-control/hello.yaml")
+        assert "last_completion_status: success" in history
+        # removed: the cron file would call a run-job that is gone
+        in_root(root, "dpkg -r process-control")
+        assert not (root / "etc" / "cron.d" / "process-control").exists()
+        assert (root / "etc" / "cron.d" / "process-control.disabled").read_text() == cron
