@@ -255,6 +255,16 @@ def test_after_var_applies_the_jobs_only_where_var_is_a_mount(installed: Systemd
         box.run(["umount", "/var"])
 
 
+def test_an_upgrade_keeps_the_jobs_scheduled(installed: SystemdBox) -> None:
+    box = installed
+    out = box.run(["dpkg", "-i", DEB_IN_BOX], timeout=180)  # the same version again
+    assert "moved" not in out.stdout + out.stderr  # nothing left to move aside
+    for job in ("hello", "report"):
+        state = box.show(f"process-control-{job}.timer", "ActiveState")["ActiveState"]
+        assert state == "active", job
+    assert box.run(["test", "-e", "/etc/cron.d/process-control"], check=False).returncode == 1
+
+
 def test_remove_leaves_no_unit_running(installed: SystemdBox) -> None:
     box = installed
     box.systemctl("start", "--no-block", "process-control-slow.service")
