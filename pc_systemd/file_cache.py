@@ -77,7 +77,10 @@ def identity(path: str) -> Identity | None:
 
 
 def _settled(ident: Identity, now_ns: int) -> bool:
-    """Whether every timestamp in the identity is older than SETTLE_NS."""
+    """Whether every timestamp in the identity is older than SETTLE_NS
+    (other evidence, such as a value systemd gave, needs no settling)."""
+    if not isinstance(ident, tuple):
+        return True
     stamps: tuple[int, ...] = (ident[3], ident[4])
     if len(ident) > 5:
         stamps += (ident[9], ident[10])

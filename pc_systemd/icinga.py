@@ -23,10 +23,11 @@ its history the age counts from the oldest entry kept (a success, if
 there was one, came before it), and with no history at all from when its
 job file was last changed, so a job deployed a minute ago is not stale.
 
-It reads only files (``run-job --status`` reads the same ones): the
-history files, the direct runner's lock files, and systemd's
-``/run/systemd/units/invocation:<unit>`` links, which exist while a unit
-is active. No D-Bus, so it runs as an unprivileged monitoring user.
+On cron hosts it reads only files: the history files and the direct
+runner's lock files. On systemd hosts it asks systemd what
+``run-job --status`` asks (the units over D-Bus, which any user may read;
+the journal for units systemd has forgotten, where the caller may read
+it), so it runs as an unprivileged monitoring user on both.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import backend, lock
 from . import history as hist
-from . import lock
 from .config import Config, load_config
 from .errors import PcError
 from .job import Job
+from .jobinfo import LastRun, State
 from .jobset import job_files, load_jobs
 from .safe_open import service_uid
 from .units import service_name, slow_start_name
@@ -139,6 +141,51 @@ def check(config: Config, now: dt.datetime | None = None) -> Report:
                   tuple(active))
 
 
+def check_systemd(config: Config, now: dt.datetime | None = None) -> Report:
+    """Every job's state on a systemd host, from systemd itself (the units
+    over D-Bus, which any user may read, and the journal where systemd has
+    forgotten a unit and the caller may read it): what ``run-job --status``
+    shows. Raises BusError (a PcError) when systemd cannot be asked."""
+    from .listing import systemd_listing
+
+    now = now or dt.datetime.now(dt.UTC)
+    report: dict[str, list[str]] = {"ok": [], "failing": [], "invalid": [], "stale": [],
+                                    "running": []}
+    for info in systemd_listing(config).infos:
+        summary = info.summary
+        if info.state in (State.INVALID, State.NOT_GENERATED):
+            report["invalid"].append(info.slug)
+            continue
+        if info.state is State.RUNNING:
+            report["running"].append(info.slug)
+        last = info.last_run
+        if last is not None and last.status == "failure":
+            report["failing"].append(info.slug)
+        elif _stale_since(config, summary.scheduled, summary.slug, last, now):
+            report["stale"].append(info.slug)
+        else:
+            report["ok"].append(info.slug)
+    return Report(*(tuple(report[k]) for k in ("ok", "failing", "invalid", "stale",
+                                                "running")))
+
+
+def _stale_since(config: Config, scheduled: bool, slug: str, last: LastRun | None,
+                 now: dt.datetime) -> bool:
+    """Stale by systemd's last run: its end when it succeeded, else (never
+    run since systemd last knew) the job file's last change."""
+    if config.stale_after is None or not scheduled:
+        return False
+    if last is not None and last.status == "success" and last.end is not None:
+        since = last.end
+    else:
+        try:
+            path = os.path.join(config.job_directory, slug + ".yaml")
+            since = dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.UTC)
+        except OSError:
+            return False
+    return now - since > dt.timedelta(hours=config.stale_after)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="check-jobs-icinga",
@@ -152,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        report = check(config)
+        report = check_systemd(config) if backend.choose(config) == backend.SYSTEMD \
+            else check(config)
     except PcError as err:
         more = len(err.problems) - 1
         print(f"UNKNOWN: {err.problems[0]}" + (f" (and {more} more)" if more > 0 else ""))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .jobinfo import LastRun, timestamp
-from .unit_result import CLD_NAMES, outcome
+from .unit_result import CLD_NAMES, outcome, signal_number
 
 if TYPE_CHECKING:
     import subprocess
@@ -84,7 +84,12 @@ class _RunBuilder:
         elif kind == EXITED:
             self.exit_code = entry.get("EXIT_CODE")
             status = entry.get("EXIT_STATUS")
-            self.exit_status = int(status) if status and status.isdigit() else None
+            if not isinstance(status, str):
+                self.exit_status = None
+            elif self.exit_code in ("killed", "dumped"):
+                self.exit_status = signal_number(status)
+            else:
+                self.exit_status = int(status) if status.isdigit() else None
         elif kind == FAILED:
             self.result, self.end = entry.get("UNIT_RESULT") or "failed", when
         elif kind == SUCCEEDED:
@@ -109,7 +114,7 @@ def _journalctl(args: list[str]) -> subprocess.Popen[bytes]:
         raise JournalError(f"cannot run {JOURNALCTL}: {err.strerror}") from None
 
 
-def _entries(args: list[str]) -> Iterator[dict[str, Any]]:
+def entries(args: list[str]) -> Iterator[dict[str, Any]]:
     """Entries as journalctl prints them; stopping early ends journalctl."""
     proc = _journalctl(args)
     assert proc.stdout is not None and proc.stderr is not None
@@ -145,7 +150,7 @@ def _run_matches(units: list[str]) -> list[str]:
 def runs(unit: str) -> list[Run]:
     """The unit's runs in the journal, oldest first."""
     builders: dict[str, _RunBuilder] = {}
-    for entry in _entries([f"--output-fields={RUN_FIELDS}", *_run_matches([unit])]):
+    for entry in entries([f"--output-fields={RUN_FIELDS}", *_run_matches([unit])]):
         invocation = entry.get("INVOCATION_ID")
         if not invocation:
             continue
@@ -167,7 +172,7 @@ def last_runs(units: list[str]) -> dict[str, Run]:
     found: dict[str, Run] = {}
     current: dict[str, _RunBuilder] = {}  # unit -> the run being read back
     args = ["--reverse", f"--output-fields={RUN_FIELDS}", *_run_matches(units)]
-    for entry in _entries(args):
+    for entry in entries(args):
         unit, invocation = entry.get("UNIT"), entry.get("INVOCATION_ID")
         if not unit or not invocation or unit in found:
             continue
@@ -190,6 +195,53 @@ def last_runs(units: list[str]) -> dict[str, Run]:
         if unit not in found and builder.result is not None:
             found[unit] = builder.build()
     return found
+
+
+# How far back a failure streak is counted (runs of the job's units).
+STREAK_LIMIT = 10_000
+
+
+def streak(units: list[str], failed: str, limit: int = STREAK_LIMIT) -> tuple[int, Run | None]:
+    """How many runs of ``units`` in a row have failed, counting the run
+    ``failed`` (an invocation ID known to have failed, whose own records may
+    not be in the journal yet), and that run as far as the journal has it.
+
+    The journal is read backwards and only until the last success, or
+    ``limit`` runs.
+    """
+    count = 1
+    this: _RunBuilder | None = None
+    current: _RunBuilder | None = None
+    seen = 0
+
+    def close(builder: _RunBuilder | None) -> bool:
+        """Count a run read whole; True when the streak ends there."""
+        nonlocal count
+        if builder is None or builder.invocation == failed or builder.result is None:
+            return False
+        if builder.result == "success":
+            return True
+        count += 1
+        return False
+
+    args = ["--reverse", f"--output-fields={RUN_FIELDS}", *_run_matches(units)]
+    for entry in entries(args):
+        invocation, unit = entry.get("INVOCATION_ID"), entry.get("UNIT")
+        if not invocation or not unit:
+            continue
+        if current is None or current.invocation != invocation:
+            if close(current):
+                break
+            seen += 1
+            if seen > limit:
+                break
+            current = _RunBuilder(unit, invocation, int(entry["__REALTIME_TIMESTAMP"]))
+            if invocation == failed:
+                this = current
+        current.add(entry)
+    else:
+        close(current)
+    return count, this.build() if this is not None else None
 
 
 class LastRuns:
@@ -251,7 +303,7 @@ def output(unit: str, run: Run, following: Run | None) -> Iterator[str]:
     if following is not None:
         args.append(f"--until=@{following.start // 1_000_000 + 1}")
     end = following.start if following is not None else None
-    for entry in _entries([*args, f"_SYSTEMD_UNIT={unit}"]):
+    for entry in entries([*args, f"_SYSTEMD_UNIT={unit}"]):
         when = int(entry["__REALTIME_TIMESTAMP"])
         if when < run.start or (end is not None and when >= end):
             continue
@@ -329,7 +381,7 @@ class Follower:
         start = (f"--after-cursor={self.cursor}" if self.cursor is not None
                  else f"--since=@{self.since // 1_000_000}")
         args = [start, f"--output-fields={OUTPUT_FIELDS}", f"_SYSTEMD_UNIT={self.unit}"]
-        return self._lines(list(_entries(args)))
+        return self._lines(list(entries(args)))
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -32,7 +32,7 @@ def systemd_listing(config: Config) -> Listing:
     """Raises BusError when systemd cannot be asked."""
     from . import systemd_status
 
-    catalog, view = read_catalog(config, lambda: systemd_status.collect(config.state_directory))
+    catalog, view = read_catalog(config, lambda: systemd_status.collect())
     infos = tuple(systemd_status.job_info(s, view) for s in catalog.summaries)
     return Listing("systemd", catalog, infos)
 

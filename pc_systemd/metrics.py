@@ -89,14 +89,14 @@ def samples(history: hist.History) -> dict[str, str]:
     if success is not None:
         values[PREFIX + "last_success_timestamp_seconds"] = _stamp(success.end or success.time)
     values[PREFIX + "consecutive_failures"] = history.consecutive_failures
-    return {name: _number(value) for name, value in values.items() if value is not None}
+    return {name: number(value) for name, value in values.items() if value is not None}
 
 
 def _stamp(value: dt.datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
@@ -142,7 +142,7 @@ def update(config: Config, slug: str, warn: Callable[[str], None]) -> None:
             current = _history_samples(config, slug, warn)
             if current is not None:
                 jobs[slug] = current
-            slugs = _job_slugs(config)
+            slugs = job_slugs(config)
             if slugs is not None:
                 jobs = {s: v for s, v in jobs.items() if s in slugs}
             # node_exporter reads only *.prom files: the temporary is never read
@@ -182,7 +182,7 @@ def _history_samples(
         return None
 
 
-def _job_slugs(config: Config) -> set[str] | None:
+def job_slugs(config: Config) -> set[str] | None:
     """Slugs of the job files; None if the job directory cannot be read."""
     try:
         names = os.listdir(config.job_directory)
@@ -193,7 +193,7 @@ def _job_slugs(config: Config) -> set[str] | None:
 
 def _from_histories(config: Config, warn: Callable[[str], None]) -> dict[str, dict[str, str]]:
     jobs = {}
-    for slug in sorted(_job_slugs(config) or ()):
+    for slug in sorted(job_slugs(config) or ()):
         found = _history_samples(config, slug, warn)
         if found is not None:
             jobs[slug] = found

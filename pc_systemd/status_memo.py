@@ -2,21 +2,20 @@
 calls while it cannot have changed.
 
 A host with a thousand jobs has a thousand timers and a thousand services,
-and each property is a D-Bus round trip (~0.1 ms apiece: two or three
-reads per job are most of ``--status``).  But most of what systemd says
-only changes when something visible on disk changes too, so a value is
-reused while its *evidence* is the same file (:func:`.file_cache.identity`)
-and the unit is in the same state as when it was read:
+and each property is a D-Bus round trip (~0.1 ms apiece).  Some of what
+systemd says only changes when something else that is cheaper to see
+changes too, so a value is reused while its *evidence* is the same and the
+unit is in the same state as when it was read:
 
-- a timer's next elapse: evidence is the timer's generated unit file (every
-  daemon-reload writes new ones, and a new schedule needs one), and the
-  value must still be in the future by :data:`MARGIN_USEC`: systemd's value
-  for a calendar timer is the first calendar time after its activation or
-  last trigger, so it cannot change before then;
-- a service's last run (its start and end, and for a failed one the
-  result and exit status), as systemd or the journal told it: evidence is
-  the job's history file, which the unit's hooks (:mod:`.record`) rewrite
-  when every run starts and when it ends.  Running units are always asked.
+- a timer's next elapse: evidence is the timer's generated unit file
+  (:func:`.file_cache.identity`; every daemon-reload writes new ones, and a
+  new schedule needs one), and the value must still be in the future by
+  :data:`MARGIN_USEC`: systemd's value for a calendar timer is the first
+  calendar time after its activation or last trigger, so it cannot change
+  before then;
+- when an inactive service's last run ended: evidence is when that run
+  started (``InactiveExitTimestamp``, read anyway, one property instead
+  of two).  Running units are always asked.
 
 The host's time zone (``/etc/localtime``) is part of the context: a new
 one forgets everything.  Stored with :mod:`.file_cache`, whose trust and
@@ -48,30 +47,29 @@ def unit_slug(unit: str) -> str:
 class StatusMemo:
     """``get`` what was remembered, ``put`` what was read, then ``save``."""
 
-    def __init__(self, generated: str, state_directory: str) -> None:
+    def __init__(self, generated: str) -> None:
         self._generated = generated
-        self._state = state_directory
         zone = (file_cache.identity(LOCALTIME), _target(LOCALTIME))
-        self._store = file_cache.Cache(KIND, extra=(generated, state_directory, zone))
+        self._store = file_cache.Cache(KIND, extra=(generated, zone))
         loaded = self._store.load()
         self._entries: file_cache.Entries = loaded[1] if loaded is not None else {}
-        self._evidence: dict[str, file_cache.Identity | None] = {}
+        self._evidence: dict[str, Any] = {}
         self._kept: file_cache.Entries = {}
         self._new = False
 
-    def evidence(self, unit: str) -> file_cache.Identity | None:
-        """Take it before asking systemd: a change after that makes the
-        remembered value stale, never the evidence."""
+    def evidence(self, unit: str, given: Any = None) -> Any:
+        """A timer's: its unit file's identity, taken before asking systemd
+        (a change after that makes the remembered value stale, never the
+        evidence). A service's: ``given``, what systemd said first."""
         if unit not in self._evidence:
             if unit.endswith(".timer"):
-                path = os.path.join(self._generated, unit)
+                self._evidence[unit] = file_cache.identity(os.path.join(self._generated, unit))
             else:
-                path = os.path.join(self._state, unit_slug(unit) + ".yaml")
-            self._evidence[unit] = file_cache.identity(path)
+                self._evidence[unit] = given
         return self._evidence[unit]
 
-    def get(self, unit: str, state: str) -> list[Any] | None:
-        ident = self.evidence(unit)
+    def get(self, unit: str, state: str, given: Any = None) -> list[Any] | None:
+        ident = self.evidence(unit, given)
         entry = self._entries.get(unit)
         if ident is None or entry is None or entry[0] != ident or entry[1][0] != state:
             return None
@@ -81,8 +79,8 @@ class StatusMemo:
         self._kept[unit] = entry
         return values
 
-    def put(self, unit: str, state: str, values: list[Any]) -> None:
-        ident = self.evidence(unit)
+    def put(self, unit: str, state: str, values: list[Any], given: Any = None) -> None:
+        ident = self.evidence(unit, given)
         if ident is not None:
             self._kept[unit] = (ident, (state, tuple(values)))
             self._new = True

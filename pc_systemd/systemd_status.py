@@ -14,12 +14,9 @@ Which units exist at all is read from the generator's output directory:
 ``ListUnitFilesByPatterns`` would say the same, but systemd works out
 every unit file's enablement for it (half a second for 2,000 units).
 
-Which jobs have run at all is read from the state directory: the units'
-start hook (:mod:`.record`) writes ``<state_directory>/<slug>.yaml``
-before every run, so a job without that file has not run since its units
-were generated, and systemd is not asked about its last run (on a host
-where most jobs have not run yet, or are disabled, that saves most of the
-reads).  Running and failed units are always asked about.
+What systemd said that cannot have changed is remembered between calls
+(:mod:`.status_memo`): timers' next elapse, and when an inactive service's
+last run ended.  Running and failed units are always asked about.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .jobinfo import JobInfo, LastRun, State, Summary, timestamp
-from .status_memo import PREFIX, SLOW, StatusMemo, unit_slug
+from .status_memo import PREFIX, SLOW, StatusMemo
 from .systemd_bus import (
     SERVICE_IFACE,
     TIMER_IFACE,
@@ -93,7 +90,7 @@ _FAILURE = ((SERVICE_IFACE, b"Result", b"s"), (SERVICE_IFACE, b"ExecMainCode", b
 _NEXT = (TIMER_IFACE, b"NextElapseUSecRealtime", b"t")
 
 
-def _requests(row: UnitRow, ran: Ran) -> list[Request]:
+def _requests(row: UnitRow) -> list[Request]:
     """First round: what to read of one loaded unit."""
     if row.name.endswith(".timer"):
         return [(row.path, *_NEXT)] if row.active_state == "active" else []
@@ -101,27 +98,7 @@ def _requests(row: UnitRow, ran: Ran) -> list[Request]:
         return [(row.path, *_EXIT), (row.path, *_PID), (row.path, *_CONTROL_PID)]
     if row.active_state == "failed":
         return [(row.path, *_EXIT), (row.path, *_ENTER), *((row.path, *f) for f in _FAILURE)]
-    if not _has_run(row.name, ran):
-        return []
     return [(row.path, *_EXIT)]  # its end only if it has run: a second round
-
-
-Ran = frozenset[str] | None  # slugs with a history file; None: not known
-
-
-def has_history(state_directory: str) -> Ran:
-    """The slugs that have a history file (so have run), or None if the
-    state directory cannot be read (then every unit is asked about)."""
-    try:
-        return frozenset(n[:-5] for n in os.listdir(state_directory) if n.endswith(".yaml"))
-    except FileNotFoundError:
-        return frozenset()  # made by the first run's hook: nothing has run
-    except OSError:
-        return None
-
-
-def _has_run(unit: str, ran: Ran) -> bool:
-    return ran is None or unit_slug(unit) in ran
 
 
 def _generated() -> frozenset[str]:
@@ -135,74 +112,59 @@ def _ours(name: str) -> bool:
     return name.endswith((".service", ".timer")) and not name.startswith(PREFIX + "reload")
 
 
-def collect(state_directory: str | None = None) -> View:
+def collect() -> View:
     """Ask systemd (and, where it has forgotten, the journal) about the
-    units. With ``state_directory`` (where the history files are), jobs
-    that have not run are not asked about (:func:`has_history`), nor what
-    cannot have changed since the last call (:mod:`.status_memo`).
-    Raises BusError."""
-    ran = has_history(state_directory) if state_directory is not None else None
+    units, less what cannot have changed since the last call
+    (:mod:`.status_memo`). Raises BusError."""
     with systemd(private=True) as sd:
         rows = [r for r in sd.list_units(PATTERN) if r.load_state == "loaded" and _ours(r.name)]
     files = _generated()
-    memo = None
-    if state_directory is not None:
-        memo = StatusMemo(GENERATED, state_directory)
-    # What to ask, and what is remembered: the state under which a row's
-    # values may be remembered ("" for never), and the values if they are.
-    plan: list[tuple[UnitRow, str, list[Any] | None]] = []
-    for row in rows:
-        key = _memo_state(row, ran, files)
-        plan.append((row, key, memo.get(row.name, key) if memo is not None and key else None))
+    memo = StatusMemo(GENERATED)
+    # Timers whose next elapse is remembered need no question.
+    known = {r.name: memo.get(r.name, "active") for r in rows if _timer_memo(r, files)}
     loaded = {r.name: r for r in rows}
     forgotten = [
         name for name in sorted(files)
         if name.endswith(".service") and _ours(name)
         and (name not in loaded or loaded[name].active_state in RUNNING)
-        and _has_run(name, ran)
     ]
-    runs: dict[str, journal.Run] = {}
-    ask_journal = []
-    for name in forgotten:
-        known = memo.get(name, "journal") if memo is not None else None
-        if known is not None:
-            runs[name] = _run(known)
-        else:
-            ask_journal.append(name)
-    if ask_journal:
+    reading: journal.LastRuns | nullcontext[None] = nullcontext()
+    if forgotten:
         from .journal import LastRuns  # (only then: it costs ~7 ms of imports)
 
-        reading: LastRuns | nullcontext[None] = LastRuns(ask_journal)
-    else:
-        reading = nullcontext()
+        reading = LastRuns(forgotten)
     with reading as from_journal:  # its own process, meanwhile
-        asked = [(row, _requests(row, ran) if known is None else [])
-                 for row, _key, known in plan]
+        asked = [(row, _requests(row) if known.get(row.name) is None else []) for row in rows]
         values = iter(get_many([r for _row, requests in asked for r in requests]))
         first = {row.name: [next(values) for _ in requests] for row, requests in asked}
-        ended = [row for row, key, known in plan
-                 if known is None and key == "inactive" and first[row.name]
-                 and first[row.name][0]]
-        ends = dict(zip((r.name for r in ended),
-                        get_many([(r.path, *_ENTER) for r in ended]), strict=True))
+        # An inactive service that has run: when did that run end?
+        ends: dict[str, Any] = {}
+        ask: list[UnitRow] = []
+        for row in rows:
+            got = first[row.name]
+            if _inactive_service(row) and got and int(got[0]):
+                remembered = memo.get(row.name, "inactive", int(got[0]))
+                if remembered is not None:
+                    ends[row.name] = remembered[0]
+                else:
+                    ask.append(row)
+        for row, end in zip(ask, get_many([(r.path, *_ENTER) for r in ask]), strict=True):
+            ends[row.name] = end
+            memo.put(row.name, "inactive", [end], int(first[row.name][0]))
         found, problem = from_journal.result() if from_journal is not None else ({}, None)
-    for name, run in found.items():
-        runs[name] = run
-        if memo is not None:
-            memo.put(name, "journal", list(run.__dict__.values()))
     services: dict[str, UnitState] = {}
     next_elapse: dict[str, int] = {}
-    for row, key, known in plan:
-        got = known if known is not None else first[row.name]
-        if known is None and key == "inactive" and got and got[0]:
-            got = [got[0], ends[row.name]]
-        if known is None and key and memo is not None:
-            memo.put(row.name, key, got)  # (get_many gives str, not bytes)
+    for row in rows:
         name, active = row.name, row.active_state
         if name.endswith(".timer"):
+            got = known.get(name) or first[name]
+            if known.get(name) is None and got and name in files:
+                memo.put(name, "active", got)
             if got:
                 next_elapse[name] = int(got[0])
-        elif active in RUNNING:
+            continue
+        got = first[name]
+        if active in RUNNING:
             services[name] = UnitState(name, True, active,
                                        pid=int(got[1]) or int(got[2]) or None,
                                        started=int(got[0]))
@@ -210,31 +172,23 @@ def collect(state_directory: str | None = None) -> View:
             services[name] = UnitState(name, True, active, started=int(got[0]),
                                        ended=int(got[1]), result=str(got[2]),
                                        main_code=int(got[3]), main_status=int(got[4]))
-        elif got and got[0]:
+        elif got and int(got[0]):
             services[name] = UnitState(name, True, active, started=int(got[0]),
-                                       ended=int(got[1]), result="success")
+                                       ended=int(ends[name]), result="success")
         else:
             services[name] = UnitState(name, True, active)
-    if memo is not None:
-        memo.save()
-    return View(services, files, next_elapse, runs, problem)
+    memo.save()
+    return View(services, files, next_elapse, dict(found), problem)
 
 
-def _memo_state(row: UnitRow, ran: Ran, files: frozenset[str]) -> str:
-    """The state under which the row's values may be remembered ("" for never):
-    active timers that have a generated file, and services that have run and
-    are not running."""
-    if row.name.endswith(".timer"):
-        return "active" if row.active_state == "active" and row.name in files else ""
-    if row.active_state in RUNNING or not _has_run(row.name, ran) or ran is None:
-        return ""
-    return "failed" if row.active_state == "failed" else "inactive"
+def _timer_memo(row: UnitRow, files: frozenset[str]) -> bool:
+    """Whether a row's value may be remembered: an active timer that has a
+    generated file."""
+    return row.name.endswith(".timer") and row.active_state == "active" and row.name in files
 
 
-def _run(values: list[Any]) -> journal.Run:
-    from .journal import Run
-
-    return Run(*values)
+def _inactive_service(row: UnitRow) -> bool:
+    return row.name.endswith(".service") and row.active_state not in RUNNING | {"failed"}
 
 
 def _last_from_unit(summary: Summary, state: UnitState) -> LastRun | None:

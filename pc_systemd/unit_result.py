@@ -46,6 +46,36 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def signal_number(text: str) -> int | None:
+    """A killed process's ``EXIT_STATUS`` as systemd writes it: a name without
+    ``SIG`` (``TERM``), ``RTMIN+N``, or a number for signals it has no name for."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(signal.Signals["SIG" + text])
+    except KeyError:
+        pass
+    if text.startswith("RTMIN+") and text[6:].isdigit():
+        return int(signal.SIGRTMIN) + int(text[6:])
+    return None
+
+
+def from_exit(name: str, result: str, exit_code: str, exit_status: str,
+              timeout_minutes: float) -> Outcome:
+    """:func:`outcome` from the journal's or ``MONITOR_*``'s text fields
+    (``EXIT_CODE`` exited|killed|dumped, ``EXIT_STATUS`` a number or a
+    signal name)."""
+    main_code = CLD_NAMES.get(exit_code, 0)
+    number: int | None = None
+    if main_code == CLD_EXITED and exit_status.isdigit():
+        number = int(exit_status)
+    elif main_code in (CLD_KILLED, CLD_DUMPED):
+        number = signal_number(exit_status)
+    if number is None:
+        main_code = 0  # nothing understood: the reason names systemd's result
+    return outcome(name, result, main_code, number or 0, timeout_minutes)
+
+
 def outcome(
     name: str, result: str, main_code: int, main_status: int, timeout_minutes: float
 ) -> Outcome:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import filelog
 from . import unit_escape as esc
 from .config import Config
 from .fields import Command
@@ -25,7 +26,12 @@ RELOAD = PREFIX + "reload"
 # os.path, not pathlib: pathlib alone costs the generator ~6 ms of imports.
 _HERE = os.path.dirname(os.path.realpath(__file__))
 TEMPLATES = os.path.join(_HERE, "templates")  # in a checkout, a link to ../templates
-FILELOG = os.path.join(_HERE, "filelog.sh")
+MAIL = PREFIX + "mail@"
+METRICS = PREFIX + "metrics"
+# The user our mail and metrics units run as: systemd allocates it
+# (DynamicUser=) unless the system has it (the package creates it).
+MONITOR_USER = "process-control-monitor"
+JOURNAL_GROUP = "systemd-journal"
 
 
 if TYPE_CHECKING:
@@ -117,6 +123,9 @@ class Renderer:
         self.timer = templates["job.timer.j2"]
         self.reload_path = templates["reload.path.j2"]
         self.reload_service = templates["reload.service.j2"]
+        self.mail_service = templates["mail.service.j2"]
+        self.metrics_service = templates["metrics.service.j2"]
+        self.metrics_timer = templates["metrics.timer.j2"]
 
     def job_units(self, job: Job) -> list[UnitFile]:
         """The units of one job; raises UnitValueError for unrepresentable values."""
@@ -144,49 +153,36 @@ class Renderer:
     def _service(self, job: Job, commands: Sequence[Command], what: str) -> str:
         argvs: list[Sequence[str]] = [c.argv for c in commands]
         logs_directory = None
-        stop_post = None
         if job.logging == "file":
             out = os.path.join(self.config.output_directory, job.slug)
-            argvs = [self._file_logged(out, job.slug, argv) for argv in argvs]
-            stop_post = ["/bin/sh", FILELOG, "--done", out]
+            argvs = [filelog.wrapped(out, job.slug, argv) for argv in argvs]
             if out.startswith("/var/log/"):
                 # systemd creates it, owned by the service user, at each start.
                 logs_directory = out[len("/var/log/"):]
         return self.service(
             source=job.path,
             description=f"process-control job {job.slug}{what}: {job.name}",
+            on_failure=mail_name(job.slug) if job.failmail is not None else None,
             user=self.config.user,
             environment=job.environment,
             commands=argvs,
             timeout=job.timeout * 60,
             ident=job.slug,
             logs_directory=logs_directory,
-            stop_post=stop_post,
             sandbox=job.sandbox,
-            record_start=self._record("start", job.slug),
-            record_stop=self._record("stop", job.slug),
         )
 
-    def _record(self, when: str, slug: str) -> list[str]:
-        """The history hook: ``python -I -m pc_systemd.record start|stop SLUG``."""
-        command = [self.python, "-I", "-m", "pc_systemd.record", when, slug]
+    def _ours(self, module: str) -> list[str]:
+        """``python -I -m pc_systemd.MODULE [--config PATH]``."""
+        command = [self.python, "-I", "-m", f"pc_systemd.{module}"]
         if self.config.path is not None:
             command += ["--config", self.config.path]
         return command
 
-    def _file_logged(self, directory: str, slug: str, argv: Sequence[str]) -> list[str]:
-        """Run ``argv`` through the exec wrapper that opens the per-run file.
-
-        The wrapper replaces itself with the command (exec), so the process
-        tree and the timeout are the same as without it.
-        """
-        return ["/bin/sh", FILELOG, directory, slug, "--", *argv]
-
     def reload_units(self) -> list[UnitFile]:
-        command = [self.python, "-I", "-m", "pc_systemd.cli", "--reload"]
-        if self.config.path is not None:
-            command[4:4] = ["--config", self.config.path]
-        return [
+        """Our own units: the reload path and service, the failure-mail
+        template, and with ``metrics_file`` the metrics timer."""
+        units = [
             UnitFile(
                 RELOAD + ".path",
                 self.reload_path(
@@ -194,5 +190,37 @@ class Renderer:
                 ),
                 "paths.target",
             ),
-            UnitFile(RELOAD + ".service", self.reload_service(command=command)),
+            UnitFile(RELOAD + ".service",
+                     self.reload_service(command=[*self._ours("cli"), "--reload"])),
+            UnitFile(MAIL + ".service", self.mail_service(
+                command=self._ours("on_failure"),
+                groups=" ".join([JOURNAL_GROUP, *_log_group(self.config.user)]))),
         ]
+        metrics_file = self.config.metrics_file
+        if metrics_file is not None:
+            units.append(UnitFile(METRICS + ".service", self.metrics_service(
+                command=self._ours("metrics_writer"),
+                metrics_directory=os.path.dirname(metrics_file))))
+            units.append(UnitFile(METRICS + ".timer", self.metrics_timer(
+                service=METRICS + ".service"), "timers.target"))
+        return units
+
+
+def mail_name(slug: str) -> str:
+    return f"{MAIL}{slug}.service"
+
+
+def _log_group(user: str) -> list[str]:
+    """The service user's primary group, which owns ``logging: file`` output,
+    for the failure mail to read it; none if the user is unknown here."""
+    import grp
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        if entry.pw_gid == 0:
+            return []  # never root's group
+        name = grp.getgrgid(entry.pw_gid).gr_name
+    except (KeyError, OverflowError):
+        return []
+    return [name] if name and name.isprintable() and " " not in name else []

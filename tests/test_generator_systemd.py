@@ -180,16 +180,20 @@ def test_two_hundred_thousand_lines_all_reach_the_journal(box: SystemdBox) -> No
 
 def test_file_logging_writes_one_file_per_run_with_all_output(box: SystemdBox) -> None:
     box.systemctl("start", "process-control-tofile.service")
-    listing = box.run(["ls", "-A", "/var/log/process-control/tofile"]).stdout.split()
-    assert len(listing) == 1, listing  # one file, the run's symlink cleaned up
+    listing = box.run(["ls", "/var/log/process-control/tofile"]).stdout.split()
+    assert len(listing) == 1, listing  # one file for the run
     name = listing[0]
+    # The run's link (for the failure mail) names it; the next day's run removes it.
+    run = box.invocations("process-control-tofile.service")[-1]
+    link = box.run(["readlink", f"/var/log/process-control/tofile/.run-{run}"]).stdout.strip()
+    assert link == name
     assert name.startswith("tofile-") and name.endswith(".log")
     stamp = name[len("tofile-"):-len(".log")]
     dt.datetime.strptime(stamp, "%Y%m%d-%H%M%S")
     path = f"/var/log/process-control/tofile/{name}"
     text = box.run(["cat", path]).stdout
     assert text == "".join(f"{n}\n" for n in range(1, 50001)) + "to-stderr\n"
-    assert box.run(["stat", "-c", "%U", path]).stdout.strip() == USER
+    assert box.run(["stat", "-c", "%U %a", path]).stdout.split() == [USER, "640"]
     time.sleep(1.1)  # a second run, a second file
     box.systemctl("start", "process-control-tofile.service")
     assert len(box.run(["ls", "/var/log/process-control/tofile"]).stdout.split()) == 2

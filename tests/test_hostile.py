@@ -48,8 +48,8 @@ from click.testing import CliRunner
 
 from pc_systemd import config_file, cron_cli, file_cache
 from pc_systemd.cli import run_job
+from pc_systemd.filelog import wrapped
 from pc_systemd.generator import generate
-from pc_systemd.units import FILELOG
 from tests.conftest import ROOT
 
 HOSTILE = ROOT / "tests" / "hostile"
@@ -69,7 +69,10 @@ REFS = {
     "reffile0": f"name: {REF_NAME}\ncommand: /bin/true\nslow_start_command: /bin/true\n"
     f"schedule: '{REF_SCHEDULE}'\nlogging: file\n",
 }
-RELOAD_UNITS = {"process-control-reload.path", "process-control-reload.service"}
+# The generator's own units: written whatever the jobs (metrics only with metrics_file).
+OUR_UNITS = {"process-control-reload.path", "process-control-reload.service",
+             "process-control-mail@.service"}
+METRICS_UNITS = {"process-control-metrics.service", "process-control-metrics.timer"}
 DEFAULT_NAME = "Hostile"
 DEFAULT_COMMAND = "/bin/true"
 # One output line must stay one line, and never steer a terminal: no C0
@@ -462,7 +465,7 @@ def timespan_usec(value: str) -> int | None:
 
 # -- comparing a case's units with the reference job's --------------------------
 
-_SPECIAL = {"ExecStart", "Environment", "TimeoutStartSec"}
+_SPECIAL = {"ExecStart", "Environment", "TimeoutStartSec", "OnFailure"}
 _TIMER_SPECIAL = {"OnCalendar"}
 
 
@@ -491,6 +494,9 @@ def compare_service(
         extra = [e for e in got if e not in want]
         missing = [e for e in want if e not in got]
         problems.append(f"settings differ from the template's: extra {extra!r}, missing {missing!r}")
+    on_failure = [v for _s, k, v in entries if k == "OnFailure"]
+    if on_failure not in ([], [f"process-control-mail@{slug}.service"]):
+        problems.append(f"OnFailure={on_failure!r}: only the job's own mail unit may be named")
     try:
         ref_exec = [exec_argv(v) for _s, k, v in ref_entries if k == "ExecStart"]
         prefix = [_swap(a, ref, slug, decl.name) for a in ref_exec[0][:-1]]
@@ -820,7 +826,7 @@ def _line_of(line: str) -> int | None:
 
 
 def expected_units(slug: str, decl: Declared | None) -> set[str]:
-    names = set(RELOAD_UNITS)
+    names = set(OUR_UNITS)
     for ref in REFS:
         names |= {f"process-control-{ref}.service", f"process-control-{ref}.slow-start.service",
                   f"process-control-{ref}.timer"}
@@ -1120,7 +1126,7 @@ def check_config_rejected(found: Findings, case: Case, site: Site, runs: Mapping
     if not case.spec.get("allow_units"):
         found.check(not made, f"generator: wrote {sorted(made)} with an invalid configuration")
     else:
-        found.check(made <= RELOAD_UNITS, f"generator: wrote {sorted(made)}")
+        found.check(made <= OUR_UNITS | METRICS_UNITS, f"generator: wrote {sorted(made)}")
     found.check(not site.crontab.exists(), "cron-generate wrote a cron file")
     check_files_kept(found, case, site)
 
@@ -1151,7 +1157,7 @@ def check_config_accepted(found: Findings, case: Case, site: Site, runs: Mapping
             found.check(got[0][-1:] == ["/bin/true"], f"{ref}: ExecStart= {got!r}")
             if ref == "reffile0":
                 out = case.spec.get("output_directory", str(site.root / "log"))
-                want = ["/bin/sh", FILELOG, f"{out}/{ref}", ref, "--", "/bin/true"]
+                want = wrapped(f"{out}/{ref}", ref, ["/bin/true"])
                 found.check(got == [want], f"{ref}: ExecStart= {got!r}, expected {[want]!r}")
                 logs = [w for _s, k, v in entries if k == "LogsDirectory" for w in split_words(v)]
                 if out.startswith("/var/log/"):

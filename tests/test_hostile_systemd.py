@@ -99,7 +99,7 @@ json.dump(out, sys.stdout, ensure_ascii=True)
 # Properties that differ between two jobs by design; each is checked on
 # its own below (or, for timers, is about when they fire).
 SERVICE_OWN = {"Id", "Names", "Description", "ExecStart", "ExecStartEx", "Environment",
-               "TimeoutStartUSec", "TriggeredBy", "After"}
+               "TimeoutStartUSec", "TriggeredBy", "After", "OnFailure"}
 TIMER_OWN = {"Id", "Names", "Description", "TimersCalendar", "NextElapseUSecRealtime",
              "NextElapseUSecMonotonic", "LastTriggerUSec", "LastTriggerUSecMonotonic",
              "ActiveState", "SubState", "WantedBy", "Result", "InvocationID",
@@ -213,6 +213,8 @@ def service_problems(
             continue
         if not same(got.get(key), want.get(key)):
             problems.append(f"{key}={got.get(key)!r}, the template gives {want.get(key)!r}")
+    if got.get("OnFailure") not in ([], [f"process-control-mail@{slug}.service"]):
+        problems.append(f"OnFailure={got.get('OnFailure')!r}: only the job's own mail unit")
     if got.get("User") != USER:
         problems.append(f"User={got.get('User')!r}")
     if got["Description"] != want["Description"]:

@@ -1,0 +1,73 @@
+"""The exec wrapper of ``logging: file`` jobs, as a ``/bin/sh -c`` script
+that generated units carry inline::
+
+    ExecStart=/bin/sh -c SCRIPT process-control-filelog DIR SLUG COMMAND [ARG...]
+
+It opens the run's own file ``DIR/SLUG-YYYYmmdd-HHMMSS.log`` (mode 0640,
+its directory 0750: the job's output is not for other users) and replaces
+itself with the command, whose argument list it never parses (``"$@"``):
+the process tree, timeout and exit status are the job's own. It runs as
+the service user, with the job's environment, like the command itself.
+
+The commands of a command list share the run's file through the link
+``DIR/.run-$INVOCATION_ID`` (systemd sets ``INVOCATION_ID`` per run); the
+failure mail finds the file of a failed run through it. Links older than a
+day are removed by the next run, so nothing of ours runs after a run.
+
+Inline rather than a file of this package: nothing at run time depends on
+where the package is installed (a job's ``PrivateTmp=`` would hide a
+checkout under ``/tmp``), and the service user need not be able to
+execute this package's Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+NAME = "process-control-filelog"  # $0 of the script, shown in its messages
+LINK_PREFIX = ".run-"
+
+SCRIPT = """\
+set -eu
+dir=$1 slug=$2
+shift 2
+link=$dir/.run-${INVOCATION_ID:-none}
+if [ -n "${INVOCATION_ID:-}" ] && [ -L "$link" ]; then
+    name=$(readlink -- "$link")
+else
+    (umask 027; mkdir -p -- "$dir")
+    find "$dir" -maxdepth 1 -name '.run-*' -type l -mmin +1440 -delete 2>/dev/null || :
+    stamp=$(date +%Y%m%d-%H%M%S)
+    name=$slug-$stamp.log
+    n=0
+    while ! (umask 027; set -C; : >"$dir/$name") 2>/dev/null; do
+        n=$((n + 1))
+        if [ "$n" -ge 1000 ]; then
+            echo "process-control: no free log file name in $dir" >&2
+            exit 1
+        fi
+        name=$slug-$stamp-$n.log
+    done
+    [ -z "${INVOCATION_ID:-}" ] || ln -sf -- "$name" "$link"
+fi
+exec "$@" >>"$dir/$name" 2>&1
+"""
+
+
+def _one_line(script: str) -> str:
+    """The script on one line (a unit's command line cannot hold a line break)."""
+    out = ""
+    for line in script.splitlines():
+        line = line.strip()
+        if out:
+            out += " " if out.endswith((" then", " else", " do")) else "; "
+        out += line
+    return out
+
+
+LINE = _one_line(SCRIPT)
+
+
+def wrapped(directory: str, slug: str, argv: Sequence[str]) -> list[str]:
+    """``argv`` run through the wrapper, its output going to the run's file."""
+    return ["/bin/sh", "-c", LINE, NAME, directory, slug, *argv]
