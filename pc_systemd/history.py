@@ -6,9 +6,10 @@ The file holds ``history`` (the last 20 entries, oldest first) and
 reads, plus ``consecutive_failures`` for the failure-mail threshold. An
 entry is one run: written as ``started`` when it begins, then rewritten in
 place as ``completed``, ``failed`` or ``skipped``; a run whose runner died
-stays ``started``. The direct runner tells its runs apart by its PID and
-start time, systemd's hooks (:mod:`.record`) by the run's ``invocation``
-ID. Its ``time`` (the original's only key) is when the
+stays ``started``. The direct runner (cron hosts; on systemd hosts the
+journal holds systemd's own records of every run) tells its runs apart by
+its PID and start time; ``invocation`` (systemd's ID of a run) is read
+from files older versions wrote there. Its ``time`` (the original's only key) is when the
 status was recorded; times are UTC without a zone, as the original wrote
 them.
 
@@ -29,11 +30,6 @@ following a symlink and without blocking (:mod:`.safe_open`), at most
 crashed the process on nesting); times between 1970 and 9000, numbers and
 strings within bounds. Files are written 0640 (the service user's group
 may read them, others not).
-
-On systemd hosts root writes the files (the hooks run as root) into a
-directory the service user may own: the files are handed to ``owner``
-through their descriptors and never opened through a symlink, so a planted
-link cannot make root write or chown anything else.
 """
 
 from __future__ import annotations
@@ -53,7 +49,7 @@ from .atomic import write_atomically
 from .safe_open import read_file
 
 # libyaml, where PyYAML has it, reads and writes a history about ten times
-# faster; systemd's hooks read and write one twice per run.
+# faster; the direct runner reads and writes one twice per run.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 MAX_ENTRIES = 20
@@ -325,40 +321,23 @@ def load(path: str, owner: int | None = -1) -> History:
     return parse(text)
 
 
-Owner = tuple[int, int]  # uid, gid
-
-
-def _hand_over(fd: int, owner: Owner | None) -> None:
-    """Give the open file to ``owner``, unless it is not ours to give: a
-    hard link to some other file is left alone."""
-    if owner is None:
-        return
-    st = os.fstat(fd)
-    if (st.st_uid, st.st_gid) != owner and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
-        os.fchown(fd, *owner)
-
-
 @contextlib.contextmanager
-def _locked(path: str, owner: Owner | None = None) -> Iterator[None]:
+def _locked(path: str) -> Iterator[None]:
     # Held for milliseconds: a bounded wait (lock.SHORT_HOLD), then one line.
-    with lock.held(f"{path}.lock", owners=(owner[0],) if owner else None) as fd:
-        # A lock file root created must stay openable for the service user's
-        # direct runner (O_RDWR), should the host ever run jobs that way.
-        _hand_over(fd, owner)
+    with lock.held(f"{path}.lock"):
         yield
 
 
-def _set_aside(path: str, owner: Owner | None) -> bool:
+def _set_aside(path: str) -> bool:
     """Keep an unusable history as ``.corrupt`` if it is a regular file of
-    ours (or of ``owner``); whether it was kept."""
+    ours; whether it was kept."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
     try:
         st = os.fstat(fd)
-        ours = {os.geteuid(), *(owner[:1] if owner else ())}
-        if not stat.S_ISREG(st.st_mode) or st.st_uid not in ours:
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
             return False
         os.fchmod(fd, 0o600)  # whatever is in it stays between us
         os.replace(path, f"{path}.corrupt")
@@ -373,23 +352,21 @@ def update(
     path: str,
     change: Callable[[History], History],
     warn: Callable[[str], None],
-    owner: Owner | None = None,
 ) -> History:
     """Apply ``change`` to the stored history and store the result.
 
     An unusable file is reported through ``warn``, kept beside as
     ``.corrupt`` if it is ours, and replaced: a broken history must not
-    stop the job. ``owner`` (uid, gid): whom the file and its lock file
-    belong to when root writes them. Raises OSError (its lock held too
-    long, the directory not writable).
+    stop the job. Raises OSError (its lock held too long, the directory
+    not writable).
     """
-    with _locked(path, owner):
+    with _locked(path):
         try:
-            current = load(path, owner[0] if owner else -1)
+            current = load(path)
         except HistoryError as err:
-            kept = "kept as .corrupt, " if _set_aside(path, owner) else ""
+            kept = "kept as .corrupt, " if _set_aside(path) else ""
             warn(f"{path}: unreadable run history ({err}); {kept}starting a new one")
             current = History()
         new = change(current)
-        write_atomically(path, dump(new), MODE, prepare=lambda fd: _hand_over(fd, owner))
+        write_atomically(path, dump(new), MODE)
     return new

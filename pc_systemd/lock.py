@@ -243,14 +243,10 @@ def acquire(path: str, patience: float = PATIENCE) -> JobLock:
 
 
 @contextlib.contextmanager
-def held(
-    path: str, patience: float = SHORT_HOLD, owners: Collection[int] | None = None
-) -> Iterator[int]:
+def held(path: str, patience: float = SHORT_HOLD) -> Iterator[int]:
     """Hold ``path`` locked for a short read-modify-write (the history's
-    and the metrics file's locks); the lock file's descriptor. ``owners``:
-    uids besides ours the lock file may belong to (root writing the service
-    user's files)."""
-    fd = _take(path, patience, owners)
+    and the metrics file's locks); the lock file's descriptor."""
+    fd = _take(path, patience, None)
     try:
         yield fd
     finally:

@@ -9,20 +9,18 @@ output and says how to see the rest, so the mail alone usually tells what
 went wrong.
 
 The mail goes over SMTP to ``smtp_host``:``smtp_port`` with a short
-timeout: systemd gives the hook that sends it (``ExecStopPost=``) only
-``TimeoutStopSec=`` to finish, and a mail server that is down must cost a
-log line, never the run's history or its result.
+timeout: a mail server that is down must cost a log line, never the run's
+history or its result (on cron hosts the runner sends it; on systemd hosts
+``process-control-mail@<slug>.service``, :mod:`.on_failure`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import json
 import os
 import socket
-import stat
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from .config import Config
 from .job import Job
 
 TAIL_LINES = 20
-SMTP_TIMEOUT = 3.0  # seconds per SMTP step; the whole hook has TimeoutStopSec=5s
+SMTP_TIMEOUT = 3.0  # seconds per SMTP step
 JOURNAL_TIMEOUT = 1.5  # seconds per journalctl call
 # Lines of the tail longer than this are cut: the mail is a pointer, not the log.
 MAX_LINE = 1000
@@ -178,22 +176,24 @@ def _cut(line: str) -> str:
 def tail_file(path: str, count: int = TAIL_LINES, owner: int | None = None) -> list[str]:
     """The last ``count`` lines of a file, reading only its end.
 
-    ``owner``: the uid the file must belong to. Root's stop hook reads a
-    file in a directory the service user controls, and mails it to an
-    address a job file chooses: only a regular file of the service user's
-    own, opened without following a symlink, may be read, or the mail
-    could carry any file root can read.
+    ``owner``: the uid the file must belong to (None: ours). The file lies
+    in a directory the service user controls, and its lines go to an
+    address a job file chooses: only a regular file of that user's own,
+    opened without following a symlink or blocking (:mod:`.safe_open`),
+    may be read, or the mail could carry any file its reader can read.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    from .safe_open import open_file
+
+    return tail_fd(open_file(path, os.geteuid() if owner is None else owner), count)
+
+
+def tail_fd(fd: int, count: int = TAIL_LINES) -> list[str]:
+    """The last ``count`` lines of an open file (closed here), reading only its end."""
     with open(fd, "rb") as handle:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (owner is not None and st.st_uid != owner):
-            who = f" owned by uid {owner}" if owner is not None else ""
-            raise OSError(errno.EPERM, f"not a regular file{who}")
         size = handle.seek(0, os.SEEK_END)
         start = max(0, size - TAIL_BYTES)
         handle.seek(start)
-        data = handle.read()
+        data = handle.read(TAIL_BYTES)
     lines = data.decode("utf-8", "replace").splitlines()
     if start > 0 and lines:
         lines = lines[1:]  # the first one is cut

@@ -106,29 +106,32 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
 
 def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput:
     """The tail of the run's own file, found through the wrapper's link
-    (:mod:`.filelog`); only a regular file of the service user's, by a
-    plain name in the job's log directory."""
-    from . import filelog
+    (:mod:`.filelog`): only a regular file of the service user's, by a
+    plain name in the job's log directory, opened by :mod:`.safe_open`."""
+    from . import filelog, safe_open
     from . import mail as mail_
 
     directory = os.path.join(config.output_directory, job.slug)
-    link = os.path.join(directory, filelog.LINK_PREFIX + invocation)
+    link = filelog.LINK_PREFIX + invocation
     try:
-        name = os.readlink(link)
-    except OSError:
-        return mail_.file_output(None)
-    if "/" in name or not name.startswith(job.slug + "-") or not name.endswith(".log"):
-        return mail_.RunOutput((), (link,), f"{link}: not a log file of the job")
-    return mail_.file_output(os.path.join(directory, name), owner=_uid(config.user))
-
-
-def _uid(user: str) -> int | None:
-    import pwd
-
+        dir_fd = safe_open.open_dir(config.output_directory, job.slug)
+    except OSError as err:
+        return mail_.RunOutput((), (directory,), f"{directory}: {err.strerror or err}")
     try:
-        return int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
-    except KeyError:
-        return None
+        try:
+            name = os.readlink(link, dir_fd=dir_fd)
+        except OSError:
+            return mail_.file_output(None)
+        path = os.path.join(directory, name)
+        if "/" in name or not name.startswith(job.slug + "-") or not name.endswith(".log"):
+            return mail_.RunOutput((), (path,), f"{path}: not a log file of the job")
+        try:
+            fd = safe_open.open_at(dir_fd, name, safe_open.service_uid(config.user), path)
+            return mail_.RunOutput(tuple(mail_.tail_fd(fd)), (path,))
+        except OSError as err:
+            return mail_.RunOutput((), (path,), f"{path}: {err.strerror or err}")
+    finally:
+        os.close(dir_fd)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

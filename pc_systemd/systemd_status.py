@@ -82,8 +82,8 @@ class View:
 _EXIT = (UNIT_IFACE, b"InactiveExitTimestamp", b"t")
 _ENTER = (UNIT_IFACE, b"InactiveEnterTimestamp", b"t")
 _PID = (SERVICE_IFACE, b"MainPID", b"u")
-# While the history hooks run (ExecStartPre=, ExecStopPost=) there is no
-# main process: the hook's PID is the run's.
+# Between commands of a list, or while systemd stops a run, there may be
+# no main process: the control process's PID is the run's.
 _CONTROL_PID = (SERVICE_IFACE, b"ControlPID", b"u")
 _FAILURE = ((SERVICE_IFACE, b"Result", b"s"), (SERVICE_IFACE, b"ExecMainCode", b"i"),
             (SERVICE_IFACE, b"ExecMainStatus", b"i"))

@@ -80,7 +80,7 @@ def exec_argv(argv: Sequence[str]) -> str:
     return _limited(" ".join([_word(arg) for arg in argv]))
 
 
-_WORDS: dict[str, str] = {}  # the same few arguments recur in every unit (the hooks')
+_WORDS: dict[str, str] = {}  # the same few arguments recur in many units
 
 
 def _word(arg: str) -> str:

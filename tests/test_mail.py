@@ -285,7 +285,7 @@ def test_send_reports_an_unknown_host_in_one_line() -> None:
 
 
 def test_the_tail_refuses_links_and_files_of_others(tmp_path: Path) -> None:
-    # Root's stop hook reads a file where the service user writes, and mails
+    # The failure mail reads a file where the service user writes, and mails
     # it where a job file says: only the service user's own files qualify.
     secret = tmp_path / "secret"
     secret.write_text("root only\n")
@@ -298,4 +298,4 @@ def test_the_tail_refuses_links_and_files_of_others(tmp_path: Path) -> None:
     assert mail.file_output(str(own), owner=uid).lines == ("a", "b")
     refused = mail.file_output(str(own), owner=uid + 1)
     assert refused.lines == ()
-    assert refused.problem == f"{own}: not a regular file owned by uid {uid + 1}"
+    assert refused.problem == f"{own}: owned by uid {uid}, not by uid {uid + 1}"
