@@ -161,9 +161,10 @@ def test_the_directories_belong_to_whom_the_security_model_says(installed: Syste
 
     # the job directory: the service user may read it, never change it
     assert owner_mode(JOBS) == "root 755"
-    for path in ("/var/log/process-control", "/var/cache/process-control",
-                 "/run/process-control"):
-        assert owner_mode(path) == f"{USER} 755"
+    # what the jobs write is not for other users
+    assert owner_mode("/var/log/process-control") == f"{USER} 750"
+    assert owner_mode("/var/cache/process-control") == f"{USER} 750"
+    assert owner_mode("/run/process-control") == f"{USER} 700"
 
 
 def test_the_originals_cron_file_no_longer_schedules_anything(
