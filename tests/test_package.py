@@ -16,6 +16,7 @@ what it set up, the jobs, then ``dpkg -r`` and ``dpkg -P``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -105,6 +106,8 @@ HELLO = "name: Hello\ncommand: /usr/bin/id -un\nschedule: '*/5 * * * *'\n"
 FILE_LOGGED = ("name: File logged\ncommand: /bin/echo written to its own file\n"
                "schedule: '2-59/5 * * * *'\nlogging: file\n")
 SLOW = "name: Slow\ncommand: /bin/sleep 300\n"
+FAILS = ("name: Fails\ncommand: /bin/sh -c 'echo about to fail; exit 3'\n"
+         "failmail: {from_address: jobs@example.org, to_address: oncall@example.org}\n")
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +130,7 @@ def box(built: Path) -> Iterator[SystemdBox]:
         booted.write_file(f"{JOBS}/hello.yaml", HELLO)
         booted.write_file(f"{JOBS}/report.yaml", FILE_LOGGED)
         booted.write_file(f"{JOBS}/slow.yaml", SLOW)
+        booted.write_file(f"{JOBS}/fails.yaml", FAILS)
         booted.write_file(DEB_IN_BOX, built.read_bytes())
         yield booted
 
@@ -217,7 +221,24 @@ def test_run_job_status_works(installed: SystemdBox) -> None:
     assert "hello - Hello" in result.stdout
     assert "report - File logged" in result.stdout
     listed = installed.run(["run-job", "--list-jobs"], user=USER).stdout.split()
-    assert listed == ["hello", "report", "slow"]
+    assert listed == ["fails", "hello", "report", "slow"]
+
+
+def test_a_failure_starts_the_mail_unit_as_the_monitor_user(installed: SystemdBox) -> None:
+    # No mail server in the box: the installed mail unit gets as far as SMTP,
+    # as process-control-monitor, with the failed run from systemd.
+    mail = "process-control-mail@fails.service"
+    assert installed.systemctl("start", "process-control-fails.service",
+                               check=False).returncode != 0
+    installed.wait_until(lambda: any("not sent" in line for line in installed.journal(mail)),
+                         timeout=30, what="the failure mail unit ran")
+    lines = installed.journal(mail, manager_messages=False)
+    assert any(line.startswith("process-control mail: failure mail to oncall@example.org "
+                               "not sent: ") for line in lines), lines
+    uid = installed.run(["id", "-u", "process-control-monitor"]).stdout.strip()
+    out = installed.run(["journalctl", "-o", "json", "--output-fields=_UID",
+                         f"_SYSTEMD_UNIT={mail}"]).stdout
+    assert {json.loads(line)["_UID"] for line in out.splitlines()} == {uid}
 
 
 def test_man_pages_are_installed(installed: SystemdBox) -> None:
@@ -291,7 +312,8 @@ def test_purge_removes_the_state_and_keeps_the_job_files(installed: SystemdBox) 
     for path in ("/var/log/process-control", "/var/cache/process-control",
                  "/var/cache/pc-systemd", "/run/process-control"):
         assert box.run(["test", "-e", path], check=False).returncode == 1, path
-    assert box.run(["ls", JOBS]).stdout.split() == ["hello.yaml", "report.yaml", "slow.yaml"]
+    assert box.run(["ls", JOBS]).stdout.split() == [
+        "fails.yaml", "hello.yaml", "report.yaml", "slow.yaml"]
     assert box.run(["systemctl", "is-enabled", "process-control-after-var.service"],
                    check=False).stdout.strip() in ("", "not-found")
 
