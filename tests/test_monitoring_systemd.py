@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.systemd_box import SystemdBox, checkout_box
+from tests.systemd_box import CHECKOUT, SystemdBox, checkout_box
 
 VENV = Path(sys.prefix)
 PYTHON = str(VENV / "bin" / "python")
@@ -141,6 +141,20 @@ def allow_python(box: SystemdBox) -> None:
             box.run(["chmod", "o+x", str(parent)])
 
 
+def checkout_for_our_units(box: SystemdBox) -> None:
+    """Our mail and metrics units run with DynamicUser=, so with a private
+    /tmp: a checkout or virtualenv under /tmp (a CI clone may be) would
+    vanish from their view. Bind them in, in this container only; the
+    package and a pip install live under /usr or /opt."""
+    paths = {p for p in (CHECKOUT, VENV.resolve()) if p.is_relative_to("/tmp")}
+    if not paths:
+        return
+    binds = " ".join(str(p) for p in sorted(paths))
+    for unit in ("process-control-mail@.service", "process-control-metrics.service"):
+        box.write_file(f"/etc/systemd/system/{unit}.d/checkout.conf",
+                       f"[Service]\nBindReadOnlyPaths={binds}\n")
+
+
 def plant_spy(box: SystemdBox) -> None:
     box.run(["install", "-d", "-m", "0777", SPY, f"{SPY}/bin", f"{SPY}/py"])
     box.write_file(f"{SPY}/spy.c", SPY_C)
@@ -165,6 +179,7 @@ def box() -> Iterator[SystemdBox]:
                     MONITOR])
         booted.run(["install", "-d", "-o", MONITOR, "-m", "0755", METRICS_DIR])
         allow_python(booted)
+        checkout_for_our_units(booted)
         plant_spy(booted)
         booted.write_file("/etc/process-control.yaml", CONFIG)
         for slug, text in JOB_FILES.items():
