@@ -2,7 +2,7 @@
 
 Runs a job printing 500,000 short lines through :func:`pc_systemd.direct.run_job`
 (in this process, so interpreter start-up is not counted) and through
-``run-job --job`` (``python -m pc_systemd.cli``, as cron would start it), and the same
+``run-job --job`` (``python -m pc_systemd.cli.run_job``, as cron would start it), and the same
 command bare, its output to /dev/null. Each figure is the best of
 ``--repeat`` runs (time.perf_counter). The original process-control took about
 4.9 s of overhead for 500,000 lines; the target is at most 0.5 s.
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import yaml
 
-from pc_systemd.config import load_config
-from pc_systemd.direct import run_job
-from pc_systemd.jobset import find_job
+from pc_systemd.cron.direct import run_job
+from pc_systemd.model.config import load_config
+from pc_systemd.model.jobset import find_job
 
 # One line of Python each (job commands may not hold newlines).
 WRITERS = {
@@ -73,7 +73,7 @@ def main() -> int:
                 yaml.safe_dump({"name": "Bench", "command": shlex.join(argv)})
             )
             job = find_job(config, "bench")
-            cli = [sys.executable, "-m", "pc_systemd.cli", "--config", str(config_file),
+            cli = [sys.executable, "-m", "pc_systemd.cli.run_job", "--config", str(config_file),
                    "--job", "bench"]
             with open(os.devnull, "w") as sink:
                 bare = best(args.repeat, partial(subprocess.run, argv, stdout=sink, check=True))

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pc_systemd.config import Config, load_config
+from pc_systemd.model.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -85,7 +85,7 @@ def within(seconds: float, call: Callable[[], T]) -> T:
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The caches (pc_systemd.file_cache) go to the test's own directory,
+    """The caches (pc_systemd.model.file_cache) go to the test's own directory,
     never the host's /var/cache or ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("PROCESS_CONTROL_CACHE", str(tmp_path / "pc-cache"))

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pc_systemd import catalog, file_cache, report
-from pc_systemd.cli import run_job
-from pc_systemd.jobinfo import JobInfo, LastRun, State, Summary
-from pc_systemd.jobset import find_job
-from pc_systemd.next_runs import parse_calendar
-from pc_systemd.unit_result import outcome
+from pc_systemd.cli.run_job import run_job
+from pc_systemd.model import file_cache
+from pc_systemd.model.jobinfo import JobInfo, LastRun, State, Summary
+from pc_systemd.model.jobset import find_job
+from pc_systemd.systemd.unit_result import outcome
+from pc_systemd.views import catalog, report
+from pc_systemd.views.next_runs import parse_calendar
 from tests.conftest import Site, record_reads, within
 
 GOOD = "name: Good\ncommand: /bin/true\nschedule: '0 * * * *'\n"

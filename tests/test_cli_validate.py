@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from pc_systemd.cli import run_job
+from pc_systemd.cli.run_job import run_job
 from tests.conftest import Site
 
 GOOD = "name: Good\ncommand: /bin/true\nschedule: '0 * * * *'\n"

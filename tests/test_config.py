@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd.config import CONFIG_KEYS, builtin, load_config
-from pc_systemd.config_file import DEFAULT_PATH, config_path
-from pc_systemd.errors import PcError
+from pc_systemd.model.config import CONFIG_KEYS, builtin, load_config
+from pc_systemd.model.config_file import DEFAULT_PATH, config_path
+from pc_systemd.model.errors import PcError
 from tests.conftest import ROOT
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd.cron_cli import main
+from pc_systemd.cli.cron_generate import main
 from tests.conftest import Site
 
 # What the original's cron-generate wrote for these jobs with the example
@@ -114,8 +114,8 @@ def test_unwritable_destination_is_one_line(
 
 
 def test_many_jobs_in_parallel_give_the_same_file(site: Site) -> None:
-    from pc_systemd import fanout
-    from pc_systemd.crontab import render
+    from pc_systemd.core import fanout
+    from pc_systemd.cron.crontab import render
 
     site.configure("user: svc\nrunner_path: /r\n")
     for n in range(450):

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pc_systemd import direct, lock
-from pc_systemd import history as hist
-from pc_systemd.config import Config
-from pc_systemd.job import Job
-from pc_systemd.jobset import find_job
+from pc_systemd.cron import direct, lock
+from pc_systemd.cron import history as hist
+from pc_systemd.model.config import Config
+from pc_systemd.model.job import Job
+from pc_systemd.model.jobset import find_job
 from tests.conftest import Site, within
 
 LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\t(INFO|ERROR)\t(.*)\Z")
@@ -53,7 +53,7 @@ def start_runner(cron_site: Site) -> Iterator[Callable[[], subprocess.Popen[str]
 
     def start() -> subprocess.Popen[str]:
         runner = subprocess.Popen(
-            [sys.executable, "-m", "pc_systemd.cli", "--config", str(cron_site.config_file),
+            [sys.executable, "-m", "pc_systemd.cli.run_job", "--config", str(cron_site.config_file),
              "--job", "job"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd.errors import PcError
-from pc_systemd.fastyaml import fast_parse
-from pc_systemd.nodes import Map, Scalar
-from pc_systemd.pyyaml_doc import compose_nodes
+from pc_systemd.model.errors import PcError
+from pc_systemd.model.fastyaml import fast_parse
+from pc_systemd.model.nodes import Map, Scalar
+from pc_systemd.model.pyyaml_doc import compose_nodes
 from tests.conftest import ROOT
 from tests.test_job import BAD
 

@@ -1,4 +1,4 @@
-"""The per-file cache (pc_systemd.file_cache) and its users: the generator
+"""The per-file cache (pc_systemd.model.file_cache) and its users: the generator
 and cron-generate give the same bytes and messages from the cache as
 without it, re-read exactly the files that changed, and never trust a cache
 someone else could have written."""
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd import crontab, file_cache, generator
-from pc_systemd.cron_cli import main as cron_generate
+from pc_systemd.cli.cron_generate import main as cron_generate
+from pc_systemd.cron import crontab
+from pc_systemd.model import file_cache
+from pc_systemd.systemd import generator
 from tests.conftest import ROOT, Site, record_reads
 
 PYTHON = "/opt/pc/bin/python"
@@ -263,7 +265,7 @@ def test_the_cached_generator_imports_no_parser_and_no_typing(
     files = len(list(site.jobs.glob("*.yaml")))
     assert lines[-1].endswith(f"({files} unchanged file(s) from the cache)")
     imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
-    assert "pc_systemd.file_cache" in imported
-    heavy = {"pc_systemd.config", "pc_systemd.job", "pc_systemd.units", "pc_systemd.fastyaml",
+    assert "pc_systemd.model.file_cache" in imported
+    heavy = {"pc_systemd.model.config", "pc_systemd.model.job", "pc_systemd.systemd.units", "pc_systemd.model.fastyaml",
              "yaml", "jinja2", "click", "dataclasses", "typing", "re", "contextlib"}
     assert imported & heavy == set()

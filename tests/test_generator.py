@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd.generator import generate
+from pc_systemd.systemd.generator import generate
 from tests.conftest import ROOT, Site
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -170,7 +170,7 @@ def test_generator_imports_neither_click_nor_pystemd(site: Site, tmp_path: Path)
         capture_output=True, text=True, check=True,
     )
     modules = set(result.stdout.split())
-    assert "pc_systemd.generator" in modules
+    assert "pc_systemd.systemd.generator" in modules
     assert not {m for m in modules if m.split(".")[0] in ("click", "pystemd", "dbus")}
 
 

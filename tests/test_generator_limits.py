@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from pc_systemd import fastyaml, generator, job, nodes, pyyaml_doc
-from pc_systemd.errors import PcError
-from pc_systemd.nodes import MAX_BYTES, MAX_NODES
-from pc_systemd.units import Renderer
-from pc_systemd.writers import directories, service_user_can_write
+from pc_systemd.model import fastyaml, job, nodes, pyyaml_doc
+from pc_systemd.model.errors import PcError
+from pc_systemd.model.nodes import MAX_BYTES, MAX_NODES
+from pc_systemd.model.writers import directories, service_user_can_write
+from pc_systemd.systemd import generator
+from pc_systemd.systemd.units import Renderer
 from tests.conftest import ROOT, Site
 
 PYTHON = "/opt/pc/bin/python"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pc_systemd import history as hist
-from pc_systemd.history import Entry, History
+from pc_systemd.cron import history as hist
+from pc_systemd.cron.history import Entry, History
 from tests.conftest import within
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -220,7 +220,7 @@ def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import datetime as dt, os, sys
-    from pc_systemd import history as hist
+    from pc_systemd.cron import history as hist
     path, count = sys.argv[1], int(sys.argv[2])
     print(flush=True)
     for n in range(count):

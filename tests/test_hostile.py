@@ -46,10 +46,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from pc_systemd import config_file, cron_cli, file_cache
-from pc_systemd.cli import run_job
-from pc_systemd.filelog import wrapped
-from pc_systemd.generator import generate
+from pc_systemd.cli import cron_generate as cron_cli
+from pc_systemd.cli.run_job import run_job
+from pc_systemd.model import config_file, file_cache
+from pc_systemd.systemd.filelog import wrapped
+from pc_systemd.systemd.generator import generate
 from tests.conftest import ROOT
 
 HOSTILE = ROOT / "tests" / "hostile"
@@ -1313,7 +1314,7 @@ def _tree(out: Path) -> dict[str, str | bytes]:
 
 
 def _same_from_the_cache(site: Site, cold: dict[str, Run], found: Findings) -> None:
-    """The cache (pc_systemd.file_cache) holds every hostile file's outcome
+    """The cache (pc_systemd.model.file_cache) holds every hostile file's outcome
     and gives the generator and cron-generate the very same result."""
     time.sleep(2.1)  # file_cache keeps no file changed in the last 2 s
     refresh = _exe(site, [sys.executable, str(GENERATOR), "--refresh-cache"])

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd import history as hist
-from pc_systemd import lock
+from pc_systemd.cron import history as hist
+from pc_systemd.cron import lock
 from tests.conftest import Site
 
 PERFDATA = re.compile(r" \| ok=\d+ failing=\d+ running=\d+ invalid=\d+ stale=\d+\Z")
@@ -30,7 +30,7 @@ def icinga_site(site: Site) -> Site:
 def check(site: Site, *args: str) -> tuple[int, str]:
     """Run the check as a program; its exit status and its one line."""
     done = subprocess.run(
-        [sys.executable, "-m", "pc_systemd.icinga", "--config", str(site.config_file), *args],
+        [sys.executable, "-m", "pc_systemd.cli.icinga", "--config", str(site.config_file), *args],
         capture_output=True, text=True, timeout=60,
         env={k: v for k, v in os.environ.items() if k != "PROCESS_CONTROL_CONFIG"},
     )

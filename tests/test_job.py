@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd.errors import PcError
-from pc_systemd.fields import Command
-from pc_systemd.job import JOB_KEYS, Failmail, Job, load_job
+from pc_systemd.model.errors import PcError
+from pc_systemd.model.fields import Command
+from pc_systemd.model.job import JOB_KEYS, Failmail, Job, load_job
 from tests.conftest import ROOT, Site
 
 
@@ -273,8 +273,8 @@ def test_command_splitting_matches_shlex() -> None:
     import random
     import shlex
 
-    from pc_systemd import fields
-    from pc_systemd.nodes import Entry, Scalar
+    from pc_systemd.model import fields
+    from pc_systemd.model.nodes import Entry, Scalar
 
     rng = random.Random(5)
     for _ in range(5000):

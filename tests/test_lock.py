@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd import lock
+from pc_systemd.cron import lock
 
 # A process that takes the lock, says so, then waits to be killed; with
 # "spawn" it first starts a `sleep` that would inherit the lock if it could.
 HOLDER = textwrap.dedent(
     """
     import subprocess, sys, time
-    from pc_systemd import lock
+    from pc_systemd.cron import lock
     held = lock.acquire(sys.argv[1])
     if sys.argv[2] == "spawn":
         print(subprocess.Popen(["sleep", "300"], close_fds=False).pid)

@@ -21,11 +21,12 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from pc_systemd import direct, lock, mail
-from pc_systemd import history as hist
-from pc_systemd.config import builtin
-from pc_systemd.job import Job
-from pc_systemd.jobset import find_job
+from pc_systemd.cron import direct, lock
+from pc_systemd.cron import history as hist
+from pc_systemd.model.config import builtin
+from pc_systemd.model.job import Job
+from pc_systemd.model.jobset import find_job
+from pc_systemd.monitoring import mail
 from tests.conftest import Site
 
 FROM = "jobs@example.org"

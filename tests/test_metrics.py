@@ -17,10 +17,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from pc_systemd import direct, lock, metrics
-from pc_systemd import history as hist
-from pc_systemd.job import Job
-from pc_systemd.jobset import find_job
+from pc_systemd.cron import direct, lock, metrics
+from pc_systemd.cron import history as hist
+from pc_systemd.model.job import Job
+from pc_systemd.model.jobset import find_job
 from tests.conftest import Site
 
 Values = dict[str, dict[str, float]]  # metric -> job -> value
@@ -146,8 +146,9 @@ def test_a_missing_file_is_rebuilt_from_every_history_and_removed_jobs_drop_out(
 WRITER = textwrap.dedent(
     """
     import datetime as dt, sys
-    from pc_systemd import history as hist, metrics
-    from pc_systemd.config import load_config
+    from pc_systemd.cron import history as hist
+    from pc_systemd.cron import metrics
+    from pc_systemd.model.config import load_config
     config = load_config(sys.argv[1], {})
     slug, count = sys.argv[2], int(sys.argv[3])
     for n in range(count):

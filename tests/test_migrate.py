@@ -1,4 +1,4 @@
-"""Taking cron-generate's file out of service (pc_systemd.migrate), as the
+"""Taking cron-generate's file out of service (pc_systemd.cron.migrate), as the
 Debian package's maintainer scripts do on systemd hosts and on removal."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd import migrate
+from pc_systemd.cron import migrate
 from tests.conftest import ROOT, Site
 
 ORIGINAL = ROOT / "tests" / "data" / "original" / "cron.d" / "process-control"

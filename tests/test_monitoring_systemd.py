@@ -325,7 +325,7 @@ def test_a_hostile_environment_reaches_no_process_but_the_jobs_own(box: SystemdB
     assert run(box, "spied_fail") != 0
     job_metrics(box, "spied_fail")  # the metrics writer ran too
     box.run([RUN_JOB, "--status"])
-    box.run([PYTHON, "-m", "pc_systemd.icinga"], check=False)
+    box.run([PYTHON, "-m", "pc_systemd.cli.icinga"], check=False)
     # The spy was loaded by the jobs' own processes, as the service user ...
     uid = box.run(["id", "-u", USER]).stdout.strip()
     seen = spy_log(box, "user.log")
@@ -397,7 +397,7 @@ def test_a_poisoned_history_changes_nothing(box: SystemdBox) -> None:
     assert run(box, "fine") == 0
     assert status(box, "fine")["last_run"]["status"] == "success"
     assert job_metrics(box, "fine")["consecutive_failures"] == 0
-    check = box.run([PYTHON, "-m", "pc_systemd.icinga"], check=False)
+    check = box.run([PYTHON, "-m", "pc_systemd.cli.icinga"], check=False)
     assert "Traceback" not in check.stdout + check.stderr
     assert "fine" not in check.stdout.partition("|")[0]
 
@@ -484,10 +484,10 @@ def test_a_run_stopped_by_hand_is_running_then_not_a_failure(box: SystemdBox) ->
     clear_mails(box)
     box.systemctl("start", "--no-block", unit("longrun"))
     box.wait_until(lambda: status(box, "longrun")["state"] == "running", what="running")
-    check = box.run([PYTHON, "-m", "pc_systemd.icinga"], check=False)
+    check = box.run([PYTHON, "-m", "pc_systemd.cli.icinga"], check=False)
     assert " running=1 " in check.stdout, check.stdout
     box.systemctl("stop", unit("longrun"))
-    check = box.run([PYTHON, "-m", "pc_systemd.icinga"], check=False)
+    check = box.run([PYTHON, "-m", "pc_systemd.cli.icinga"], check=False)
     assert " running=0 " in check.stdout, check.stdout
     assert mails(box) == []
 
@@ -510,13 +510,13 @@ def test_a_mail_server_that_is_down_changes_nothing_but_a_log_line(box: SystemdB
 
 @pytest.mark.systemd
 def test_icinga_reports_systemds_view(box: SystemdBox) -> None:
-    check = box.run([PYTHON, "-m", "pc_systemd.icinga"], check=False)
+    check = box.run([PYTHON, "-m", "pc_systemd.cli.icinga"], check=False)
     assert check.returncode == 2, check.stdout
     failing = check.stdout.partition("FAILING JOBS: ")[2].partition(" |")[0].split(", ")
     assert {"flaky", "slow", "tofile", "down", "spied_fail"} <= set(failing)
     assert "fine" not in failing
     # An unprivileged monitoring user gets the same answer (over D-Bus).
-    as_nobody = box.run([PYTHON, "-m", "pc_systemd.icinga"], check=False, user="nobody")
+    as_nobody = box.run([PYTHON, "-m", "pc_systemd.cli.icinga"], check=False, user="nobody")
     assert (as_nobody.returncode, as_nobody.stdout.partition(" |")[0]) == (
         2, check.stdout.partition(" |")[0])
 

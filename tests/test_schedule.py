@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd import schedule
-from pc_systemd.schedule import CronSchedule, ScheduleError, parse_schedule
+from pc_systemd.model import schedule
+from pc_systemd.model.schedule import CronSchedule, ScheduleError, parse_schedule
 
 ALL_MINUTES = frozenset(range(60))
 ALL_HOURS = frozenset(range(24))

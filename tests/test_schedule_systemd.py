@@ -26,7 +26,7 @@ from itertools import islice
 import pytest
 from cronsim import CronSim, CronSimError
 
-from pc_systemd.schedule import ScheduleError, parse_schedule
+from pc_systemd.model.schedule import ScheduleError, parse_schedule
 
 SEED = 20240229
 RANDOM_SCHEDULES = 2400

@@ -1,5 +1,5 @@
 """What run-job --status skips asking systemd: what cannot have changed
-since the last call (pc_systemd.status_memo). The real-systemd side is in
+since the last call (pc_systemd.systemd.status_memo). The real-systemd side is in
 tests/test_cli_systemd.py."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from pc_systemd import file_cache, status_memo
-from pc_systemd.status_memo import StatusMemo
+from pc_systemd.model import file_cache
+from pc_systemd.systemd import status_memo
+from pc_systemd.systemd.status_memo import StatusMemo
 
 TIMER = "process-control-a.timer"
 SERVICE = "process-control-a.service"

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pc_systemd import units
-from pc_systemd.jobset import load_jobs
-from pc_systemd.template_compiler import OUTPUT, compile_all
+from pc_systemd.model.jobset import load_jobs
+from pc_systemd.systemd import units
+from pc_systemd.systemd.template_compiler import OUTPUT, compile_all
 from tests.conftest import ROOT, Site
 from tests.test_generator_systemd import JOB_FILES
 
 
 def test_compiled_module_is_current() -> None:
-    assert OUTPUT.read_text() == compile_all(), "run: python -m pc_systemd.template_compiler"
+    assert OUTPUT.read_text() == compile_all(), "run: python -m pc_systemd.systemd.template_compiler"
 
 
 def test_compiled_and_jinja2_render_the_same_units(site: Site) -> None:

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from pc_systemd import unit_escape as esc
-from pc_systemd.fields import CONTROL
+from pc_systemd.model.fields import CONTROL
+from pc_systemd.systemd import unit_escape as esc
 
 
 def test_no_printable_character_is_a_control_character() -> None:

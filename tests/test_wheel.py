@@ -112,9 +112,9 @@ def test_the_installed_generator_renders_a_file_logged_job(venv: Path, tmp_path:
 
 def test_install_generator_from_the_wheel_names_no_checkout(venv: Path, tmp_path: Path) -> None:
     wrapper = run([venv / "bin" / "python", "-c",
-                   "from pc_systemd.install import wrapper_text; print(wrapper_text())"],
+                   "from pc_systemd.systemd.install import wrapper_text; print(wrapper_text())"],
                   cwd=tmp_path).stdout
-    assert "-m pc_systemd.generator" in wrapper
+    assert "-m pc_systemd.systemd.generator" in wrapper
     assert str(ROOT) not in wrapper
 
 

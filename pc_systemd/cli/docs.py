@@ -1,0 +1,53 @@
+"""README tables of the configuration and job keys, made from their
+declarations (``python -m pc_systemd.cli.docs README.md`` rewrites them)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pc_systemd.model.config import CONFIG_KEYS
+from pc_systemd.model.fields import Key
+from pc_systemd.model.job import JOB_KEYS
+
+TABLES: dict[str, Sequence[Key[Any]]] = {"config": CONFIG_KEYS, "job": JOB_KEYS}
+
+
+def table(keys: Sequence[Key[Any]]) -> str:
+    rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for key in keys:
+        cells = (f"`{key.name}`", key.type, key.doc_default(), key.help)
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def refresh(text: str) -> str:
+    for name, keys in TABLES.items():
+        pattern = re.compile(
+            rf"(<!-- keys:{name} -->\n).*?(<!-- /keys:{name} -->)", re.DOTALL
+        )
+        body = table(keys)
+
+        def fill(match: re.Match[str], body: str = body) -> str:
+            return match.group(1) + body + match.group(2)
+
+        text = pattern.sub(fill, text)
+    return text
+
+
+def main(argv: list[str]) -> int:
+    for path in argv:
+        with open(path, encoding="utf-8") as handle:
+            old = handle.read()
+        new = refresh(old)
+        if new != old:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(new)
+            print(f"updated {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

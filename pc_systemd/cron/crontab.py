@@ -1,0 +1,101 @@
+"""``cron-generate``: the original's cron file, written atomically.
+
+Each job file's share of the file (its line or comment, and its problems)
+is kept in a cache (:mod:`pc_systemd.model.file_cache`) and reused while the file, the
+configuration and the code are unchanged; only changed files are read.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+from typing import TYPE_CHECKING, Any
+
+from pc_systemd.model import file_cache
+from pc_systemd.model.config_file import yaml_names
+
+if TYPE_CHECKING:
+    from pc_systemd.model.config import Config
+
+KIND = "cron"
+Result = tuple[str, tuple[str, ...]]  # the file's text, its problems (one line each)
+
+
+def join(results: list[Result]) -> tuple[str, list[str]]:
+    return "".join(r[0] for r in results), [p for r in results for p in r[1]]
+
+
+def cached(loaded: tuple[Any, file_cache.Entries]) -> tuple[str, list[str], str] | None:
+    """(text, problems, output_crontab) from what the cache ``loaded`` when
+    every job file is as cached; None when anything must be read."""
+    (job_directory, output), entries = loaded
+    try:
+        names = yaml_names(job_directory)
+    except OSError:
+        return None
+    valid, todo = file_cache.reuse(entries, job_directory, names)
+    if todo:
+        return None
+    return (*join([valid[name][1] for name in names]), output)
+
+
+def render(
+    config: Config,
+    store: file_cache.Cache | None = None,
+    loaded: tuple[Any, file_cache.Entries] | None = None,
+) -> tuple[str, list[str]]:
+    """The cron file text and the problems (one line each) of the jobs left out.
+
+    Same bytes as the original for the same inputs: one template per
+    scheduled job in slug order, ``# Skipping disabled job <slug>`` for the
+    others.  An invalid job (which crashed the original) is left out with
+    a comment and its problems returned.  Unchanged files come from what
+    the cache ``loaded``, and ``store`` is updated; the files read are
+    shared among one process per CPU (:mod:`pc_systemd.core.fanout`).
+    """
+    from pc_systemd.core import fanout
+
+    names = yaml_names(config.job_directory)
+    entries = loaded[1] if loaded is not None and loaded[0][0] == config.job_directory else {}
+    valid, todo = file_cache.reuse(entries, config.job_directory, names)
+    results = {name: entry[1] for name, entry in valid.items()}
+    fresh: list[tuple[str, file_cache.Identity | None, Result]] = []
+    parts = fanout.shares(todo, fanout.workers_for(len(todo)))
+    for blob in fanout.run(parts, lambda part: _render_part(config, part)):
+        if blob is None:
+            raise OSError("a worker process failed")
+        fresh += marshal.loads(blob)
+    results.update((os.path.basename(path), result) for path, _ident, result in fresh)
+    if store is not None and (todo or len(valid) != len(entries)):
+        store.update((config.job_directory, config.output_crontab), valid, fresh)
+    return join([results[name] for name in names])
+
+
+def _render_part(config: Config, paths: list[str]) -> bytes:
+    """(path, identity, result) of each file, marshalled."""
+    from pc_systemd.model.errors import PcError, printable
+    from pc_systemd.model.job import load_job, slug_of
+
+    out = []
+    for path in paths:
+        ident = file_cache.identity(path)  # first: a change while reading is never cached
+        slug = slug_of(path)
+        try:
+            job = load_job(path, config, True)
+        except PcError as err:
+            # the name of an invalid file may hold anything, a newline too
+            problems = tuple(str(p).replace("\n", " ") for p in err.problems)
+            out.append((path, ident, (f"# Skipping invalid job {printable(slug)}\n", problems)))
+            continue
+        if not job.scheduled:
+            text = f"# Skipping disabled job {slug}\n"
+        else:
+            assert job.schedule is not None
+            text = config.cron_template.format(
+                source=path,
+                schedule=job.schedule.expr,
+                user=config.user,
+                command=f"{config.runner_path} --job {slug}",
+            )
+        out.append((path, ident, (text, ())))
+    return marshal.dumps(out)

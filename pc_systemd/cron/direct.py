@@ -1,0 +1,642 @@
+"""The direct runner: ``run-job --job NAME`` on hosts without systemd (cron hosts).
+
+A run, as the original's: refuse anyone but the service user; take the
+job's lock (:mod:`pc_systemd.cron.lock`); record ``started`` in the history
+(:mod:`pc_systemd.cron.history`); run each command in turn, its output into the run's log
+file (:mod:`pc_systemd.cron.runlog`), until one fails, the timeout passes or run-job is
+told to stop; record the outcome; report a failure.
+
+Where it does better than the original:
+
+- every command starts in its own session, so its process group holds
+  everything it forks; on timeout, SIGTERM (or SIGINT) to run-job, or when
+  the command exits leaving processes behind, the whole group gets SIGTERM
+  and, after a grace period, SIGKILL. The original killed only the direct
+  child, and a grandchild holding the output pipe kept it waiting forever.
+  A command started with ``setsid`` leaves the group and is out of reach:
+  only a cgroup (the systemd path) holds everything;
+- if run-job itself is killed (SIGKILL, OOM), the kernel kills the direct
+  child too (``PR_SET_PDEATHSIG``) and the lock is free for the next run;
+- output is logged in blocks, not a line at a time (see :mod:`pc_systemd.cron.runlog`).
+
+The module runs as ``python -m pc_systemd.cron.direct --job NAME`` for cron
+lines until ``run-job --job`` calls :func:`run_job`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as dt
+import fcntl
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from types import FrameType, TracebackType
+from typing import Any, TextIO
+
+from pc_systemd.core.safe_open import make_dirs, service_uid
+from pc_systemd.cron import history as hist
+from pc_systemd.cron import lock
+from pc_systemd.cron.runlog import ERROR, INFO, Lines, RunLog, newest_log
+from pc_systemd.model.config import Config
+from pc_systemd.model.fields import Command
+from pc_systemd.model.job import Job
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the job failed: a command failed or timed out, or a run held the lock
+EXIT_UNUSABLE = 2  # nothing was run: wrong user, no slow_start_command, unusable directories
+
+KILL_GRACE = 5.0  # seconds from SIGTERM to SIGKILL for a command's process group
+# Once a command's group is gone, how long its pipes may stay open (held by
+# a process that left the group) before the runner stops reading them.
+DRAIN = 1.0
+POLL = 0.05  # how often a group being stopped is looked at
+READ_SIZE = 1 << 20
+PIPE_SIZE = 1 << 20  # fewer, larger reads for chatty commands
+SMALL_READ = 4096
+BATCH_WAIT = 0.001
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What ``--status`` shows of one job."""
+
+    running: bool
+    pid: int | None  # the running run-job's
+    last_status: str  # success | failure | skipped | unknown
+    last_start: dt.datetime | None  # of the last run that ran to an end (UTC)
+    last_end: dt.datetime | None
+    last_duration: float | None  # seconds
+    consecutive_failures: int
+    last_log: str | None
+    problem: str | None = None  # why the history could not be read, if it could not
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed run, as the failure-mail hook gets it."""
+
+    reason: str
+    log: str | None
+    consecutive_failures: int
+
+
+def on_failure(
+    config: Config, job: Job, failure: Failure, warn: Callable[[str], None] | None = None
+) -> None:
+    """Called once per failed run, after the history is written: mails
+    ``Fail Mail (<host>) run-job: <reason>`` to ``job.failmail`` once
+    ``consecutive_failures`` has reached ``job.failure_threshold_for_mail``,
+    with the end of the run's log file (:mod:`pc_systemd.monitoring.mail`). A mail that cannot be
+    sent is one line through ``warn`` (stderr if none), which cron mails.
+    """
+    from pc_systemd.monitoring import mail
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    mail.notify(
+        config, job, lambda: mail.FailedRun(failure.reason, failure.consecutive_failures,
+                                            mail.file_output(failure.log)),
+        failure.consecutive_failures, lambda line: (warn or say)(f"run-job: {line}"),
+    )
+
+
+def after_run(config: Config, job: Job, warn: Callable[[str], None]) -> None:
+    """Called after every run (and every run not started), once the history
+    is written: brings ``metrics_file`` up to date, if there is one."""
+    if config.metrics_file is None:
+        return
+    from pc_systemd.cron import metrics
+
+    metrics.update(config, job.slug, lambda line: warn(f"run-job: {line}"))
+
+
+# -- the service user ------------------------------------------------------------
+
+
+def _wrong_user(config: Config) -> str | None:
+    """Why this process may not run jobs, or None if it is the service user."""
+    wanted = config.user
+    uid = service_uid(wanted)
+    if uid is None:
+        return f"the service user {wanted!r} does not exist"
+    if uid != os.geteuid():
+        return f"You must run jobs as user {wanted!r} (uid {uid}), not as uid {os.geteuid()}"
+    return None
+
+
+# -- signals to run-job ----------------------------------------------------------
+
+
+class _Signals:
+    """SIGTERM and SIGINT during a run: remembered, and the runner's wait
+    for output woken through a pipe (``signal.set_wakeup_fd``)."""
+
+    HANDLED = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self.wakeup: int | None = None  # read end, for the selector
+        self._write: int | None = None
+        self._old_fd = -1
+        self._old: dict[signal.Signals, Any] = {}  # whatever signal.signal returned
+
+    def __enter__(self) -> _Signals:
+        # Handlers can only be set from the main thread; elsewhere (a library
+        # caller's thread) the caller's own handling stays.
+        if threading.current_thread() is threading.main_thread():
+            self.wakeup, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._old_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.HANDLED}
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signal.Signals(signum)
+
+    def drain(self) -> None:
+        if self.wakeup is not None:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wakeup, 512)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.wakeup is None or self._write is None:
+            return
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(self._old_fd)
+        os.close(self.wakeup)
+        os.close(self._write)
+
+
+# -- process groups --------------------------------------------------------------
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``."""
+    members = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # gone meanwhile
+        # Fields after the command name, which is in parentheses and may hold ") ".
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            members.append(int(name))
+    return members
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _die_with_runner() -> Callable[[], None]:
+    """A preexec function: the command gets SIGKILL if run-job dies, so a
+    killed runner never leaves its command running without the lock."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    runner = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != runner:  # run-job died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def _minutes(value: float) -> str:
+    """As the original printed the YAML value: ``10``, ``0.005``."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+# -- one run ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int | None  # exit status of the last command run (negative: its signal)
+    reason: str | None  # None: success
+    terminated_by: signal.Signals | None = None
+
+
+class _Run:
+    """The commands of one run, supervised; state for that run only."""
+
+    def __init__(
+        self, job: Job, signals: _Signals, log: Callable[[], RunLog], grace: float
+    ) -> None:
+        self.job = job
+        self.signals = signals
+        self._open_log = log
+        self.log: RunLog | None = None
+        self.grace = grace
+        self.env = {**os.environ, **dict(job.environment)}
+        self.preexec = _die_with_runner()
+
+    def run(self, commands: Sequence[Command]) -> Outcome:
+        name = self.job.name
+        deadline = time.monotonic() + self.job.timeout * 60 if self.job.timeout > 0 else None
+        code: int | None = None
+        for command in commands:
+            if self.signals.received is not None:
+                return self._terminated(code)
+            if deadline is not None and time.monotonic() >= deadline:
+                return Outcome(code, self._timed_out())
+            if self.log is None:
+                try:
+                    self.log = self._open_log()
+                except OSError as err:
+                    return Outcome(code, f"{name} failed: cannot open its log file: {err}")
+            code, stop = self._command(command, self.log, deadline)
+            if stop == "timeout":
+                return Outcome(code, self._timed_out())
+            if stop is not None:
+                return self._terminated(code)
+            if code != 0:
+                return Outcome(code, f"{name} failed with code {code}")
+        if self.signals.received is not None:
+            return self._terminated(code)
+        return Outcome(code, None)
+
+    def _timed_out(self) -> str:
+        return f"{self.job.name} timed out after {_minutes(self.job.timeout)} minutes"
+
+    def _terminated(self, code: int | None) -> Outcome:
+        sig = self.signals.received
+        assert sig is not None
+        return Outcome(code, f"{self.job.name} was terminated by {sig.name}", sig)
+
+    def _command(
+        self, command: Command, log: RunLog, deadline: float | None
+    ) -> tuple[int, str | None]:
+        """Run one command to its end; its exit status and why it was stopped, if it was."""
+        try:
+            proc = subprocess.Popen(
+                command.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                start_new_session=True,  # its own process group, to kill as one
+                preexec_fn=self.preexec,
+                bufsize=0,
+            )
+        except OSError as err:
+            code = 127 if isinstance(err, FileNotFoundError) else 126
+            log.header(command.text, "not started")
+            log.line(ERROR, f"cannot run {command.argv[0]}: {err.strerror}")
+            log.end()
+            return code, None
+        assert proc.stdout is not None and proc.stderr is not None
+        log.header(command.text, proc.pid)
+        try:
+            stop = self._supervise(proc.pid, proc.stdout.fileno(), proc.stderr.fileno(), log,
+                                   deadline)
+        except BaseException:
+            _signal_group(proc.pid, signal.SIGKILL)  # a runner bug must not leave it running
+            raise
+        finally:
+            code = proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        log.end()
+        return code, stop
+
+    def _supervise(
+        self, pgid: int, out_fd: int, err_fd: int, log: RunLog, deadline: float | None
+    ) -> str | None:
+        """Log the output until the command and its group are gone.
+
+        The leader is not reaped here (``proc.wait`` comes after), so its
+        PID, which is the group's ID, cannot be reused while the group is
+        signalled.
+        """
+        streams = {out_fd: Lines(INFO), err_fd: Lines(ERROR)}
+        pidfd = os.pidfd_open(pgid)
+        selector = selectors.DefaultSelector()
+        try:
+            for fd in streams:
+                with contextlib.suppress(OSError):  # over the user's pipe quota: keep 64 KiB
+                    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+                selector.register(fd, selectors.EVENT_READ)
+            selector.register(pidfd, selectors.EVENT_READ)
+            if self.signals.wakeup is not None:
+                selector.register(self.signals.wakeup, selectors.EVENT_READ)
+            return self._loop(selector, pgid, pidfd, streams, log, deadline)
+        finally:
+            selector.close()
+            os.close(pidfd)
+
+    def _loop(
+        self,
+        selector: selectors.BaseSelector,
+        pgid: int,
+        pidfd: int,
+        streams: dict[int, Lines],
+        log: RunLog,
+        deadline: float | None,
+    ) -> str | None:
+        group = _Group(pgid, self.grace)
+        stop: str | None = None  # "timeout" or the signal's name
+        exited = False  # the command's main process
+        drain_until: float | None = None
+        trickle = False
+        while True:
+            now = time.monotonic()
+            if not exited and stop is None:
+                if self.signals.received is not None:
+                    stop = self.signals.received.name
+                elif deadline is not None and now >= deadline:
+                    stop = "timeout"
+                if stop is not None:
+                    group.terminate(now)
+            if exited or stop is not None:
+                group.watch(now)
+            if exited and group.gone:
+                if not streams:
+                    break
+                if drain_until is None:
+                    drain_until = now + DRAIN
+                elif now >= drain_until:
+                    break
+            watching = (exited or stop is not None) and not group.gone
+            waits = [group.next_look - now] if watching else []
+            if stop is None and not exited and deadline is not None:
+                waits.append(deadline - now)
+            if drain_until is not None:
+                waits.append(drain_until - now)
+            if trickle:
+                # The last read found only a little: let output gather for a
+                # moment, so a command that writes line by line costs a read
+                # per millisecond, not one per line.
+                time.sleep(BATCH_WAIT)
+                trickle = False
+            for key, _events in selector.select(max(0.0, min(waits)) if waits else None):
+                fd = int(key.fd)
+                if fd in streams:
+                    data = os.read(fd, READ_SIZE)
+                    lines = streams[fd]
+                    if data:
+                        trickle = len(data) < SMALL_READ
+                        block = lines.feed(data, log.clock.stamp())
+                    else:
+                        block = lines.finish(log.clock.stamp())
+                        selector.unregister(fd)
+                        del streams[fd]
+                    if block:
+                        log.write(block)
+                elif fd == pidfd:
+                    exited = True
+                    selector.unregister(pidfd)
+                else:
+                    self.signals.drain()
+        for lines in streams.values():  # held open by a process that left the group
+            block = lines.finish(log.clock.stamp())
+            if block:
+                log.write(block)
+        return stop
+
+
+class _Group:
+    """A command's process group being stopped: SIGTERM, then SIGKILL once
+    the grace has passed, until none of it is left."""
+
+    def __init__(self, pgid: int, grace: float) -> None:
+        self.pgid = pgid
+        self.grace = grace
+        self.kill_at: float | None = None  # set once SIGTERM is sent
+        self.next_look = 0.0
+        self.gone = False
+
+    def terminate(self, now: float) -> None:
+        if self.kill_at is None:
+            _signal_group(self.pgid, signal.SIGTERM)
+            self.kill_at = now + self.grace
+            self.next_look = now + POLL / 10  # most processes die at once: look again soon
+
+    def watch(self, now: float) -> None:
+        """Look at the group (at most every POLL seconds) and act on what is left.
+
+        Called once the leader has exited (whatever is left was left
+        behind, as systemd would stop it at the end of a unit) or once the
+        group was told to terminate.
+        """
+        if self.gone or now < self.next_look:
+            return
+        self.next_look = now + POLL
+        if not group_members(self.pgid):
+            self.gone = True
+        elif self.kill_at is None:
+            self.terminate(now)
+        elif now >= self.kill_at:
+            _signal_group(self.pgid, signal.SIGKILL)
+            self.gone = True
+
+
+# -- run-job --job ---------------------------------------------------------------
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def run_job(
+    config: Config,
+    job: Job,
+    *,
+    slow_start: bool = False,
+    out: TextIO = sys.stdout,
+    kill_grace: float = KILL_GRACE,
+) -> int:
+    """Run ``job`` once, here and now; the exit status for run-job.
+
+    ``out`` gets one line per problem (a failure's reason, an unreadable
+    history); a successful or skipped run prints nothing, so cron mails
+    only failures. When ``out`` is a terminal it also shows the output.
+    """
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    wrong = _wrong_user(config)
+    if wrong is not None:
+        say(f"run-job: {wrong}")
+        return EXIT_UNUSABLE
+    commands = job.command
+    if slow_start:
+        if job.slow_start_command is None:
+            say(f"run-job: {job.slug}: the job has no slow_start_command")
+            return EXIT_UNUSABLE
+        commands = job.slow_start_command
+    history_file = hist.history_path(config.state_directory, job.slug)
+    try:
+        # Only the runner needs the locks; the histories' group may read them.
+        make_dirs(config.run_directory, 0o700)
+        make_dirs(config.state_directory, 0o750)
+        job_lock = lock.acquire(lock.lock_path(config.run_directory, job.slug))
+    except lock.LockHeld as held:
+        return _not_run(config, job, held, history_file, say)
+    except OSError as err:
+        say(f"run-job: {err.filename}: {err.strerror}")
+        return EXIT_UNUSABLE
+
+    start = _now()
+    entry = hist.Entry("started", start, start=start, pid=os.getpid())
+    mirror = out if out.isatty() else None
+    with job_lock, _Signals() as signals:
+        _record(history_file, lambda h: h.started(entry), say)
+        runner = _Run(
+            job,
+            signals,
+            lambda: RunLog.create(config.output_directory, job.slug, start.timestamp(), mirror),
+            kill_grace,
+        )
+        try:
+            outcome = runner.run(commands)
+        finally:
+            if runner.log is not None:
+                runner.log.close()
+        log_path = runner.log.path if runner.log is not None else None
+        end = _now()
+        final = replace(
+            entry,
+            status="failed" if outcome.reason else "completed",
+            time=end,
+            end=end,
+            code=outcome.code,
+            reason=outcome.reason,
+            log=log_path,
+        )
+        recorded = _record(history_file, lambda h: h.finished(final), say)
+    after_run(config, job, say)
+    if outcome.reason is None:
+        return EXIT_OK
+    say(outcome.reason)
+    failures = recorded.consecutive_failures if recorded is not None else 1
+    on_failure(config, job, Failure(outcome.reason, log_path, failures), say)
+    if outcome.terminated_by is not None:
+        return 128 + outcome.terminated_by.value  # as a shell reports a signalled process
+    return EXIT_FAILED
+
+
+def _not_run(
+    config: Config, job: Job, held: lock.LockHeld, history_file: str, say: Callable[[str], None]
+) -> int:
+    """Another run holds the lock: skipped under allow_overtime, else failed."""
+    who = f"pid {held.pid}" if held.pid is not None else "another process"
+    now = _now()
+    if job.allow_overtime:
+        reason = f"{job.name} skipped: the previous run ({who}) is still running"
+        entry = hist.Entry("skipped", now, start=now, end=now, pid=os.getpid(), reason=reason)
+        _record(history_file, lambda h: h.finished(entry), say)
+        after_run(config, job, say)
+        return EXIT_OK
+    reason = f"{job.name} not started: the previous run ({who}) is still running"
+    entry = hist.Entry("failed", now, start=now, end=now, pid=os.getpid(), reason=reason)
+    recorded = _record(history_file, lambda h: h.finished(entry), say)
+    after_run(config, job, say)
+    say(reason)
+    failures = recorded.consecutive_failures if recorded is not None else 1
+    on_failure(config, job, Failure(reason, None, failures), say)
+    return EXIT_FAILED
+
+
+def _record(
+    path: str, change: Callable[[hist.History], hist.History], say: Callable[[str], None]
+) -> hist.History | None:
+    """Update the history; a history that cannot be written is reported,
+    and the job runs (or its outcome counts) all the same."""
+    try:
+        return hist.update(path, change, lambda message: say(f"run-job: {message}"))
+    except OSError as err:
+        say(f"run-job: cannot write the run history {path}: {err.strerror or err}")
+        return None
+
+
+# -- status, kill, logs ----------------------------------------------------------
+
+
+def last_log(config: Config, job: Job) -> str | None:
+    """The newest per-run log file of ``job``."""
+    return newest_log(config.output_directory, job.slug)
+
+
+def job_state(config: Config, slug: str) -> JobState:
+    try:
+        held = lock.holder(lock.lock_path(config.run_directory, slug))
+    except OSError:
+        held = None
+    problem = None
+    try:
+        history = hist.load(hist.history_path(config.state_directory, slug),
+                            service_uid(config.user))
+    except hist.HistoryError as err:
+        problem = f"unreadable run history: {err}"
+        history = hist.History()
+    last = history.last_finished()
+    return JobState(
+        running=held is not None,
+        pid=held.pid if held is not None else None,
+        last_status=history.last_completion_status,
+        last_start=last.start if last is not None else None,
+        last_end=last.end if last is not None else None,
+        last_duration=last.duration if last is not None else None,
+        consecutive_failures=history.consecutive_failures,
+        last_log=newest_log(config.output_directory, slug),
+        problem=problem,
+    )
+
+
+def kill_job(config: Config, job: Job) -> tuple[int, str]:
+    """SIGTERM the running run-job of ``job``, which stops its command's
+    process group and records the run as terminated."""
+    path = lock.lock_path(config.run_directory, job.slug)
+    not_running = (EXIT_FAILED, f"{job.name} ({job.slug}) is not running")
+    try:
+        held = lock.holder(path)
+    except OSError as err:
+        return EXIT_UNUSABLE, f"run-job: {path}: {err.strerror}"
+    if held is None:
+        return not_running
+    if held.pid is None:
+        return EXIT_FAILED, f"{job.name} ({job.slug}) is just starting; try again"
+    try:
+        pidfd = os.pidfd_open(held.pid)
+    except ProcessLookupError:
+        return not_running
+    try:
+        # The pidfd pins the process: if the lock is still held by that PID
+        # now, the signal reaches the run, never a process that got its PID.
+        again = lock.holder(path)
+        if again is None or again.pid != held.pid:
+            return not_running
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+    except ProcessLookupError:
+        return not_running
+    except PermissionError:
+        return EXIT_UNUSABLE, f"run-job: not allowed to signal pid {held.pid} of {job.slug}"
+    finally:
+        os.close(pidfd)
+    return EXIT_OK, f"{job.name} ({job.slug}): sent SIGTERM to run-job (pid {held.pid})"
+
+
+# -- python -m pc_systemd.cron.direct -------------------------------------------------

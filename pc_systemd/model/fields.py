@@ -1,0 +1,309 @@
+"""Key declarations and the small typed parsers behind them.
+
+Every configuration and job key is declared once as a :class:`Key`: its
+parser, default and help.  Validation, defaults and the README tables all
+come from those declarations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pc_systemd.model.errors import PcError, Problem
+from pc_systemd.model.nodes import Entry, Map, Node, Scalar, Seq, scalar, type_name
+
+T = TypeVar("T")
+
+# C0 and C1 controls (tab included), DEL, line and paragraph separators,
+# Unicode noncharacters and lone surrogates: a newline or NUL could split a
+# unit or cron line, and systemd refuses a unit that is not clean UTF-8.
+CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    "\U0001fffe\U0001ffff\U0010fffe\U0010ffff]"
+)
+MAX_VALUE = 32 * 1024  # one value; systemd refuses unit lines over 1 MiB
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+PROGRAM_PREFIXES = "-@:+!|"
+_WORD = re.compile(r"""(?:[^\s'"]+|'[^']*'|"[^"]*")+""")
+# Balanced quotes: runs of non-quote characters and whole '...' or "..."
+# parts. Each alternative starts with a different character, so matching is
+# linear (a nested-quantifier form backtracks exponentially on an unbalanced
+# quote, which a job file could use to hang the generator).
+_SIMPLE_WORDS = re.compile(r"""(?:[^'"]|'[^']*'|"[^"]*")*""")
+_UNQUOTE = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+
+
+def _unquoted(match: re.Match[str]) -> str:
+    return match.group(1) if match.group(1) is not None else match.group(2)
+
+
+@dataclass(frozen=True)
+class Key(Generic[T]):
+    name: str
+    type: str  # as shown in the docs
+    parse: Callable[[Entry], T]
+    default: T
+    help: str
+    required: bool = False
+    default_doc: str = ""
+
+    def doc_default(self) -> str:
+        if self.required:
+            return "required"
+        if self.default_doc:
+            return self.default_doc
+        return "none" if self.default is None else f"`{self.default}`"
+
+
+def check_line(
+    entry: Entry, text: str, node: Node | None = None, what: str = "", tabs: bool = False
+) -> str:
+    """Refuse control characters (newline, CR, NUL, ...) in a one-line value
+    (``tabs``: a command line, where tabs separate arguments)."""
+    if text.isprintable() and len(text) <= MAX_VALUE:
+        return text  # no printable character is a CONTROL one (a test holds this)
+    found = CONTROL.search(text.replace("\t", " ") if tabs else text)
+    if found:
+        label = {
+            "\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte", "\t": "a tab"
+        }.get(found.group(), f"character U+{ord(found.group()):04X}")
+        raise entry.problem(f"{what or 'value'} must not contain {label}", node)
+    if len(text) > MAX_VALUE:
+        raise entry.problem(f"{what or 'value'} is longer than {MAX_VALUE} characters", node)
+    return text
+
+
+def _text_of(entry: Entry, node: Node, what: str = "a string") -> str:
+    """A string value.  Plain scalars that YAML 1.1 types otherwise are taken
+    as written: ``name: Off`` is the name "Off" (not False), ``name: 2024``
+    the name "2024".  Only null and collections are refused."""
+    if not isinstance(node, Scalar):
+        raise entry.problem(f"expected {what}, got {_kind(entry, node)}", node)
+    if isinstance(node.value, str):
+        return node.value
+    if node.value is None:
+        raise entry.problem(f"expected {what}, got null", node)
+    return node.text
+
+
+def text(entry: Entry) -> str:
+    """A one-line string."""
+    return check_line(entry, _text_of(entry, entry.value))
+
+
+def free_text(entry: Entry) -> str:
+    """A string that may span lines (descriptions); NUL is still refused."""
+    value = _text_of(entry, entry.value)
+    if "\x00" in value:
+        raise entry.problem("must not contain a NUL byte")
+    if len(value) > MAX_VALUE:
+        raise entry.problem(f"is longer than {MAX_VALUE} characters")
+    return value
+
+
+def nonempty_text(entry: Entry) -> str:
+    value = text(entry)
+    if not value.strip():
+        raise entry.problem("must not be empty")
+    return value
+
+
+def unit_text(entry: Entry) -> str:
+    """Non-empty one-line text that goes into a unit setting unquoted
+    (``Description=``): a final backslash would continue the line."""
+    value = nonempty_text(entry)
+    if value.rstrip().endswith("\\"):
+        raise entry.problem("must not end with a backslash")
+    return value
+
+
+def flag(entry: Entry) -> bool:
+    value = scalar(entry, entry.value)
+    if not isinstance(value, bool):
+        raise entry.problem(f"expected true or false, got {type_name(value)}")
+    return value
+
+
+def number(entry: Entry) -> Any:
+    value = scalar(entry, entry.value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise entry.problem(f"expected a number, got {type_name(value)}")
+    return value
+
+
+def minutes(entry: Entry) -> float:
+    """Minutes, fractions allowed; 0 means no limit."""
+    value = float(number(entry))
+    if not math.isfinite(value) or value < 0:
+        raise entry.problem(f"must be a number of minutes >= 0, got {_written(entry.value)}")
+    if value * 60 > 10 * 365 * 86400:
+        raise entry.problem("is longer than ten years; use 0 for no limit")
+    return value
+
+
+def positive_number(entry: Entry) -> float:
+    value = float(number(entry))
+    if not math.isfinite(value) or value <= 0:
+        raise entry.problem(f"must be a number > 0, got {_written(entry.value)}")
+    return value
+
+
+def positive_int(entry: Entry) -> int:
+    value = number(entry)
+    if not isinstance(value, int) or value < 1:
+        raise entry.problem(f"must be a whole number >= 1, got {_written(entry.value)}")
+    return value
+
+
+def choice(*allowed: str) -> Callable[[Entry], str]:
+    def parse(entry: Entry) -> str:
+        value = text(entry)
+        if value not in allowed:
+            raise entry.problem(f"must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    parse.__doc__ = " | ".join(allowed)
+    return parse
+
+
+def _written(node: Node) -> str:
+    return node.text if isinstance(node, Scalar) else "?"
+
+
+def items(entry: Entry, what: str) -> list[Node]:
+    """A string or a list of strings, as the nodes of the strings."""
+    node = entry.value
+    if isinstance(node, Seq):
+        if not node.items:
+            raise entry.problem(f"must not be an empty list of {what}")
+        return list(node.items)
+    return [node]
+
+
+def string_list(entry: Entry) -> tuple[str, ...]:
+    """A string or a list of strings (tags)."""
+    result = []
+    for node in items(entry, "strings"):
+        value = check_line(entry, _text_of(entry, node), node)
+        if not value.strip():
+            raise entry.problem("must not be empty", node)
+        result.append(value)
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command line as written, and the argument list it runs."""
+
+    text: str
+    argv: tuple[str, ...]
+
+
+def commands(entry: Entry) -> tuple[Command, ...]:
+    """One command line or a list of them, split like a shell would
+    (``shlex``) but never run through one."""
+    result = []
+    for node in items(entry, "commands"):
+        line = check_line(entry, _text_of(entry, node, "a command line"), node, "command", True)
+        if line.isascii() and "\\" not in line and _SIMPLE_WORDS.fullmatch(line):
+            # Without backslashes, POSIX shell-like splitting is: words of
+            # unquoted runs and '...' / "..." parts, quotes removed -- what
+            # shlex.split gives, without its per-character loop.
+            argv = [_UNQUOTE.sub(_unquoted, word) for word in _WORD.findall(line)]
+        else:
+            try:
+                argv = shlex.split(line, comments=False, posix=True)
+            except ValueError as err:
+                raise entry.problem(f"cannot split command line: {err}", node) from None
+        if not argv:
+            raise entry.problem("command is empty", node)
+        program = argv[0]
+        if not program:
+            raise entry.problem("program is empty", node)
+        if program in (".", "..") or program.endswith("/"):
+            raise entry.problem(f"program {program!r} is a directory", node)
+        if program[0] in PROGRAM_PREFIXES:
+            # systemd reads these as flags on ExecStart= ('+' runs as root).
+            raise entry.problem(f"program must not start with {program[0]!r}", node)
+        if "/" in program and not program.startswith("/"):
+            raise entry.problem(
+                f"program {program!r}: give an absolute path (or a plain name found in PATH)",
+                node,
+            )
+        for arg in argv:
+            check_line(entry, arg, node, "command argument")
+        result.append(Command(line, tuple(argv)))
+    return tuple(result)
+
+
+def environment(entry: Entry) -> tuple[tuple[str, str], ...]:
+    """Extra variables; values become strings as the original did
+    (``true`` -> ``True``, ``123`` -> ``123``)."""
+    node = entry.value
+    if not isinstance(node, Map):
+        raise entry.problem(f"expected a mapping of NAME: value, got {_kind(entry, node)}")
+    seen: set[str] = set()
+    result = []
+    for key_node, value_node in node.items:
+        name = _text_of(entry, key_node, "a variable name")
+        if not _ENV_NAME.match(name):
+            raise entry.problem(f"{name!r} is not a valid variable name", key_node, name)
+        if name in seen:
+            raise entry.problem("duplicate variable", key_node, name)
+        seen.add(name)
+        value = scalar(entry, value_node)
+        if value is None:
+            raise entry.problem(
+                "expected a value, got null (write \"\" for an empty value)", value_node, name
+            )
+        assert isinstance(value_node, Scalar)
+        # as the original: str() of the value, but numbers keep their text
+        shown = str(value) if isinstance(value, (str, bool)) else value_node.text
+        check_line(entry, shown, value_node, f"environment value of {name}")
+        result.append((name, shown))
+    return tuple(result)
+
+
+def _kind(entry: Entry, node: Node) -> str:
+    if isinstance(node, Seq):
+        return "a list"
+    if isinstance(node, Map):
+        return "a mapping"
+    return type_name(node.value)
+
+
+def sub_entries(entry: Entry, allowed: Iterable[str]) -> dict[str, Entry]:
+    """The entries of a nested mapping (``failmail``), unknown keys refused."""
+    node = entry.value
+    if not isinstance(node, Map):
+        raise entry.problem(f"expected a mapping, got {_kind(entry, node)}")
+    known = set(allowed)
+    result: dict[str, Entry] = {}
+    for key_node, value_node in node.items:
+        key = _text_of(entry, key_node, "a key")
+        if key not in known:
+            raise entry.problem(
+                f"unknown key (expected {', '.join(sorted(known))})", key_node, key
+            )
+        if key in result:
+            raise entry.problem("duplicate key", key_node, key)
+        result[key] = Entry(f"{entry.key}.{key}", value_node, entry.source)
+    return result
+
+
+def collect(problems: list[Problem], call: Callable[[], T]) -> T | None:
+    """Run a parser, adding its problems to ``problems`` instead of raising."""
+    try:
+        return call()
+    except PcError as err:
+        problems.extend(err.problems)
+        return None
+
+
+def missing(source: str, key: str) -> Problem:
+    return Problem(source, 1, key, "required key is missing")

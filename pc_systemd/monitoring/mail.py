@@ -1,0 +1,285 @@
+"""Failure mail, as the original sent it, on both backends.
+
+Once ``failure_threshold_for_mail`` consecutive runs of a job have failed,
+every further failure is mailed from ``failmail.from_address`` to
+``failmail.to_address`` with the original's subject
+``Fail Mail (<host>) run-job: <reason>``. Where the original's body only
+named the log file, this one carries the last lines of the failed run's
+output and says how to see the rest, so the mail alone usually tells what
+went wrong.
+
+The mail goes over SMTP to ``smtp_host``:``smtp_port`` with a short
+timeout: a mail server that is down must cost a log line, never the run's
+history or its result (on cron hosts the runner sends it; on systemd hosts
+``process-control-mail@<slug>.service``, :mod:`pc_systemd.monitoring.on_failure`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from pc_systemd.model.config import Config
+from pc_systemd.model.job import Job
+
+TAIL_LINES = 20
+SMTP_TIMEOUT = 3.0  # seconds per SMTP step
+JOURNAL_TIMEOUT = 1.5  # seconds per journalctl call
+# Lines of the tail longer than this are cut: the mail is a pointer, not the log.
+MAX_LINE = 1000
+# How much of a log file's end is read to find its last lines.
+TAIL_BYTES = 256 * 1024
+# journal entries looked at for the tail; entries of other runs are dropped
+# from them, so a few more than the lines wanted.
+JOURNAL_ENTRIES = 200
+
+
+class MailError(Exception):
+    """The mail could not be sent; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What the mail shows of a run's output."""
+
+    lines: tuple[str, ...]  # its last lines, oldest first (at most TAIL_LINES)
+    rest: tuple[str, ...]  # how to see all of it: one way per line
+    problem: str | None = None  # why the lines could not be read, if they could not
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    reason: str  # one line, in the original's words
+    consecutive_failures: int
+    output: RunOutput
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+
+def due(job: Job, consecutive_failures: int) -> bool:
+    """Whether a failure is mailed: the job has an address, and enough
+    runs in a row have failed."""
+    return job.failmail is not None and consecutive_failures >= job.failure_threshold_for_mail
+
+
+def subject(host: str, reason: str) -> str:
+    # A reason is one line, but it holds the job's name: never let it fold
+    # or inject a header.
+    return " ".join(f"Fail Mail ({host}) run-job: {reason}".split())
+
+
+def _time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def body(job: Job, host: str, run: FailedRun) -> str:
+    lines = [
+        f"Job:     {job.name} ({job.slug})",
+        f"Host:    {host}",
+        f"Reason:  {run.reason}",
+        f"Failed:  {run.consecutive_failures} run(s) in a row "
+        f"(mail from {job.failure_threshold_for_mail} on)",
+    ]
+    if run.start is not None:
+        lines.append(f"Started: {_time(run.start)}")
+    if run.end is not None:
+        lines.append(f"Ended:   {_time(run.end)}")
+    lines.append("")
+    output = run.output
+    if output.problem is not None:
+        lines.append(f"Its output could not be read: {output.problem}")
+    elif output.lines:
+        lines.append(f"Last {len(output.lines)} line(s) of its output:")
+        lines += [f"    {line}" for line in output.lines]
+    else:
+        lines.append("It printed nothing.")
+    if output.rest:
+        lines += ["", "All of its output:"]
+        lines += [f"    {way}" for way in output.rest]
+    return "\n".join(lines) + "\n"
+
+
+def compose(job: Job, run: FailedRun, host: str | None = None) -> EmailMessage:
+    assert job.failmail is not None
+    host = host or socket.gethostname()
+    message = EmailMessage()
+    message["Subject"] = subject(host, run.reason)
+    message["From"] = job.failmail.from_address
+    message["To"] = job.failmail.to_address
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=host)
+    message.set_content(body(job, host, run))
+    return message
+
+
+def send(config: Config, message: EmailMessage) -> None:
+    """Hand the message to the configured SMTP server; :class:`MailError` if it fails."""
+    import smtplib  # only failing runs pay for it
+
+    where = f"{config.smtp_host}:{config.smtp_port}"
+    try:
+        # local_hostname given: smtplib's default (getfqdn) may wait on DNS.
+        with smtplib.SMTP(config.smtp_host, config.smtp_port, socket.gethostname(),
+                          timeout=SMTP_TIMEOUT) as smtp:
+            refused = smtp.send_message(message)
+    except (OSError, smtplib.SMTPException, UnicodeError) as err:
+        raise MailError(f"{where}: {_one_line(err)}") from None
+    if refused:
+        raise MailError(f"{where} refused {', '.join(sorted(refused))}")
+
+
+def notify(
+    config: Config, job: Job, run: Callable[[], FailedRun], consecutive_failures: int,
+    warn: Callable[[str], None],
+) -> bool:
+    """Mail a failed run if it is due; True if a mail was sent.
+
+    ``run`` is only called (the output only read) when the mail is due.
+    Problems are reported through ``warn``, one line each, never raised.
+    """
+    if not due(job, consecutive_failures):
+        return False
+    assert job.failmail is not None
+    try:
+        message = compose(job, run())
+    except ValueError as err:  # an address email refuses as a header
+        warn(f"failure mail to {job.failmail.to_address!r} not sent: {_one_line(err)}")
+        return False
+    try:
+        send(config, message)
+    except MailError as err:
+        warn(f"failure mail to {job.failmail.to_address} not sent: {err}")
+        return False
+    return True
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if not isinstance(err, TimeoutError) else f"timed out ({text})"
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[:MAX_LINE] + " [...]"
+
+
+# -- the output of a run ---------------------------------------------------------
+
+
+def tail_file(path: str, count: int = TAIL_LINES, owner: int | None = None) -> list[str]:
+    """The last ``count`` lines of a file, reading only its end.
+
+    ``owner``: the uid the file must belong to (None: ours). The file lies
+    in a directory the service user controls, and its lines go to an
+    address a job file chooses: only a regular file of that user's own,
+    opened without following a symlink or blocking (:mod:`pc_systemd.core.safe_open`),
+    may be read, or the mail could carry any file its reader can read.
+    """
+    from pc_systemd.core.safe_open import open_file
+
+    return tail_fd(open_file(path, os.geteuid() if owner is None else owner), count)
+
+
+def tail_fd(fd: int, count: int = TAIL_LINES) -> list[str]:
+    """The last ``count`` lines of an open file (closed here), reading only its end."""
+    with open(fd, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        start = max(0, size - TAIL_BYTES)
+        handle.seek(start)
+        data = handle.read(TAIL_BYTES)
+    lines = data.decode("utf-8", "replace").splitlines()
+    if start > 0 and lines:
+        lines = lines[1:]  # the first one is cut
+    return [_cut(line) for line in lines[-count:]]
+
+
+def file_output(
+    path: str | None, rest: Sequence[str] = (), owner: int | None = None
+) -> RunOutput:
+    """A run logged to a file (the direct runner, ``logging: file``);
+    ``owner`` as for :func:`tail_file`."""
+    if path is None:
+        return RunOutput((), tuple(rest), "the run has no log file (no command was started)")
+    ways = (path, *rest)
+    try:
+        return RunOutput(tuple(tail_file(path, owner=owner)), ways)
+    except OSError as err:
+        return RunOutput((), ways, f"{path}: {err.strerror or err}")
+
+
+def journal_output(
+    unit: str, invocation: str, since: dt.datetime | None, slug: str
+) -> RunOutput:
+    """A run logged to the journal (``logging: journal`` on systemd).
+
+    journald tags a line with its run (``_SYSTEMD_INVOCATION_ID``) by
+    looking at the writer's cgroup when the line arrives; a line written
+    just before its process exited may come too late for that and is
+    stored untagged -- often a failing job's last, most telling line. The
+    unit (``_SYSTEMD_UNIT``) comes with the output stream itself and is
+    always there, so the lines are the unit's since the run started, less
+    those tagged with another run.
+    """
+    rest = (f"journalctl _SYSTEMD_INVOCATION_ID={invocation}",
+            f"run-job --logs {slug} (while it is the last run)")
+    # Lines still in journald's buffers would be missing; as root this
+    # waits for them (for anyone else it fails, harmlessly).
+    with contextlib.suppress(MailError):
+        _journalctl(["--sync"])
+    args = ["--no-pager", "--quiet", "--output=json",
+            "--output-fields=MESSAGE,_SYSTEMD_INVOCATION_ID",
+            f"--lines={JOURNAL_ENTRIES}", f"_SYSTEMD_UNIT={unit}"]
+    if since is not None:
+        args.append(f"--since=@{int(since.timestamp())}")
+    else:
+        args.append(f"_SYSTEMD_INVOCATION_ID={invocation}")
+    try:
+        out = _journalctl(args)
+    except MailError as err:
+        return RunOutput((), rest, str(err))
+    since_us = int(since.timestamp() * 1_000_000) if since is not None else 0
+    lines: list[str] = []
+    for raw in out.splitlines():
+        try:
+            fields = json.loads(raw)
+            stamp = int(fields.get("__REALTIME_TIMESTAMP", 0))
+        except (ValueError, TypeError, AttributeError):
+            continue
+        tag = fields.get("_SYSTEMD_INVOCATION_ID")
+        if tag == invocation or (tag is None and stamp >= since_us):
+            lines += _message(fields.get("MESSAGE")).splitlines() or [""]
+    return RunOutput(tuple(_cut(line) for line in lines[-TAIL_LINES:]), rest)
+
+
+def _message(value: object) -> str:
+    """MESSAGE from journalctl's JSON: a string, or bytes as a list of numbers."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        try:
+            return bytes(value).decode("utf-8", "replace")
+        except (TypeError, ValueError):
+            return ""
+    return ""
+
+
+def _journalctl(args: list[str]) -> str:
+    try:
+        done = subprocess.run(
+            ["journalctl", *args], stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=JOURNAL_TIMEOUT, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise MailError(f"journalctl: {_one_line(err)}") from None
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise MailError(f"journalctl exited with {done.returncode}"
+                        + (f": {why[-1]}" if why else ""))
+    return done.stdout.decode("utf-8", "replace")

@@ -1,0 +1,236 @@
+"""Metrics on systemd hosts: ``process-control-metrics.service``, started
+once a minute by its timer (both generated only when ``metrics_file`` is
+set), rewrites ``metrics_file`` from systemd's own records of the jobs'
+runs::
+
+    ExecStart=<python> -I -m pc_systemd.monitoring.metrics_writer [--config PATH]
+
+Nothing of ours runs per run: systemd logs every run of a unit in the
+journal (``Starting``, the main process's ``EXIT_CODE``/``EXIT_STATUS``,
+then ``UNIT_RESULT`` or "Deactivated successfully", all under the run's
+``INVOCATION_ID``), and this service folds what was logged since its last
+pass into a small ledger per job: the last finished run, the last success,
+and the failures in a row. The ledger and the journal cursor it reached
+are kept in ``$STATE_DIRECTORY`` (systemd's ``StateDirectory=``), so each
+pass reads only the minute's new records; without them (the first pass,
+or a cursor the journal no longer has) it reads every record there is.
+
+It runs as ``process-control-monitor`` with the ``systemd-journal`` group,
+never as root nor as the service user, and writes the file atomically
+(a temporary file, renamed), mode 0644 for node_exporter. The samples are
+those :mod:`pc_systemd.cron.metrics` writes on cron hosts from the run history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pc_systemd.core.atomic import write_atomically
+from pc_systemd.model.config import Config, load_config
+from pc_systemd.model.errors import PcError
+from pc_systemd.model.jobset import job_slugs
+from pc_systemd.monitoring import prometheus
+from pc_systemd.systemd import journal
+from pc_systemd.systemd.status_memo import PREFIX, unit_slug
+from pc_systemd.systemd.unit_result import CLD_EXITED, CLD_NAMES
+
+LEDGER = "ledger.json"
+# Runs seen starting but not ending are kept this long (in the ledger) at most.
+PENDING_LIMIT = 10_000
+OURS = (PREFIX + "reload", PREFIX + "mail@", PREFIX + "metrics")
+
+
+@dataclass
+class JobRuns:
+    """One job's runs as the metrics show them (times in microseconds)."""
+
+    start: int | None = None  # of the last finished run
+    end: int | None = None
+    success: bool | None = None
+    code: int | None = None  # exit status, or minus the signal
+    last_success: int | None = None  # end of the last successful run
+    failures: int = 0  # failed runs since the last success
+
+
+@dataclass
+class Pending:
+    """A run whose end has not been read yet."""
+
+    start: int
+    code: int | None = None
+
+
+@dataclass
+class Ledger:
+    cursor: str | None
+    jobs: dict[str, JobRuns]
+    pending: dict[str, Pending]  # invocation -> its run so far
+
+    @classmethod
+    def empty(cls) -> Ledger:
+        return cls(None, {}, {})
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """Fold one of systemd's records of a run of a job's unit."""
+        unit, invocation = entry.get("UNIT"), entry.get("INVOCATION_ID")
+        if not isinstance(unit, str) or not isinstance(invocation, str) or not _job_unit(unit):
+            return
+        when = int(entry["__REALTIME_TIMESTAMP"])
+        kind = entry.get("MESSAGE_ID")
+        run = self.pending.get(invocation)
+        if run is None:
+            run = self.pending[invocation] = Pending(when)
+        if kind == journal.STARTING:
+            run.start = min(run.start, when)
+        elif kind == journal.EXITED:
+            run.code = _code(entry.get("EXIT_CODE"), entry.get("EXIT_STATUS"))
+        elif kind in (journal.FAILED, journal.SUCCEEDED):
+            del self.pending[invocation]
+            job = self.jobs.setdefault(unit_slug(unit), JobRuns())
+            ok = kind == journal.SUCCEEDED
+            job.start, job.end, job.success, job.code = run.start, when, ok, run.code
+            if ok:
+                job.last_success, job.failures = when, 0
+                if job.code is None:
+                    job.code = 0
+            else:
+                job.failures += 1
+        if len(self.pending) > PENDING_LIMIT:  # runs whose end never came
+            oldest = min(self.pending, key=lambda i: self.pending[i].start)
+            del self.pending[oldest]
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "cursor": self.cursor,
+            "jobs": {slug: asdict(runs) for slug, runs in self.jobs.items()},
+            "pending": {i: asdict(run) for i, run in self.pending.items()},
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> Ledger:
+        data = json.loads(text)
+        return cls(data["cursor"],
+                   {slug: JobRuns(**runs) for slug, runs in data["jobs"].items()},
+                   {i: Pending(**run) for i, run in data["pending"].items()})
+
+
+def _job_unit(unit: str) -> bool:
+    return unit.startswith(PREFIX) and unit.endswith(".service") and not unit.startswith(OURS)
+
+
+def _code(exit_code: object, exit_status: object) -> int | None:
+    if not isinstance(exit_code, str) or not isinstance(exit_status, str):
+        return None
+    from pc_systemd.systemd.unit_result import signal_number
+
+    kind = CLD_NAMES.get(exit_code)
+    if kind == CLD_EXITED:
+        return int(exit_status) if exit_status.isdigit() else None
+    number = signal_number(exit_status) if kind is not None else None
+    return -number if number is not None else None
+
+
+def samples(runs: JobRuns) -> dict[str, str]:
+    """One job's samples (:data:`.prometheus.METRICS`)."""
+    p = prometheus.PREFIX
+    values: dict[str, float | None] = {p + "consecutive_failures": runs.failures}
+    if runs.end is not None:
+        values[p + "last_run_start_timestamp_seconds"] = _seconds(runs.start)
+        values[p + "last_run_end_timestamp_seconds"] = _seconds(runs.end)
+        if runs.start is not None:
+            values[p + "last_run_duration_seconds"] = (runs.end - runs.start) / 1e6
+        values[p + "last_run_exit_status"] = runs.code
+        values[p + "last_run_success"] = 1 if runs.success else 0
+    values[p + "last_success_timestamp_seconds"] = _seconds(runs.last_success)
+    return {name: prometheus.number(v) for name, v in values.items() if v is not None}
+
+
+def _seconds(usec: int | None) -> float | None:
+    return usec / 1e6 if usec is not None else None
+
+
+# -- reading and writing -------------------------------------------------------------
+
+
+def _records(cursor: str | None) -> Iterator[dict[str, Any]]:
+    args = [f"--output-fields={journal.RUN_FIELDS}", "_PID=1",
+            *(f"MESSAGE_ID={m}" for m in journal.RUN_MESSAGES)]
+    if cursor is not None:
+        args.insert(0, f"--after-cursor={cursor}")
+    return journal.entries(args)
+
+
+def _load(directory: str | None) -> Ledger:
+    if directory is None:
+        return Ledger.empty()
+    try:
+        with open(os.path.join(directory, LEDGER), encoding="utf-8") as handle:
+            return Ledger.from_json(handle.read(8 << 20))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Ledger.empty()  # none yet, or not ours to trust: read everything
+
+
+def update(ledger: Ledger) -> Ledger:
+    """The ledger with the journal's records since its cursor folded in."""
+    try:
+        entries = list(_records(ledger.cursor))
+    except journal.JournalError:
+        if ledger.cursor is None:
+            raise
+        ledger = Ledger.empty()  # the cursor is gone (journal rotated): start over
+        entries = list(_records(None))
+    for entry in entries:
+        ledger.add(entry)
+        cursor = entry.get("__CURSOR")
+        if isinstance(cursor, str):
+            ledger.cursor = cursor
+    return ledger
+
+
+def write(config: Config, ledger: Ledger) -> None:
+    assert config.metrics_file is not None
+    slugs = job_slugs(config)
+    jobs = {slug: samples(runs) for slug, runs in ledger.jobs.items()
+            if slugs is None or slug in slugs}
+    write_atomically(config.metrics_file, prometheus.render(jobs))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+
+    def warn(line: str) -> None:
+        print(f"process-control metrics: {line}", file=sys.stderr, flush=True)
+
+    config_path = None
+    if len(args) == 2 and args[0] == "--config":
+        config_path = args[1]
+    elif args:
+        warn("usage: python -m pc_systemd.monitoring.metrics_writer [--config PATH]")
+        return 2
+    try:
+        config = load_config(config_path, {})
+        if config.metrics_file is None:
+            return 0
+        state = os.environ.get("STATE_DIRECTORY") or None
+        ledger = update(_load(state))
+        write(config, ledger)
+        if state is not None:
+            write_atomically(os.path.join(state, LEDGER), ledger.to_json(), mode=0o600)
+        return 0
+    except PcError as err:
+        warn(str(err.problems[0]))
+    except journal.JournalError as err:
+        warn(str(err))
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        warn(f"{where}{err.strerror or err}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Failure mail on systemd hosts: the service ``process-control-mail@<slug>``
+that a job's unit starts through ``OnFailure=`` when a run fails::
+
+    ExecStart=<python> -I -m pc_systemd.monitoring.on_failure [--config PATH] SLUG
+
+It runs as ``process-control-monitor`` (allocated by systemd unless the
+system has it), never as root nor as the service user, and reads the
+journal through the ``systemd-journal`` group. What it acts on comes from
+systemd and from files root controls, never from the failed job:
+
+- the failed run is systemd's ``MONITOR_UNIT``, ``MONITOR_INVOCATION_ID``,
+  ``MONITOR_SERVICE_RESULT``, ``MONITOR_EXIT_CODE`` and
+  ``MONITOR_EXIT_STATUS`` (a job's ``Environment=`` does not reach
+  ``OnFailure=`` units: tested on the real systemd);
+- the configuration is the one named on the command line (the generator
+  writes it; ``$PROCESS_CONTROL_CONFIG`` is ignored), the job its job file;
+- the number of failures in a row is counted from systemd's own records of
+  the job's runs in the journal.
+
+Then the mail goes out as the original sent it (threshold, subject) with
+the run's last lines of output (:mod:`pc_systemd.monitoring.mail`). Every problem is one line
+in the journal and exit status 1; nothing here can change the run's result.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from pc_systemd.model.config import Config, load_config
+from pc_systemd.model.errors import PcError
+from pc_systemd.model.job import SLUG, Job
+from pc_systemd.model.jobinfo import timestamp
+from pc_systemd.systemd.unit_result import from_exit
+from pc_systemd.systemd.units import service_name, slow_start_name
+
+if TYPE_CHECKING:
+    from pc_systemd.monitoring import mail
+
+USAGE = "usage: python -m pc_systemd.monitoring.on_failure [--config PATH] SLUG"
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+Warn = Callable[[str], None]
+
+
+class Usage(Exception):
+    """Called wrongly (or not by systemd's OnFailure=); the message says how."""
+
+
+def _arguments(args: Sequence[str]) -> tuple[str, str | None]:
+    rest = list(args)
+    config_path = None
+    if len(rest) >= 2 and rest[0] == "--config":
+        config_path = rest[1]
+        del rest[:2]
+    if len(rest) != 1 or config_path == "":
+        raise Usage(USAGE)
+    if not SLUG.match(rest[0]):
+        raise Usage(f"bad job name {rest[0]!r}")
+    return rest[0], config_path
+
+
+def _failed_run(job: Job, env: Mapping[str, str]) -> tuple[str, str, str]:
+    """(unit, invocation, reason) of the run systemd reports as failed."""
+    units = (service_name(job.slug), slow_start_name(job.slug))
+    unit = env.get("MONITOR_UNIT", "")
+    invocation = env.get("MONITOR_INVOCATION_ID", "")
+    result = env.get("MONITOR_SERVICE_RESULT", "")
+    if unit not in units or len(invocation) != 32 or not invocation.isalnum() or not result:
+        raise Usage("$MONITOR_UNIT, $MONITOR_INVOCATION_ID and $MONITOR_SERVICE_RESULT "
+                    f"are not those of a run of {job.slug}: OnFailure= starts this unit")
+    done = from_exit(job.name, result, env.get("MONITOR_EXIT_CODE", ""),
+                     env.get("MONITOR_EXIT_STATUS", ""), job.timeout)
+    reason = done.reason or f"{job.name} failed: systemd reports {result}"
+    return unit, invocation, reason
+
+
+def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool:
+    """Mail the failed run if the job's threshold is reached; True if sent."""
+    from pc_systemd.monitoring import mail
+    from pc_systemd.systemd import journal
+
+    unit, invocation, reason = _failed_run(job, env)
+    if job.failmail is None:
+        return False
+    try:
+        failures, run = journal.streak([service_name(job.slug), slow_start_name(job.slug)],
+                                       invocation)
+    except journal.JournalError as err:
+        warn(f"{err} (counted as the first failure)")
+        failures, run = 1, None
+    start = timestamp(run.start) if run is not None else None
+    end = timestamp(run.end) if run is not None and run.end is not None else None
+
+    def output() -> mail.RunOutput:
+        if job.logging == "file":
+            return _file_output(config, job, invocation)
+        return mail.journal_output(unit, invocation, start, job.slug)
+
+    def failed() -> mail.FailedRun:
+        return mail.FailedRun(reason, failures, output(), start, end)
+
+    return mail.notify(config, job, failed, failures, warn)
+
+
+def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput:
+    """The tail of the run's own file, found through the wrapper's link
+    (:mod:`pc_systemd.systemd.filelog`): only a regular file of the service user's, by a
+    plain name in the job's log directory, opened by :mod:`pc_systemd.core.safe_open`."""
+    from pc_systemd.core import safe_open
+    from pc_systemd.monitoring import mail as mail_
+    from pc_systemd.systemd import filelog
+
+    directory = os.path.join(config.output_directory, job.slug)
+    link = filelog.LINK_PREFIX + invocation
+    try:
+        dir_fd = safe_open.open_dir(config.output_directory, job.slug)
+    except OSError as err:
+        return mail_.RunOutput((), (directory,), f"{directory}: {err.strerror or err}")
+    try:
+        try:
+            name = os.readlink(link, dir_fd=dir_fd)
+        except OSError:
+            return mail_.file_output(None)
+        path = os.path.join(directory, name)
+        if "/" in name or not name.startswith(job.slug + "-") or not name.endswith(".log"):
+            return mail_.RunOutput((), (path,), f"{path}: not a log file of the job")
+        try:
+            fd = safe_open.open_at(dir_fd, name, safe_open.service_uid(config.user), path)
+            return mail_.RunOutput(tuple(mail_.tail_fd(fd)), (path,))
+        except OSError as err:
+            return mail_.RunOutput((), (path,), f"{path}: {err.strerror or err}")
+    finally:
+        os.close(dir_fd)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+
+    def warn(line: str) -> None:
+        print(f"process-control mail: {line}", file=sys.stderr, flush=True)
+
+    try:
+        slug, config_path = _arguments(sys.argv[1:] if argv is None else argv)
+        config = load_config(config_path, {})  # never the environment's choice
+        from pc_systemd.model.jobset import find_job
+
+        job = find_job(config, slug)
+        notify(config, job, env, warn)
+        return EXIT_OK
+    except Usage as err:
+        warn(str(err))
+        return EXIT_USAGE
+    except PcError as err:
+        more = len(err.problems) - 1
+        warn(str(err.problems[0]) + (f" (and {more} more)" if more > 0 else "")
+             + ": no failure mail")
+        return EXIT_PROBLEM
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        warn(f"{where}{err.strerror or err}")
+        return EXIT_PROBLEM
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""The journal edge: a job's output and its runs, read with ``journalctl``.
+
+systemd logs each run of a unit under the run's invocation ID: its own
+messages about the unit ("Starting", "Main process exited", "Failed with
+result", "Deactivated successfully") carry ``INVOCATION_ID``, the job's
+output lines ``_SYSTEMD_INVOCATION_ID``. journald reads that ID from the
+unit's cgroup when a line arrives, so the last line of a process that has
+already exited is sometimes stored without it (tests/systemd_box.py
+measured 1 run in 20 for a oneshot ``echo``). Runs of one unit never
+overlap, so such a line belongs to the run that started last before it:
+the output of a run is every line of the unit from its start to the next
+run's start, less lines tagged with another run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pc_systemd.model.jobinfo import LastRun, timestamp
+from pc_systemd.systemd.unit_result import CLD_NAMES, outcome, signal_number
+
+if TYPE_CHECKING:
+    import subprocess
+
+JOURNALCTL = "journalctl"
+# MESSAGE_IDs of systemd's messages about a unit (catalog/systemd.catalog).
+STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
+EXITED = "98e322203f7a4ed290d09fe03c09fe15"  # EXIT_CODE, EXIT_STATUS
+FAILED = "d9b373ed55a64feb8242e02dbe79a49c"  # UNIT_RESULT
+SUCCEEDED = "7ad2d189f7e94e70a38c781354912448"  # "Deactivated successfully"
+RUN_MESSAGES = (STARTING, EXITED, FAILED, SUCCEEDED)
+RUN_FIELDS = "INVOCATION_ID,MESSAGE_ID,UNIT,UNIT_RESULT,EXIT_CODE,EXIT_STATUS"
+OUTPUT_FIELDS = "MESSAGE,_SYSTEMD_INVOCATION_ID"
+
+
+class JournalError(Exception):
+    """journalctl is missing or failed; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a unit, from systemd's own messages about it."""
+
+    unit: str
+    invocation: str
+    start: int  # realtime, microseconds
+    end: int | None  # None: still running (or its end is not in the journal)
+    result: str | None  # systemd's Result: success, exit-code, timeout, ...
+    exit_code: str | None  # EXIT_CODE: exited | killed | dumped
+    exit_status: int | None
+
+    def last_run(self, name: str, timeout_minutes: float) -> LastRun:
+        if self.result is None:
+            return LastRun("unknown", timestamp(self.start), None, None, self.unit)
+        code = CLD_NAMES.get(self.exit_code or "", 0)
+        done = outcome(name, self.result, code, self.exit_status or 0, timeout_minutes)
+        end = timestamp(self.end) if self.end is not None else None
+        return LastRun(done.status, timestamp(self.start), end, done.reason, self.unit)
+
+
+@dataclass
+class _RunBuilder:
+    unit: str
+    invocation: str
+    start: int
+    end: int | None = None
+    result: str | None = None
+    exit_code: str | None = None
+    exit_status: int | None = None
+    seen_start: bool = field(default=False)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        when = int(entry["__REALTIME_TIMESTAMP"])
+        kind = entry.get("MESSAGE_ID")
+        if kind == STARTING:
+            self.start = when
+            self.seen_start = True
+        elif kind == EXITED:
+            self.exit_code = entry.get("EXIT_CODE")
+            status = entry.get("EXIT_STATUS")
+            if not isinstance(status, str):
+                self.exit_status = None
+            elif self.exit_code in ("killed", "dumped"):
+                self.exit_status = signal_number(status)
+            else:
+                self.exit_status = int(status) if status.isdigit() else None
+        elif kind == FAILED:
+            self.result, self.end = entry.get("UNIT_RESULT") or "failed", when
+        elif kind == SUCCEEDED:
+            self.result, self.end = "success", when
+        self.start = min(self.start, when)
+
+    def build(self) -> Run:
+        return Run(self.unit, self.invocation, self.start, self.end, self.result,
+                   self.exit_code, self.exit_status)
+
+
+def _journalctl(args: list[str]) -> subprocess.Popen[bytes]:
+    import subprocess  # here: run-job --status may never start journalctl
+
+    try:
+        return subprocess.Popen(
+            [JOURNALCTL, "--quiet", "--no-pager", "--output=json", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""},
+        )
+    except OSError as err:
+        raise JournalError(f"cannot run {JOURNALCTL}: {err.strerror}") from None
+
+
+def entries(args: list[str]) -> Iterator[dict[str, Any]]:
+    """Entries as journalctl prints them; stopping early ends journalctl."""
+    proc = _journalctl(args)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        for line in proc.stdout:
+            yield json.loads(line)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        code = proc.wait()
+        if code not in (0, -9) and err:
+            raise JournalError(f"journalctl: {err.splitlines()[-1]}")
+
+
+def message(entry: dict[str, Any]) -> str:
+    """MESSAGE as text: journalctl gives non-UTF-8 data as a list of bytes."""
+    value = entry.get("MESSAGE")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return bytes(value).decode(errors="replace")
+    return ""
+
+
+def _run_matches(units: list[str]) -> list[str]:
+    # One journalctl match set: _PID=1 AND (UNIT=a OR ...) AND (MESSAGE_ID=x OR ...).
+    return ["_PID=1", *(f"UNIT={u}" for u in units), *(f"MESSAGE_ID={m}" for m in RUN_MESSAGES)]
+
+
+def runs(unit: str) -> list[Run]:
+    """The unit's runs in the journal, oldest first."""
+    builders: dict[str, _RunBuilder] = {}
+    for entry in entries([f"--output-fields={RUN_FIELDS}", *_run_matches([unit])]):
+        invocation = entry.get("INVOCATION_ID")
+        if not invocation:
+            continue
+        builder = builders.get(invocation)
+        if builder is None:
+            builder = builders[invocation] = _RunBuilder(
+                unit, invocation, int(entry["__REALTIME_TIMESTAMP"]))
+        builder.add(entry)
+    found = [b.build() for b in builders.values()]
+    found.sort(key=lambda run: run.start)
+    return found
+
+
+def last_runs(units: list[str]) -> dict[str, Run]:
+    """The newest finished run of each unit, in one journalctl reading the
+    journal backwards and stopping once every unit has one."""
+    if not units:
+        return {}
+    found: dict[str, Run] = {}
+    current: dict[str, _RunBuilder] = {}  # unit -> the run being read back
+    args = ["--reverse", f"--output-fields={RUN_FIELDS}", *_run_matches(units)]
+    for entry in entries(args):
+        unit, invocation = entry.get("UNIT"), entry.get("INVOCATION_ID")
+        if not unit or not invocation or unit in found:
+            continue
+        builder = current.get(unit)
+        if builder is None or builder.invocation != invocation:
+            if builder is not None and builder.result is not None:
+                found[unit] = builder.build()  # an older run begins: this one is complete
+                if len(found) == len(units):
+                    break
+                continue
+            # The first run seen, or one that has not ended (still running).
+            builder = current[unit] = _RunBuilder(
+                unit, invocation, int(entry["__REALTIME_TIMESTAMP"]))
+        builder.add(entry)
+        if builder.seen_start and builder.result is not None:
+            found[unit] = builder.build()
+            if len(found) == len(units):
+                break
+    for unit, builder in current.items():
+        if unit not in found and builder.result is not None:
+            found[unit] = builder.build()
+    return found
+
+
+# How far back a failure streak is counted (runs of the job's units).
+STREAK_LIMIT = 10_000
+
+
+def streak(units: list[str], failed: str, limit: int = STREAK_LIMIT) -> tuple[int, Run | None]:
+    """How many runs of ``units`` in a row have failed, counting the run
+    ``failed`` (an invocation ID known to have failed, whose own records may
+    not be in the journal yet), and that run as far as the journal has it.
+
+    The journal is read backwards and only until the last success, or
+    ``limit`` runs.
+    """
+    count = 1
+    this: _RunBuilder | None = None
+    current: _RunBuilder | None = None
+    seen = 0
+
+    def close(builder: _RunBuilder | None) -> bool:
+        """Count a run read whole; True when the streak ends there."""
+        nonlocal count
+        if builder is None or builder.invocation == failed or builder.result is None:
+            return False
+        if builder.result == "success":
+            return True
+        count += 1
+        return False
+
+    args = ["--reverse", f"--output-fields={RUN_FIELDS}", *_run_matches(units)]
+    for entry in entries(args):
+        invocation, unit = entry.get("INVOCATION_ID"), entry.get("UNIT")
+        if not invocation or not unit:
+            continue
+        if current is None or current.invocation != invocation:
+            if close(current):
+                break
+            seen += 1
+            if seen > limit:
+                break
+            current = _RunBuilder(unit, invocation, int(entry["__REALTIME_TIMESTAMP"]))
+            if invocation == failed:
+                this = current
+        current.add(entry)
+    else:
+        close(current)
+    return count, this.build() if this is not None else None
+
+
+class LastRuns:
+    """:func:`last_runs` in a child process started on entry, so the
+    journal is read while the caller does something else."""
+
+    def __init__(self, units: list[str]) -> None:
+        self.units = units
+        self._pid: int | None = None
+        self._read = -1
+
+    def __enter__(self) -> LastRuns:
+        if self.units:
+            self._read, write = os.pipe()
+            self._pid = os.fork()
+            if self._pid == 0:  # pragma: no cover - the child, reported through the pipe
+                os.close(self._read)
+                status = 1
+                try:
+                    found = last_runs(self.units)
+                    data = json.dumps({u: list(r.__dict__.values()) for u, r in found.items()})
+                    payload = data.encode()
+                    while payload:
+                        payload = payload[os.write(write, payload):]
+                    status = 0
+                except JournalError as err:
+                    os.write(write, b"!" + str(err).encode())
+                    status = 0
+                finally:
+                    os._exit(status)
+            os.close(write)
+        return self
+
+    def result(self) -> tuple[dict[str, Run], str | None]:
+        """The runs found, and why the journal could not be read, if it could not."""
+        if self._pid is None:
+            return {}, None
+        chunks = []
+        while chunk := os.read(self._read, 1 << 16):
+            chunks.append(chunk)
+        os.close(self._read)
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        data = b"".join(chunks)
+        if os.waitstatus_to_exitcode(status) != 0 or not data:
+            return {}, "reading the journal failed"
+        if data.startswith(b"!"):
+            return {}, data[1:].decode(errors="replace")
+        return {u: Run(*fields) for u, fields in json.loads(data).items()}, None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pid is not None:
+            self.result()
+
+
+def output(unit: str, run: Run, following: Run | None) -> Iterator[str]:
+    """The output lines of ``run`` (see the module's docstring)."""
+    args = [f"--output-fields={OUTPUT_FIELDS}", f"--since=@{run.start // 1_000_000}"]
+    if following is not None:
+        args.append(f"--until=@{following.start // 1_000_000 + 1}")
+    end = following.start if following is not None else None
+    for entry in entries([*args, f"_SYSTEMD_UNIT={unit}"]):
+        when = int(entry["__REALTIME_TIMESTAMP"])
+        if when < run.start or (end is not None and when >= end):
+            continue
+        tag = entry.get("_SYSTEMD_INVOCATION_ID")
+        if tag and tag != run.invocation:
+            continue
+        yield message(entry)
+
+
+def sync() -> None:
+    """Have journald write out what it has received (root only; others
+    wait a moment instead, as journald writes within milliseconds)."""
+    if os.geteuid() == 0:
+        import subprocess
+
+        subprocess.run([JOURNALCTL, "--sync"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    else:
+        time.sleep(0.3)
+
+
+class Follower:
+    """The output of a unit's current run as it is logged: ``journalctl
+    --follow`` on the unit from ``since``; lines tagged with another run
+    are dropped (see the module's docstring for untagged ones)."""
+
+    def __init__(self, unit: str, since_usec: int) -> None:
+        self.unit = unit
+        self.since = since_usec
+        self.invocation: str | None = None
+        self.cursor: str | None = None
+        self._buffer = b""
+        self._proc: subprocess.Popen[bytes] | None = _journalctl(
+            ["--follow", "--lines=all", f"--output-fields={OUTPUT_FIELDS}",
+             f"--since=@{since_usec // 1_000_000}", f"_SYSTEMD_UNIT={unit}"])
+
+    def fileno(self) -> int:
+        assert self._proc is not None and self._proc.stdout is not None
+        return self._proc.stdout.fileno()
+
+    def _lines(self, entries: list[dict[str, Any]]) -> list[str]:
+        out = []
+        for entry in entries:
+            self.cursor = entry.get("__CURSOR", self.cursor)
+            if int(entry["__REALTIME_TIMESTAMP"]) < self.since:
+                continue
+            tag = entry.get("_SYSTEMD_INVOCATION_ID")
+            if tag and self.invocation and tag != self.invocation:
+                continue
+            out.append(message(entry))
+        return out
+
+    def read(self, wait: float) -> list[str]:
+        """Lines that arrived, waiting at most ``wait`` seconds for some."""
+        if self._proc is None or self._proc.stdout is None:
+            time.sleep(wait)
+            return []
+        ready, _, _ = select.select([self.fileno()], [], [], wait)
+        if not ready:
+            return []
+        data = os.read(self.fileno(), 1 << 16)
+        if not data:
+            self._stop()
+            return []
+        self._buffer += data
+        *complete, self._buffer = self._buffer.split(b"\n")
+        return self._lines([json.loads(line) for line in complete if line.strip()])
+
+    def finish(self) -> list[str]:
+        """The rest of the run's output, once the run has ended: read anew
+        from the last entry shown, so nothing still in the pipe is lost."""
+        sync()
+        self._stop()
+        self._buffer = b""
+        start = (f"--after-cursor={self.cursor}" if self.cursor is not None
+                 else f"--since=@{self.since // 1_000_000}")
+        args = [start, f"--output-fields={OUTPUT_FIELDS}", f"_SYSTEMD_UNIT={self.unit}"]
+        return self._lines(list(entries(args)))
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        import subprocess
+
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def close(self) -> None:
+        self._stop()

@@ -1,0 +1,280 @@
+"""``run-job --job``, ``--kill-job`` and ``--logs`` on systemd hosts: the
+job runs as its generated unit, started and watched over D-Bus
+(:mod:`pc_systemd.systemd.bus`), its output followed in the journal
+(:mod:`pc_systemd.systemd.journal`).
+
+The unit's state and result come from systemd itself (``ActiveState``,
+``Result``, ``ExecMainCode``, ``ExecMainStatus``), never from parsing
+``systemctl`` text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from pc_systemd.model.errors import PcError, Problem
+from pc_systemd.model.job import Job
+from pc_systemd.systemd import journal
+from pc_systemd.systemd.bus import SERVICE_IFACE, UNIT_IFACE, Systemd, systemd
+from pc_systemd.systemd.unit_result import EXIT_FAILED, outcome
+from pc_systemd.systemd.units import service_name, slow_start_name
+
+EXIT_OK = 0
+POLL = 0.1  # seconds between looks at the unit while it runs
+STOP_WAIT = 120.0  # longest wait for a stopped unit to be gone (TimeoutStopSec= plus cleanup)
+RUNNING = frozenset({"activating", "active", "deactivating", "reloading", "refreshing"})
+
+Say = Callable[[str], None]
+
+
+class RunError(PcError):
+    """run-job cannot do what was asked; one line, exit status 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Problem("run-job", 0, "job", message)])
+
+    def __str__(self) -> str:
+        return self.problems[0].message
+
+
+def unit_of(job: Job, slow_start: bool) -> str:
+    if not slow_start:
+        return service_name(job.slug)
+    if job.slow_start_command is None:
+        raise RunError(f"{job.slug}: the job has no slow_start_command")
+    return slow_start_name(job.slug)
+
+
+def not_generated(unit: str) -> RunError:
+    from pc_systemd.systemd.install import GENERATOR_DIR, NAME
+
+    if os.path.exists(os.path.join(GENERATOR_DIR, NAME)):
+        how = "run `run-job --reload` to generate them"
+    else:
+        how = "install the generator with `run-job --install-generator`"
+    return RunError(f"systemd has no unit {unit} (units not generated yet): {how}")
+
+
+def _loaded_path(sd: Systemd, unit: str) -> bytes:
+    path = sd.load_unit(unit)
+    if sd.get(path, UNIT_IFACE, b"LoadState", b"s") != b"loaded":
+        raise not_generated(unit)
+    return path
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class _Look:
+    """The unit, as seen at one moment."""
+
+    active: str
+    job_id: int
+    started: int  # InactiveExitTimestamp: when the current or last run started (usec)
+
+    @classmethod
+    def take(cls, sd: Systemd, path: bytes) -> _Look:
+        job_id, _job_path = sd.get(path, UNIT_IFACE, b"Job", b"(uo)")
+        return cls(
+            _text(sd.get(path, UNIT_IFACE, b"ActiveState", b"s")),
+            int(job_id),
+            int(sd.get(path, UNIT_IFACE, b"InactiveExitTimestamp", b"t")),
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.active in RUNNING
+
+    @property
+    def done(self) -> bool:
+        return self.job_id == 0 and not self.running
+
+
+def _invocation(sd: Systemd, path: bytes) -> str | None:
+    raw = sd.get(path, UNIT_IFACE, b"InvocationID", b"ay")
+    return bytes(raw).hex() if raw else None
+
+
+def _busy(job: Job, sd: Systemd, path: bytes, say: Say) -> int:
+    """Another run is going: skipped under allow_overtime, else failed (as the original)."""
+    pid = int(sd.get(path, SERVICE_IFACE, b"MainPID", b"u")) or int(
+        sd.get(path, SERVICE_IFACE, b"ControlPID", b"u"))
+    who = f"pid {pid}" if pid else "another run"
+    if job.allow_overtime:
+        say(f"{job.name} skipped: the previous run ({who}) is still running")
+        return EXIT_OK
+    say(f"{job.name} not started: the previous run ({who}) is still running")
+    return EXIT_FAILED
+
+
+class _Interrupts:
+    """SIGINT/SIGTERM while following a run stop the unit (as they stopped
+    the original's job), instead of leaving it running unwatched."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        with contextlib.suppress(ValueError):  # not the main thread: leave handling alone
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
+    """Start the job's unit, show its output as it runs, return its exit status.
+
+    ``show`` gets the job's output lines, ``say`` run-job's own messages
+    (the one-line reason of a failure). Raises RunError and BusError.
+    """
+    unit = unit_of(job, slow_start)
+    with systemd() as sd:
+        path = _loaded_path(sd, unit)
+        if _Look.take(sd, path).running:
+            # A start of a running oneshot would wait for it, silently.
+            return _busy(job, sd, path, say)
+        sd.ref_unit(path)
+        asked = time.time_ns() // 1000
+        follower = journal.Follower(unit, asked)
+        try:
+            with _Interrupts() as interrupts:
+                sd.start_unit(unit)
+                look, others = _follow(sd, path, follower, show, interrupts, unit, asked)
+            for line in follower.finish():
+                show(line)
+        finally:
+            follower.close()
+        if look.started < asked:
+            if others:
+                # Another run began between our look and our start, and the
+                # start merged into it: it was not this run.
+                return _busy_after(job, say)
+            say(f"run-job: systemd did not start {unit} (see journalctl -u {unit})")
+            return EXIT_FAILED
+        result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
+        code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
+        status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
+        main_start = int(sd.get(path, SERVICE_IFACE, b"ExecMainStartTimestamp", b"t"))
+    if main_start < asked and result == "success":
+        # Stopped while its start hook ran: systemd calls a requested stop a
+        # success, but the job's command never ran.
+        say(f"{job.name} was stopped before its command started")
+        return EXIT_FAILED
+    done = outcome(job.name, result, code, status, job.timeout)
+    if done.reason is not None:
+        say(done.reason)
+    return done.exit_status
+
+
+def _busy_after(job: Job, say: Say) -> int:
+    if job.allow_overtime:
+        say(f"{job.name} skipped: another run started at the same moment")
+        return EXIT_OK
+    say(f"{job.name} not started: another run started at the same moment")
+    return EXIT_FAILED
+
+
+def _follow(
+    sd: Systemd, path: bytes, follower: journal.Follower, show: Say,
+    interrupts: _Interrupts, unit: str, asked: int,
+) -> tuple[_Look, bool]:
+    """Show the output until the start job is done; the last look, and
+    whether a run that began before ``asked`` (someone else's) was seen."""
+    stopping = False
+    others = False
+    while True:
+        for line in follower.read(POLL):
+            show(line)
+        if interrupts.received is not None and not stopping:
+            stopping = True
+            sd.stop_unit(unit)
+        look = _Look.take(sd, path)
+        if look.running and look.started < asked:
+            others = True
+        if follower.invocation is None and look.running:
+            follower.invocation = _invocation(sd, path)
+        if look.done:
+            return look, others
+
+
+def stop(job: Job, say: Say) -> int:
+    """``--kill-job``: stop the job's running unit(s), the whole control
+    group (KillMode=control-group), and wait until they are gone."""
+    units = [service_name(job.slug)]
+    if job.slow_start_command is not None:
+        units.append(slow_start_name(job.slug))
+    with systemd() as sd:
+        rows = [row for row in sd.list_units(*units) if row.active_state in RUNNING]
+        if not rows:
+            say(f"{job.name} ({job.slug}) is not running")
+            return EXIT_FAILED
+        for row in rows:
+            pid = int(sd.get(row.path, SERVICE_IFACE, b"MainPID", b"u"))
+            sd.stop_unit(row.name)
+            deadline = time.monotonic() + STOP_WAIT
+            while not _Look.take(sd, row.path).done:
+                if time.monotonic() > deadline:
+                    say(f"{job.name} ({job.slug}): {row.name} is still stopping")
+                    return EXIT_FAILED
+                time.sleep(POLL)
+            what = f" (pid {pid})" if pid else ""
+            say(f"{job.name} ({job.slug}): stopped {row.name}{what}")
+    return EXIT_OK
+
+
+# -- logs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunLog:
+    number: int  # 1 = the oldest run in the journal
+    count: int
+    run: journal.Run
+    lines: Iterator[str]
+
+
+def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
+    """The output of one run: ``which`` -1 is the last (or the running
+    one), -2 the one before; 1 the oldest the journal still has."""
+    unit = unit_of(job, slow_start)
+    found = journal.runs(unit)
+    if not found:
+        raise RunError(f"{job.slug}: {unit} has no runs in the journal")
+    index = which - 1 if which > 0 else len(found) + which
+    if which == 0 or not 0 <= index < len(found):
+        raise RunError(
+            f"{job.slug}: no run {which}: the journal has {len(found)} run(s) of {unit} "
+            f"(use 1..{len(found)}, or -1 for the last)"
+        )
+    run_ = found[index]
+    following = found[index + 1] if index + 1 < len(found) else None
+    return RunLog(index + 1, len(found), run_, journal.output(unit, run_, following))
+
+
+def describe_run(job: Job, log: RunLog) -> str:
+    """A header for ``--logs``: which run, when, and how it ended."""
+    last = log.run.last_run(job.name, job.timeout)
+    start = last.start.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if last.start else "?"
+    if last.status == "unknown":
+        how = "running" if log.number == log.count else "end not recorded"
+    else:
+        how = last.reason or "success"
+    return f"-- run {log.number} of {log.count} of {log.run.unit}, started {start}: {how}"
+

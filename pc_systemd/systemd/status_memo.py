@@ -1,0 +1,98 @@
+"""What systemd said about a unit, remembered between ``run-job --status``
+calls while it cannot have changed.
+
+A host with a thousand jobs has a thousand timers and a thousand services,
+and each property is a D-Bus round trip (~0.1 ms apiece).  Some of what
+systemd says only changes when something else that is cheaper to see
+changes too, so a value is reused while its *evidence* is the same and the
+unit is in the same state as when it was read:
+
+- a timer's next elapse: evidence is the timer's generated unit file
+  (:func:`.file_cache.identity`; every daemon-reload writes new ones, and a
+  new schedule needs one), and the value must still be in the future by
+  :data:`MARGIN_USEC`: systemd's value for a calendar timer is the first
+  calendar time after its activation or last trigger, so it cannot change
+  before then;
+- when an inactive service's last run ended: evidence is when that run
+  started (``InactiveExitTimestamp``, read anyway, one property instead
+  of two).  Running units are always asked.
+
+The host's time zone (``/etc/localtime``) is part of the context: a new
+one forgets everything.  Stored with :mod:`pc_systemd.model.file_cache`, whose trust and
+settling rules apply.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from pc_systemd.model import file_cache
+
+KIND = "status-memo"
+MARGIN_USEC = 1_000_000
+LOCALTIME = "/etc/localtime"
+# units.PREFIX and the slow-start suffix, not imported from units: it pulls
+# in the unit renderer
+PREFIX = "process-control-"
+SLOW = ".slow-start.service"
+
+
+def unit_slug(unit: str) -> str:
+    base = unit[len(PREFIX):]
+    return base.removesuffix(SLOW) if base.endswith(SLOW) else base.rpartition(".")[0]
+
+
+class StatusMemo:
+    """``get`` what was remembered, ``put`` what was read, then ``save``."""
+
+    def __init__(self, generated: str) -> None:
+        self._generated = generated
+        zone = (file_cache.identity(LOCALTIME), _target(LOCALTIME))
+        self._store = file_cache.Cache(KIND, extra=(generated, zone))
+        loaded = self._store.load()
+        self._entries: file_cache.Entries = loaded[1] if loaded is not None else {}
+        self._evidence: dict[str, Any] = {}
+        self._kept: file_cache.Entries = {}
+        self._new = False
+
+    def evidence(self, unit: str, given: Any = None) -> Any:
+        """A timer's: its unit file's identity, taken before asking systemd
+        (a change after that makes the remembered value stale, never the
+        evidence). A service's: ``given``, what systemd said first."""
+        if unit not in self._evidence:
+            if unit.endswith(".timer"):
+                self._evidence[unit] = file_cache.identity(os.path.join(self._generated, unit))
+            else:
+                self._evidence[unit] = given
+        return self._evidence[unit]
+
+    def get(self, unit: str, state: str, given: Any = None) -> list[Any] | None:
+        ident = self.evidence(unit, given)
+        entry = self._entries.get(unit)
+        if ident is None or entry is None or entry[0] != ident or entry[1][0] != state:
+            return None
+        values: list[Any] = list(entry[1][1])
+        if unit.endswith(".timer") and not values[0] > time.time_ns() // 1000 + MARGIN_USEC:
+            return None
+        self._kept[unit] = entry
+        return values
+
+    def put(self, unit: str, state: str, values: list[Any], given: Any = None) -> None:
+        ident = self.evidence(unit, given)
+        if ident is not None:
+            self._kept[unit] = (ident, (state, tuple(values)))
+            self._new = True
+
+    def save(self) -> None:
+        """Keep what was used or read now (if anything new was read)."""
+        if self._new:
+            self._store.save(None, self._kept)
+
+
+def _target(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None

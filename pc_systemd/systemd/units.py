@@ -1,0 +1,226 @@
+"""Jobs -> unit files, through the Jinja2 templates in ``templates/``.
+
+Templates hold the structure only; every value reaches them through an
+escape filter of :mod:`pc_systemd.systemd.unit_escape` (``StrictUndefined``: a
+missing value is a bug, not an empty string).  The generator renders them
+through their compiled form (:mod:`pc_systemd.systemd.template_compiler`) when it matches the
+template file, so it never pays for importing Jinja2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pc_systemd.model.config import Config
+from pc_systemd.model.fields import Command
+from pc_systemd.model.job import Job
+from pc_systemd.systemd import filelog
+from pc_systemd.systemd import unit_escape as esc
+
+PREFIX = "process-control-"
+RELOAD = PREFIX + "reload"
+# os.path, not pathlib: pathlib alone costs the generator ~6 ms of imports.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+TEMPLATES = os.path.join(_PACKAGE, "templates")  # in a checkout, a link to ../templates
+MAIL = PREFIX + "mail@"
+METRICS = PREFIX + "metrics"
+# The user our mail and metrics units run as: systemd allocates it
+# (DynamicUser=) unless the system has it (the package creates it).
+MONITOR_USER = "process-control-monitor"
+JOURNAL_GROUP = "systemd-journal"
+
+
+if TYPE_CHECKING:
+    import jinja2
+
+FILTERS: Mapping[str, Callable[..., str]] = {
+    "plain": esc.plain,
+    "path": esc.path,
+    "comment": esc.comment,
+    "seconds": esc.seconds,
+    "exec": esc.exec_argv,
+    "env": esc.environment,
+}
+Render = Callable[..., str]
+
+
+def jinja_environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def load_templates(compiled: bool = True) -> dict[str, Render]:
+    """name -> render(**values): the compiled function where it is current,
+    else Jinja2 (a template edited on the host is never ignored)."""
+    try:
+        from pc_systemd.systemd import _templates
+    except ImportError:  # pragma: no cover - the module is part of the package
+        compiled = False
+    renders: dict[str, Render] = {}
+    env = None
+    for name in sorted(n for n in os.listdir(TEMPLATES) if n.endswith(".j2")):
+        with open(os.path.join(TEMPLATES, name), encoding="utf-8") as handle:
+            source = handle.read()
+        if compiled and _templates.SOURCES.get(name) == source:
+            renders[name] = _bind(_templates.RENDER[name])
+        else:
+            env = env or jinja_environment()
+            renders[name] = env.get_template(name).render
+    return renders
+
+
+def _bind(function: Callable[[Mapping[str, Any], Mapping[str, Callable[..., str]]], str]) -> Render:
+    def render(**values: Any) -> str:
+        return function(values, FILTERS)
+
+    return render
+
+
+def service_name(slug: str) -> str:
+    return f"{PREFIX}{slug}.service"
+
+
+def slow_start_name(slug: str) -> str:
+    # Slugs cannot contain '.', so this never collides with a job's own unit.
+    return f"{PREFIX}{slug}.slow-start.service"
+
+
+def timer_name(slug: str) -> str:
+    return f"{PREFIX}{slug}.timer"
+
+
+@dataclass(frozen=True)
+class UnitFile:
+    name: str
+    text: str
+    wanted_by: str | None = None  # target whose .wants/ enables it
+
+
+class Renderer:
+    """Renders units; built once per generator run (templates compiled once)."""
+
+    def __init__(
+        self, config: Config, python: str = sys.executable, compiled: bool = True
+    ) -> None:
+        self.config = config
+        self.python = python
+        templates = load_templates(compiled)
+        self.service = templates["job.service.j2"]
+        self.timer = templates["job.timer.j2"]
+        self.reload_path = templates["reload.path.j2"]
+        self.reload_service = templates["reload.service.j2"]
+        self.mail_service = templates["mail.service.j2"]
+        self.metrics_service = templates["metrics.service.j2"]
+        self.metrics_timer = templates["metrics.timer.j2"]
+
+    def job_units(self, job: Job) -> list[UnitFile]:
+        """The units of one job; raises UnitValueError for unrepresentable values."""
+        units = [UnitFile(service_name(job.slug), self._service(job, job.command, ""))]
+        if job.slow_start_command:
+            units.append(
+                UnitFile(
+                    slow_start_name(job.slug),
+                    self._service(job, job.slow_start_command, " (slow start)"),
+                )
+            )
+        if job.schedule is not None:
+            text = self.timer(
+                source=job.path,
+                description=f"Timer of process-control job {job.slug}: {job.name}",
+                schedule=job.schedule.expr,
+                timezone=job.timezone,
+                calendars=job.schedule.on_calendar(job.timezone),
+                service=service_name(job.slug),
+            )
+            wanted = "timers.target" if job.scheduled else None
+            units.append(UnitFile(timer_name(job.slug), text, wanted))
+        return units
+
+    def _service(self, job: Job, commands: Sequence[Command], what: str) -> str:
+        argvs: list[Sequence[str]] = [c.argv for c in commands]
+        logs_directory = None
+        if job.logging == "file":
+            out = os.path.join(self.config.output_directory, job.slug)
+            argvs = [filelog.wrapped(out, job.slug, argv) for argv in argvs]
+            if out.startswith("/var/log/"):
+                # systemd creates it, owned by the service user, at each start.
+                logs_directory = out[len("/var/log/"):]
+        return self.service(
+            source=job.path,
+            description=f"process-control job {job.slug}{what}: {job.name}",
+            on_failure=mail_name(job.slug) if job.failmail is not None else None,
+            user=self.config.user,
+            environment=job.environment,
+            commands=argvs,
+            timeout=job.timeout * 60,
+            ident=job.slug,
+            logs_directory=logs_directory,
+            sandbox=job.sandbox,
+        )
+
+    def _ours(self, module: str) -> list[str]:
+        """``python -I -m pc_systemd.MODULE [--config PATH]``."""
+        command = [self.python, "-I", "-m", f"pc_systemd.{module}"]
+        if self.config.path is not None:
+            command += ["--config", self.config.path]
+        return command
+
+    def reload_units(self) -> list[UnitFile]:
+        """Our own units: the reload path and service, the failure-mail
+        template, and with ``metrics_file`` the metrics timer."""
+        units = [
+            UnitFile(
+                RELOAD + ".path",
+                self.reload_path(
+                    job_directory=self.config.job_directory, service=RELOAD + ".service"
+                ),
+                "paths.target",
+            ),
+            UnitFile(RELOAD + ".service",
+                     self.reload_service(command=[*self._ours("cli.run_job"), "--reload"])),
+            UnitFile(MAIL + ".service", self.mail_service(
+                command=self._ours("monitoring.on_failure"),
+                groups=" ".join([JOURNAL_GROUP, *_log_group(self.config.user)]))),
+        ]
+        metrics_file = self.config.metrics_file
+        if metrics_file is not None:
+            units.append(UnitFile(METRICS + ".service", self.metrics_service(
+                command=self._ours("monitoring.metrics_writer"),
+                metrics_directory=os.path.dirname(metrics_file))))
+            units.append(UnitFile(METRICS + ".timer", self.metrics_timer(
+                service=METRICS + ".service"), "timers.target"))
+        return units
+
+
+def mail_name(slug: str) -> str:
+    return f"{MAIL}{slug}.service"
+
+
+def _log_group(user: str) -> list[str]:
+    """The service user's primary group, which owns ``logging: file`` output,
+    for the failure mail to read it; none if the user is unknown here."""
+    import grp
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        if entry.pw_gid == 0:
+            return []  # never root's group
+        name = grp.getgrgid(entry.pw_gid).gr_name
+    except (KeyError, OverflowError):
+        return []
+    return [name] if name and name.isprintable() and " " not in name else []
