@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pc_systemd.model import file_cache
-from pc_systemd.model.config_file import yaml_names
+from pc_systemd.model.config_file import slug_of, yaml_names
 
 if TYPE_CHECKING:
     from pc_systemd.model.config import Config
@@ -74,7 +74,7 @@ def render(
 def _render_part(config: Config, paths: list[str]) -> bytes:
     """(path, identity, result) of each file, marshalled."""
     from pc_systemd.model.errors import PcError, printable
-    from pc_systemd.model.job import load_job, slug_of
+    from pc_systemd.model.job import load_job
 
     out = []
     for path in paths:

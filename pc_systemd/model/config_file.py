@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = "/etc/process-control.yaml"
 ENV_VAR = "PROCESS_CONTROL_CONFIG"
+JOB_SUFFIX = ".yaml"  # a job file is <job_directory>/<slug>.yaml
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -29,9 +30,21 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> str | None:
     return DEFAULT_PATH if os.path.lexists(DEFAULT_PATH) else None
 
 
+def slug_of(path: str) -> str:
+    """The job's name (slug) from its file's path or name: the file name
+    without ``.yaml`` (a name without it is returned whole)."""
+    base = os.path.basename(path)
+    return base[: -len(JOB_SUFFIX)] if base.endswith(JOB_SUFFIX) else base
+
+
+def job_file_name(slug: str) -> str:
+    """The file name of the job ``slug``: the inverse of :func:`slug_of`."""
+    return slug + JOB_SUFFIX
+
+
 def yaml_names(job_directory: str) -> list[str]:
     """The job files' names, ``*.yaml`` in slug order, as the original's glob."""
-    return sorted(n for n in os.listdir(job_directory) if n.endswith(".yaml"))
+    return sorted(n for n in os.listdir(job_directory) if n.endswith(JOB_SUFFIX))
 
 
 def untrusted(path: str) -> str | None:

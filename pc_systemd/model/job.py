@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pc_systemd.model import fields as f
+from pc_systemd.model.config_file import JOB_SUFFIX, slug_of
 from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.fields import Command, Key
 from pc_systemd.model.nodes import FILE_KEY, Entry, load, mapping_entries
@@ -164,19 +165,14 @@ def _unknown(key: str) -> str:
     return f"unknown key{hint}"
 
 
-def slug_of(path: str) -> str:
-    base = os.path.basename(path)
-    return base[: -len(".yaml")] if base.endswith(".yaml") else base
-
-
 def check_location(path: str, job_directory: str, listed: bool = False) -> list[Problem]:
     """The original refused job files outside job_directory, and symlinks
     that lead out of it: job files are what review protects.  ``listed``:
     the path came from listing job_directory itself."""
     problems = []
     slug = slug_of(path)
-    if not path.endswith(".yaml"):
-        problems.append(Problem(path, 1, FILE_KEY, "job files must end in .yaml"))
+    if not path.endswith(JOB_SUFFIX):
+        problems.append(Problem(path, 1, FILE_KEY, f"job files must end in {JOB_SUFFIX}"))
     elif not SLUG.match(slug):
         problems.append(Problem(path, 1, FILE_KEY, f"bad job name {slug!r}: use {SLUG_RULE}"))
     if not listed:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pc_systemd.model.config_file import yaml_names
+from pc_systemd.model.config_file import job_file_name, slug_of, yaml_names
 from pc_systemd.model.errors import PcError, Problem
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def load_jobs(
             jobs.append(load_job(path, config, listed))
         except PcError as err:
             problems.extend(err.problems)
-            broken.append(os.path.basename(path).removesuffix(".yaml"))
+            broken.append(slug_of(path))
     jobs.sort(key=lambda job: job.slug)
     return JobSet(tuple(jobs), tuple(problems), tuple(broken))
 
@@ -66,7 +66,7 @@ def job_path(config: Config, slug: str) -> str:
 
     if not SLUG.match(slug):
         raise PcError([Problem(slug, 1, "job", f"bad job name: use {SLUG_RULE}")])
-    return os.path.join(config.job_directory, slug + ".yaml")
+    return os.path.join(config.job_directory, job_file_name(slug))
 
 
 def find_job(config: Config, slug: str) -> Job:
@@ -83,7 +83,7 @@ def job_slugs(config: Config) -> set[str] | None:
     from pc_systemd.model.job import SLUG
 
     try:
-        names = os.listdir(config.job_directory)
+        names = yaml_names(config.job_directory)
     except OSError:
         return None
-    return {n[:-5] for n in names if n.endswith(".yaml") and SLUG.match(n[:-5])}
+    return {slug for slug in map(slug_of, names) if SLUG.match(slug)}

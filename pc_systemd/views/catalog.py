@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from pc_systemd.core import fanout
 from pc_systemd.model.config import Config
-from pc_systemd.model.config_file import yaml_names
+from pc_systemd.model.config_file import slug_of, yaml_names
 from pc_systemd.model.jobinfo import Summary
 from pc_systemd.model.jobset import load_jobs
 
@@ -33,19 +33,15 @@ class Catalog:
         return next((s for s in self.summaries if s.slug == slug), None)
 
 
-def _slug(path: str) -> str:
-    return os.path.basename(path)[: -len(".yaml")]
-
-
 def _read(config: Config, paths: list[str]) -> bytes:
     jobset = load_jobs(config, paths, listed=True)
     jobs = {job.slug: job for job in jobset.jobs}
     problems_of: dict[str, list[str]] = {}
     for problem in jobset.problems:
-        problems_of.setdefault(_slug(problem.path), []).append(str(problem))
+        problems_of.setdefault(slug_of(problem.path), []).append(str(problem))
     out = []
     for path in paths:
-        slug = _slug(path)
+        slug = slug_of(path)
         job = jobs.get(slug)
         if job is not None:
             out.append(Summary.of(job).to_dict())
