@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from cronsim import CronSim
 
+from tests.job_files import JOB_FILES
 from tests.systemd_box import SystemdBox, checkout_box
 
 pytestmark = pytest.mark.systemd
@@ -31,52 +31,6 @@ user: {USER}
 job_directory: {JOBS}
 output_directory: /var/log/process-control
 """
-
-JOB_FILES = {
-    "every5": "name: Every five\ncommand: /bin/true\nschedule: '*/5 * * * *'\n",
-    "weekday": "name: Weekday\ncommand: /bin/true\nschedule: '30 2 * * mon-fri'\n",
-    "orrule": "name: Either day\ncommand: /bin/true\nschedule: '0 12 13 * fri'\n",
-    "disabled": "name: Off\ncommand: /bin/true\nschedule: '* * * * *'\ndisabled: true\n",
-    "manual": "name: By hand\ncommand: /usr/bin/touch made-by-job\n",
-    "broken": "name: Broken\ncommand: /bin/true\nschedule: '61 * * * *'\n",
-    "sleeper": textwrap.dedent(
-        """\
-        name: Sleeper
-        command: /bin/sh -c "sleep 300 & exec sleep 301"
-        timeout: 0.05
-        """
-    ),
-    "stops": textwrap.dedent(
-        """\
-        name: Stops early
-        command:
-            - /bin/echo first-step
-            - /bin/false
-            - /bin/echo never-printed
-        """
-    ),
-    "chatty": "name: Chatty\ncommand: /usr/bin/seq 1 200000\n",
-    "tofile": textwrap.dedent(
-        """\
-        name: To a file
-        logging: file
-        command:
-            - /usr/bin/seq 1 50000
-            - /bin/sh -c "echo to-stderr >&2"
-        """
-    ),
-    "exact": textwrap.dedent(
-        """\
-        name: "Exact 100% $HOME"
-        command: /bin/echo '$HOME' "%n %%" 'a "quoted" \\ word' ${PATH} ;
-        environment:
-            PCT: "50% $USER ${HOME} \\\\n"
-            QUOTE: 'say "hi"'
-            FLAG: true
-        slow_start_command: /usr/bin/env
-        """
-    ),
-}
 
 
 @pytest.fixture(scope="module")

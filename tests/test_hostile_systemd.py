@@ -3,7 +3,7 @@
 One container for the module. The generator is installed the documented
 way (``run-job --install-generator``) with every accepted case of the
 corpus in the job directory at once, next to the two reference jobs of
-``tests/test_hostile.py``. Then, read back from systemd over D-Bus
+``tests/hostile_corpus.py``. Then, read back from systemd over D-Bus
 (pystemd's ``GetAll``, run inside the container by the checkout's venv):
 
 * every accepted case's units are loaded;
@@ -31,8 +31,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.systemd_box import SystemdBox, checkout_box
-from tests.test_hostile import (
+from tests.hostile_corpus import (
     JOB_CASES,
     REF_NAME,
     REFS,
@@ -45,6 +44,7 @@ from tests.test_hostile import (
     no_variables,
     place_job,
 )
+from tests.systemd_box import SystemdBox, checkout_box
 
 pytestmark = pytest.mark.systemd
 

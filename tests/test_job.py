@@ -10,6 +10,7 @@ from pc_systemd.model.errors import PcError
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import JOB_KEYS, Failmail, Job, load_job
 from tests.conftest import ROOT, Site
+from tests.job_files import BAD
 
 
 def load(site: Site, text: str, slug: str = "job") -> Job:
@@ -137,56 +138,6 @@ def test_unknown_key_is_a_warning_not_an_error(site: Site) -> None:
     ]
 
 
-BAD = [
-    ("command: /bin/true\n", ":1: name: required key is missing"),
-    ("name: x\n", ":1: command: required key is missing"),
-    ("name: [x]\ncommand: /bin/true\n", ":1: name: expected a string, got a list"),
-    ("name: ''\ncommand: /bin/true\n", ":1: name: must not be empty"),
-    ("name: x\ncommand:\n", ":2: command: expected a command line, got null"),
-    ("name:\ncommand: /bin/true\n", ":1: name: expected a string, got null"),
-    ("name: x\ncommand: []\n", ":2: command: must not be an empty list of commands"),
-    ("name: x\ncommand: ''\n", ":2: command: command is empty"),
-    ("name: x\ncommand: \"/bin/a\\nb\"\n", ":2: command: command must not contain a newline"),
-    ("name: x\ncommand:\n  - /bin/a\n  - \"b\\rc\"\n", ":4: command: command must not contain a carriage"),
-    ("name: x\ncommand: /bin/echo 'open\n", ":2: command: cannot split command line: No closing"),
-    ("name: x\ncommand: +/bin/sh\n", ":2: command: program must not start with '+'"),
-    ("name: x\ncommand: '-/bin/false'\n", ":2: command: program must not start with '-'"),
-    ("name: x\ncommand: bin/tool\n", ":2: command: program 'bin/tool': give an absolute path"),
-    ("name: x\ncommand: /bin/true\nslow_start_command: {a: 1}\n",
-     ":3: slow_start_command: expected a command line, got a mapping"),
-    ("name: x\ncommand: /bin/true\nschedule: '@daily'\n", ":3: schedule: "),
-    ("name: x\ncommand: /bin/true\nschedule: '* * * *'\n", ":3: schedule: "),
-    ("name: x\ncommand: /bin/true\nschedule: '* * * * * *'\n", ":3: schedule: "),
-    ("name: x\ncommand: /bin/true\nschedule: 'A=1 * * * *'\n", ":3: schedule: "),
-    ("name: x\ncommand: /bin/true\nschedule: \"* * * *\\n*\"\n", ":3: schedule: "),
-    ("name: x\ncommand: /bin/true\ntimezone: Mars/Olympus\n",
-     ":3: timezone: unknown time zone 'Mars/Olympus'"),
-    ("name: x\ncommand: /bin/true\ndisabled: maybe\n", ":3: disabled: expected true or false"),
-    ("name: x\ncommand: /bin/true\ntimeout: -1\n", ":3: timeout: must be a number of minutes >= 0"),
-    ("name: x\ncommand: /bin/true\ntimeout: ten\n", ":3: timeout: expected a number, got a string"),
-    ("name: x\ncommand: /bin/true\ntimeout: .nan\n", ":3: timeout: must be a number of minutes"),
-    ("name: x\ncommand: /bin/true\ntimeout: true\n", ":3: timeout: expected a number, got a boolean"),
-    ("name: x\ncommand: /bin/true\nenvironment: [A]\n", ":3: environment: expected a mapping"),
-    ("name: x\ncommand: /bin/true\nenvironment:\n  1A: x\n", ":4: environment.1A: '1A' is not"),
-    ("name: x\ncommand: /bin/true\nenvironment:\n  A:\n", ":4: environment.A: expected a value"),
-    ("name: x\ncommand: /bin/true\nenvironment:\n  A: \"a\\nb\"\n",
-     ":4: environment: environment value of A must not contain a newline"),
-    ("name: x\ncommand: /bin/true\ntag: [a, [b]]\n", ":3: tag: expected a string, got a list"),
-    ("name: x\ncommand: /bin/true\nallow_overtime: 1\n", ":3: allow_overtime: expected true or false"),
-    ("name: x\ncommand: /bin/true\nfailure_threshold_for_mail: 0\n",
-     ":3: failure_threshold_for_mail: must be a whole number >= 1"),
-    ("name: x\ncommand: /bin/true\nfailmail: {to_address: a@b}\n", ":3: failmail: from_address is missing"),
-    ("name: x\ncommand: /bin/true\nfailmail: {from: a, to_address: b}\n",
-     ":3: failmail.from: unknown key"),
-    ("name: x\ncommand: /bin/true\nlogging: syslog\n",
-     ":3: logging: must be one of journal, file, got 'syslog'"),
-    ("name: x\nname: y\ncommand: /bin/true\n", ":2: name: duplicate key (first at line 1)"),
-    ("name: x\ncommand: /bin/true\n\tindented: tab\n", ":3: (yaml): found a tab character"),
-    ("", ":1: (file): empty file: expected a mapping of job keys"),
-    ("just text\n", ":1: (file): expected a mapping of job keys"),
-    ("---\nname: x\n---\nname: y\n", ":3: (yaml): but found another document"),
-    ("name: !!python/object:os.system x\ncommand: /bin/true\n", ":1: name: unsupported YAML tag"),
-]
 
 
 @pytest.mark.parametrize(("text", "expected"), BAD)

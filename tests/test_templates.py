@@ -11,7 +11,7 @@ from pc_systemd.model.jobset import load_jobs
 from pc_systemd.systemd import units
 from pc_systemd.systemd.template_compiler import OUTPUT, compile_all
 from tests.conftest import ROOT, Site
-from tests.test_generator_systemd import JOB_FILES
+from tests.job_files import JOB_FILES
 
 
 def test_compiled_module_is_current() -> None:
