@@ -236,7 +236,7 @@ def test_cron_generate_gives_the_same_file_from_the_cache(
     out.unlink()
     assert cron_generate(args) == 1  # fills the cache
     assert out.read_bytes() == cold
-    reads = record_reads(monkeypatch, crontab, "_render_part")
+    reads = record_reads(monkeypatch, crontab, "render_part")
     out.unlink()
     assert cron_generate(args) == 1
     assert out.read_bytes() == cold and reads == []

@@ -460,7 +460,7 @@ def test_runs_cover_exactly_the_values() -> None:
         if not values:
             continue
         covered: set[int] = set()
-        for first, last, step in schedule._runs(values, high):
+        for first, last, step in schedule.runs_covering(values, high):
             assert first in values and last in values
             covered.update(range(first, last + 1, step))
         assert covered == values

@@ -61,7 +61,7 @@ def render(
     results = {name: entry[1] for name, entry in valid.items()}
     fresh: list[tuple[str, file_cache.Identity | None, Result]] = []
     parts = fanout.shares(todo, fanout.workers_for(len(todo)))
-    for blob in fanout.run(parts, lambda part: _render_part(config, part)):
+    for blob in fanout.run(parts, lambda part: render_part(config, part)):
         if blob is None:
             raise OSError("a worker process failed")
         fresh += marshal.loads(blob)
@@ -71,8 +71,9 @@ def render(
     return join([results[name] for name in names])
 
 
-def _render_part(config: Config, paths: list[str]) -> bytes:
-    """(path, identity, result) of each file, marshalled."""
+def render_part(config: Config, paths: list[str]) -> bytes:
+    """The cron file's share of each of ``paths``, read afresh: (path,
+    identity, result) of each file, marshalled (what a worker hands back)."""
     from pc_systemd.model.errors import PcError, printable
     from pc_systemd.model.job import load_job
 

@@ -306,13 +306,13 @@ def _component(values: frozenset[int], spec: _Field) -> str:
     """One numeric part of an OnCalendar= time, e.g. "*", "00..55/5", "01,15", "09..17"."""
     if values == _full(spec):
         return "*"
-    return ",".join(_format_run(run) for run in _runs(values, spec.high))
+    return ",".join(_format_run(run) for run in runs_covering(values, spec.high))
 
 
 # A pure function of its arguments, memoised: the same field sets (minute 0,
 # every 5 minutes, hours 9..17) recur across the jobs of one generator run.
 @functools.lru_cache(maxsize=256)
-def _runs(values: frozenset[int], high: int) -> list[tuple[int, int, int]]:
+def runs_covering(values: frozenset[int], high: int) -> list[tuple[int, int, int]]:
     """Cover values with few arithmetic runs (first, last, step), sorted by first.
 
     Plain ranges read best, so they win unless stepped runs need fewer items.
