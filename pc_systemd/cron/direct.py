@@ -232,7 +232,9 @@ def _minutes(value: float) -> str:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RunEnd:
+    """How the direct runner's run of a job's commands ended."""
+
     code: int | None  # exit status of the last command run (negative: its signal)
     reason: str | None  # None: success
     terminated_by: signal.Signals | None = None
@@ -252,7 +254,7 @@ class _Run:
         self.env = {**os.environ, **dict(job.environment)}
         self.preexec = _die_with_runner()
 
-    def run(self, commands: Sequence[Command]) -> Outcome:
+    def run(self, commands: Sequence[Command]) -> RunEnd:
         name = self.job.name
         deadline = time.monotonic() + self.job.timeout * 60 if self.job.timeout > 0 else None
         code: int | None = None
@@ -260,30 +262,30 @@ class _Run:
             if self.signals.received is not None:
                 return self._terminated(code)
             if deadline is not None and time.monotonic() >= deadline:
-                return Outcome(code, self._timed_out())
+                return RunEnd(code, self._timed_out())
             if self.log is None:
                 try:
                     self.log = self._open_log()
                 except OSError as err:
-                    return Outcome(code, f"{name} failed: cannot open its log file: {err}")
+                    return RunEnd(code, f"{name} failed: cannot open its log file: {err}")
             code, stop = self._command(command, self.log, deadline)
             if stop == "timeout":
-                return Outcome(code, self._timed_out())
+                return RunEnd(code, self._timed_out())
             if stop is not None:
                 return self._terminated(code)
             if code != 0:
-                return Outcome(code, f"{name} failed with code {code}")
+                return RunEnd(code, f"{name} failed with code {code}")
         if self.signals.received is not None:
             return self._terminated(code)
-        return Outcome(code, None)
+        return RunEnd(code, None)
 
     def _timed_out(self) -> str:
         return f"{self.job.name} timed out after {_minutes(self.job.timeout)} minutes"
 
-    def _terminated(self, code: int | None) -> Outcome:
+    def _terminated(self, code: int | None) -> RunEnd:
         sig = self.signals.received
         assert sig is not None
-        return Outcome(code, f"{self.job.name} was terminated by {sig.name}", sig)
+        return RunEnd(code, f"{self.job.name} was terminated by {sig.name}", sig)
 
     def _command(
         self, command: Command, log: RunLog, deadline: float | None

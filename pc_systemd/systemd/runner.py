@@ -23,13 +23,12 @@ from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.job import Job
 from pc_systemd.systemd import journal
 from pc_systemd.systemd.bus import SERVICE_IFACE, UNIT_IFACE, Systemd, systemd
-from pc_systemd.systemd.unit_result import EXIT_FAILED, outcome
+from pc_systemd.systemd.unit_result import EXIT_FAILED, RUNNING, outcome
 from pc_systemd.systemd.units import service_name, slow_start_name
 
 EXIT_OK = 0
 POLL = 0.1  # seconds between looks at the unit while it runs
 STOP_WAIT = 120.0  # longest wait for a stopped unit to be gone (TimeoutStopSec= plus cleanup)
-RUNNING = frozenset({"activating", "active", "deactivating", "reloading", "refreshing"})
 
 Say = Callable[[str], None]
 

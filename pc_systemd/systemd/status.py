@@ -38,12 +38,11 @@ from pc_systemd.systemd.bus import (
     systemd,
 )
 from pc_systemd.systemd.status_memo import PREFIX, SLOW, StatusMemo
-from pc_systemd.systemd.unit_result import outcome
+from pc_systemd.systemd.unit_result import RUNNING, outcome
 
 if TYPE_CHECKING:
     from pc_systemd.systemd import journal
 
-RUNNING = frozenset({"activating", "active", "deactivating", "reloading", "refreshing"})
 PATTERN = PREFIX + "*"
 # Where systemd has the generator write (systemd.generator(7): the "normal" directory).
 GENERATED = "/run/systemd/generator"

@@ -18,13 +18,17 @@ CLD_KILLED = 2
 CLD_DUMPED = 3
 CLD_NAMES = {"exited": CLD_EXITED, "killed": CLD_KILLED, "dumped": CLD_DUMPED}
 
+# ActiveStates of a unit whose run is going (starting, running or stopping).
+RUNNING = frozenset({"activating", "active", "deactivating", "reloading", "refreshing"})
+
 EXIT_FAILED = 1  # a failure without an exit code of its own (timeout, resources...)
 SIGNAL_BASE = 128  # as a shell reports a process killed by a signal
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """A finished run: ``status`` success | failure (the original's words)."""
+class UnitOutcome:
+    """A finished run of a unit, as systemd reports it, in run-job's terms:
+    ``status`` success | failure (the original's words)."""
 
     status: str
     exit_status: int  # for run-job: 0, the job's own code, 128 + signal, or 1
@@ -61,7 +65,7 @@ def signal_number(text: str) -> int | None:
 
 
 def from_exit(name: str, result: str, exit_code: str, exit_status: str,
-              timeout_minutes: float) -> Outcome:
+              timeout_minutes: float) -> UnitOutcome:
     """:func:`outcome` from the journal's or ``MONITOR_*``'s text fields
     (``EXIT_CODE`` exited|killed|dumped, ``EXIT_STATUS`` a number or a
     signal name)."""
@@ -78,24 +82,24 @@ def from_exit(name: str, result: str, exit_code: str, exit_status: str,
 
 def outcome(
     name: str, result: str, main_code: int, main_status: int, timeout_minutes: float
-) -> Outcome:
+) -> UnitOutcome:
     """``name`` is the job's human name, ``timeout_minutes`` its ``timeout``."""
     if result == "success":
-        return Outcome("success", 0, None, result)
+        return UnitOutcome("success", 0, None, result)
     if result == "timeout":
         limit = f" after {minutes(timeout_minutes)} minutes" if timeout_minutes > 0 else ""
-        return Outcome("failure", EXIT_FAILED, f"{name} timed out{limit}", result)
+        return UnitOutcome("failure", EXIT_FAILED, f"{name} timed out{limit}", result)
     if main_code == CLD_EXITED and main_status != 0:
         status = main_status if 0 < main_status < 256 else EXIT_FAILED
-        return Outcome("failure", status, f"{name} failed with code {main_status}", result,
+        return UnitOutcome("failure", status, f"{name} failed with code {main_status}", result,
                        code=main_status)
     if main_code in (CLD_KILLED, CLD_DUMPED) and result in ("signal", "core-dump"):
         sig = signal_name(main_status)
         dumped = " (core dumped)" if main_code == CLD_DUMPED else ""
-        return Outcome("failure", SIGNAL_BASE + main_status,
+        return UnitOutcome("failure", SIGNAL_BASE + main_status,
                        f"{name} was killed by signal {sig}{dumped}", result, signal=sig)
     if result == "oom-kill":
-        return Outcome("failure", SIGNAL_BASE + signal.SIGKILL,
+        return UnitOutcome("failure", SIGNAL_BASE + signal.SIGKILL,
                        f"{name} was killed by the out-of-memory killer", result,
                        signal="SIGKILL")
-    return Outcome("failure", EXIT_FAILED, f"{name} failed: systemd reports {result}", result)
+    return UnitOutcome("failure", EXIT_FAILED, f"{name} failed: systemd reports {result}", result)
