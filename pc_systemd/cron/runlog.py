@@ -2,7 +2,8 @@
 
 ``<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`` (local time of the
 run's start, ``-N`` added if a run of the same second has the name, as the
-systemd path's ``filelog.sh`` does). Each command of the run adds::
+systemd path's :mod:`pc_systemd.systemd.filelog` does; the name is defined
+once, in :mod:`pc_systemd.model.job`). Each command of the run adds::
 
     <asctime>\\tINFO\\t===========
     <asctime>\\tINFO\\t<command line> (<pid>)
@@ -30,11 +31,11 @@ someone else (root's ``run-job --logs``) goes through :mod:`pc_systemd.core.safe
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import TextIO
 
 from pc_systemd.core.safe_open import close_to_others, make_dirs, open_dir
+from pc_systemd.model.job import LOG_STAMP, log_name, log_name_pattern
 
 INFO = b"INFO"
 ERROR = b"ERROR"
@@ -129,10 +130,9 @@ class RunLog:
         directory = os.path.join(output_directory, slug)
         make_dirs(directory, DIR_MODE)
         close_to_others(directory, FILE_MODE, DIR_MODE)
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+        stamp = time.strftime(LOG_STAMP, time.localtime(started))
         for n in range(1000):
-            name = f"{slug}-{stamp}.log" if n == 0 else f"{slug}-{stamp}-{n}.log"
-            path = os.path.join(directory, name)
+            path = os.path.join(directory, log_name(slug, stamp, n))
             try:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
                 return cls(path, os.open(path, flags, FILE_MODE), mirror)
@@ -169,7 +169,7 @@ def log_names(output_directory: str, slug: str) -> tuple[int, list[str]]:
     by start time). The directory is opened as :mod:`pc_systemd.core.safe_open` does (no
     symlink below ``output_directory``); close the descriptor when done.
     Raises OSError."""
-    pattern = re.compile(re.escape(slug) + r"-(\d{8}-\d{6})(?:-(\d+))?\.log\Z")
+    pattern = log_name_pattern(slug)
     fd = open_dir(output_directory, slug)
     try:
         found = [(m[1], int(m[2] or 0), m[0]) for m in map(pattern.match, os.listdir(fd))

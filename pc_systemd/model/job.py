@@ -25,6 +25,25 @@ SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z")
 SLUG_RULE = "letters, digits, '_' and '-', at most 100, not starting with '-'"
 
 
+# A run's own log file, ``logging: file`` on systemd (:mod:`pc_systemd.systemd.filelog`,
+# which formats LOG_STAMP with date(1)) and every run of the direct runner
+# (:mod:`pc_systemd.cron.runlog`): ``<output_directory>/<slug>/<slug>-<stamp>[-N].log``,
+# the local time of the run's start, ``-N`` when a run of the same second has the name.
+LOG_STAMP = "%Y%m%d-%H%M%S"
+LOG_SUFFIX = ".log"
+
+
+def log_name(slug: str, stamp: str, n: int = 0) -> str:
+    """The name of a run's log file; ``stamp`` is the start formatted with :data:`LOG_STAMP`."""
+    return f"{slug}-{stamp}{LOG_SUFFIX}" if n == 0 else f"{slug}-{stamp}-{n}{LOG_SUFFIX}"
+
+
+def log_name_pattern(slug: str) -> re.Pattern[str]:
+    """What :func:`log_name` gives for ``slug``; groups: the stamp, and N or None."""
+    stamp = r"(\d{8}-\d{6})"  # LOG_STAMP's digits
+    return re.compile(f"{re.escape(slug)}-{stamp}(?:-(\\d+))?{re.escape(LOG_SUFFIX)}\\Z")
+
+
 @dataclass(frozen=True)
 class Failmail:
     from_address: str

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from pc_systemd.model.config import Config, load_config
 from pc_systemd.model.errors import PcError
-from pc_systemd.model.job import SLUG, Job
+from pc_systemd.model.job import SLUG, Job, log_name_pattern
 from pc_systemd.model.jobinfo import timestamp
 from pc_systemd.systemd.unit_result import from_exit
 from pc_systemd.systemd.units import service_name, slow_start_name
@@ -125,7 +125,7 @@ def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput:
         except OSError:
             return mail_.file_output(None)
         path = os.path.join(directory, name)
-        if "/" in name or not name.startswith(job.slug + "-") or not name.endswith(".log"):
+        if not log_name_pattern(job.slug).match(name):
             return mail_.RunOutput((), (path,), f"{path}: not a log file of the job")
         try:
             fd = safe_open.open_at(dir_fd, name, safe_open.service_uid(config.user), path)

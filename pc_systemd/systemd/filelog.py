@@ -24,9 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pc_systemd.model.job import LOG_STAMP
+
 NAME = "process-control-filelog"  # $0 of the script, shown in its messages
 LINK_PREFIX = ".run-"
 
+# The file names are model.job's log_name(): the stamp is LOG_STAMP, by date(1).
 SCRIPT = """\
 set -eu
 dir=$1 slug=$2
@@ -37,7 +40,7 @@ if [ -n "${INVOCATION_ID:-}" ] && [ -L "$link" ]; then
 else
     (umask 027; mkdir -p -- "$dir")
     find "$dir" -maxdepth 1 -name '.run-*' -type l -mmin +1440 -delete 2>/dev/null || :
-    stamp=$(date +%Y%m%d-%H%M%S)
+    stamp=$(date +@LOG_STAMP@)
     name=$slug-$stamp.log
     n=0
     while ! (umask 027; set -C; : >"$dir/$name") 2>/dev/null; do
@@ -51,7 +54,7 @@ else
     [ -z "${INVOCATION_ID:-}" ] || ln -sf -- "$name" "$link"
 fi
 exec "$@" >>"$dir/$name" 2>&1
-"""
+""".replace("@LOG_STAMP@", LOG_STAMP)
 
 
 def _one_line(script: str) -> str:
