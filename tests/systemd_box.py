@@ -9,36 +9,25 @@ Each :class:`SystemdBox` gets its own base directory ``/run/pc-test/<name>``:
 a tmpfs holding an overlay whose lower layer is the host's ``/``. So the
 container has everything installed on the host, and everything it writes
 lands in the tmpfs and vanishes at teardown; the host's own files are never
-written. The checkout is bind-mounted read-only on top, because the overlay's
-lower layer must not change under a mounted overlay (the kernel calls that
-undefined behaviour) while the tests need the live tree.
+written. :func:`checkout_box` binds the checkout read-only on top, because
+the overlay's lower layer must not change under a mounted overlay (the
+kernel calls that undefined behaviour) while the tests need the live tree.
 
-Using it from a test module::
+A test module boots one box (about 2.5 s) for all its tests::
 
-    import pytest
-    from tests.systemd_box import SystemdBox, systemd_box_fixture
+    pytestmark = pytest.mark.systemd  # the marker, registered in pyproject.toml
 
-    pytestmark = pytest.mark.systemd
-    systemd_box = systemd_box_fixture()  # one container for this module
+    @pytest.fixture(scope="module")
+    def box() -> Iterator[SystemdBox]:
+        with checkout_box() as booted:
+            booted.write_file("/etc/systemd/system/x.service", "...")
+            booted.systemctl("daemon-reload")
+            yield booted
 
-    def test_unit_runs(systemd_box: SystemdBox) -> None:
-        systemd_box.write_file("/etc/systemd/system/x.service", "...")
-        systemd_box.systemctl("daemon-reload")
-        ...
-
-:func:`systemd_box_fixture` takes ``scope`` (default ``"module"``: a boot
-costs about 2.5 s, so one container serves a module's tests), extra
-``binds_ro``/``binds_rw`` and the fixture ``name``. Making the fixture in
-the module keeps ruff quiet; importing a ready-made fixture into a test module
-trips F401 and F811 (parameter shadows the import). To offer one to every
-module instead, ``tests/conftest.py`` can do
-``from tests.systemd_box import systemd_box  # noqa: F401`` (the module-level
-``systemd_box`` below).
-
-The pytest marker for these tests is ``systemd`` (registered in
-``pyproject.toml``). :func:`require_systemd_box` (called by the fixture)
-skips when the host cannot boot a box -- except under CI (``CI`` set in the
-environment), where it fails: CI must never silently skip the real tests.
+:func:`checkout_box` (and :func:`require_systemd_box`, for a bare
+:class:`SystemdBox`) skips the test when the host cannot boot a box --
+except under CI (``CI`` set in the environment), where it fails: CI must
+never silently skip the real tests.
 
 Teardown (``__exit__``, and any failure during ``__enter__``): SIGTERM to
 the nspawn process (nspawn then shuts the container down cleanly), SIGKILL to
@@ -47,9 +36,9 @@ overlay and tmpfs (lazily if still busy), remove the base directory. Every
 kill is by the PID this object started or found -- never by name. Against an
 interrupted run: SIGTERM/SIGHUP are turned into ``KeyboardInterrupt`` (when
 nobody else handles them), so pytest stops the session and tears its fixtures
-down as on Ctrl-C; an ``atexit`` hook
-tears down any box still up; and nspawn gets ``PR_SET_PDEATHSIG`` so even a
-SIGKILLed pytest takes its containers down (only the mounts are then left).
+down as on Ctrl-C; an ``atexit`` hook tears down any box still up; and nspawn
+gets ``PR_SET_PDEATHSIG`` so even a SIGKILLed pytest takes its containers
+down (only the mounts are then left).
 
 Note that nspawn mounts a fresh tmpfs on ``/tmp`` inside the container: a
 host path under ``/tmp`` (such as a virtual environment) is only visible
@@ -73,11 +62,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import FrameType, TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -89,11 +78,11 @@ BASE_ROOT = Path("/run/pc-test")
 _CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RUNNING_STATES = frozenset({"running", "degraded"})
 _CONSOLE_TAIL_LINES = 40
+_STOP_TIMEOUT = 10.0  # seconds for a clean shutdown
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PR_SET_PDEATHSIG = 1
 
 T = TypeVar("T")
-Scope = Literal["session", "package", "module", "class", "function"]
 
 
 class BoxError(RuntimeError):
@@ -232,7 +221,7 @@ def host_mounts_under(prefix: Path) -> list[str]:
     ]
 
 
-def _resolve_in_root(root: Path, path: str) -> PurePosixPath:
+def resolve_in_root(root: Path, path: str) -> PurePosixPath:
     """Resolve path as if chrooted at root, returning the container path.
 
     Following symlinks on the host would let an absolute link inside the
@@ -265,21 +254,6 @@ def _resolve_in_root(root: Path, path: str) -> PurePosixPath:
         else:
             pending.extendleft(reversed(target.parts))
     return PurePosixPath("/", *resolved)
-
-
-def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.1, what: str = ""
-) -> T:
-    """Poll predicate until it returns something truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            name = what or getattr(predicate, "__name__", repr(predicate))
-            raise TimeoutError(f"{name}: not true within {timeout} s (last value {value!r})")
-        time.sleep(interval)
 
 
 def _die_with_parent(prctl: Callable[..., int]) -> None:
@@ -315,19 +289,15 @@ class SystemdBox:
     def __init__(
         self,
         binds_ro: Sequence[Path] = (),
-        binds_rw: Sequence[Path] = (),
         *,
         boot_timeout: float = 30.0,
-        stop_timeout: float = 10.0,
     ) -> None:
-        for bind in (*binds_ro, *binds_rw):
+        for bind in binds_ro:
             # nspawn splits --bind=SRC:DST on ':'; refuse rather than escape.
             if not Path(bind).is_absolute() or ":" in str(bind):
                 raise ValueError(f"bind path must be absolute and without ':': {bind}")
         self.binds_ro = tuple(Path(p) for p in binds_ro)
-        self.binds_rw = tuple(Path(p) for p in binds_rw)
         self.boot_timeout = boot_timeout
-        self.stop_timeout = stop_timeout
         # Unique per process and per box, so concurrent boxes (and concurrent
         # pytest runs) never share a machine name or a base directory.
         self.name = f"pc-test-{os.getpid()}-{secrets.token_hex(4)}"
@@ -405,7 +375,6 @@ class SystemdBox:
             "--keep-unit",
             "--private-network",
             *(f"--bind-ro={p}" for p in self.binds_ro),
-            *(f"--bind={p}" for p in self.binds_rw),
         ]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
         # Looked up before the fork: loading a library in the child of a
@@ -506,13 +475,13 @@ class SystemdBox:
             # a clean shutdown, about 2 s here.
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(self.stop_timeout)
+                proc.wait(_STOP_TIMEOUT)
                 return
             except subprocess.TimeoutExpired:
                 pass
         # A box that never finished booting is not shut down politely: a PID 1
         # that has not yet installed its handler ignores SIGRTMIN+3, and we
-        # would wait out stop_timeout for nothing.
+        # would wait out _STOP_TIMEOUT for nothing.
         # Kill PID 1 first: that kills its whole PID namespace, whereas a
         # SIGKILLed nspawn would leave the container running, orphaned.
         if self._init is not None:
@@ -549,12 +518,11 @@ class SystemdBox:
         input: bytes | None = None,
         timeout: float = 60,
         user: str | None = None,
-        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         if isinstance(args, str):
             raise TypeError("args must be a list of arguments, not a string")
         account = self._account(user) if user is not None else None
-        base_env = {
+        env = {
             "PATH": _CONTAINER_PATH,
             "LANG": "C.UTF-8",
             "HOME": account.home if account else "/root",
@@ -580,7 +548,7 @@ class SystemdBox:
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**base_env, **(env or {})},
+            env=env,
             start_new_session=True,
         )
         try:
@@ -609,23 +577,21 @@ class SystemdBox:
         args: Sequence[str],
         *,
         check: bool = True,
-        input: str | None = None,
+        input: str | bytes | None = None,
         timeout: float = 60,
         user: str | None = None,
-        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the container, as root or as user.
 
         The command gets a clean environment (PATH, LANG, HOME, USER, LOGNAME,
-        SHELL) plus env, and / as its working directory. It runs in the
+        SHELL), and / as its working directory. It runs in the
         container's namespaces but not in a unit: use systemd-run for that.
         """
         raw = self._exec(
             args,
-            input=None if input is None else input.encode(),
+            input=input.encode() if isinstance(input, str) else input,
             timeout=timeout,
             user=user,
-            env=env,
         )
         out = raw.stdout.decode(errors="replace")
         err = raw.stderr.decode(errors="replace")
@@ -713,14 +679,20 @@ class SystemdBox:
             )
         return entries
 
+    @staticmethod
     def wait_until(
-        self,
-        predicate: Callable[[], T],
-        timeout: float = 10.0,
-        interval: float = 0.1,
-        what: str = "",
+        predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.1, what: str = ""
     ) -> T:
-        return wait_until(predicate, timeout, interval, what)
+        """Poll predicate until it returns something truthy, and return that."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                name = what or getattr(predicate, "__name__", repr(predicate))
+                raise TimeoutError(f"{name}: not true within {timeout} s (last value {value!r})")
+            time.sleep(interval)
 
     # -- files ---------------------------------------------------------------
 
@@ -729,31 +701,23 @@ class SystemdBox:
         path: str,
         content: str | bytes,
         mode: int = 0o644,
-        owner: str | None = None,
     ) -> None:
         """Create or replace a file inside the container, atomically.
 
         Written from inside (through nsenter), so it lands wherever the
         container sees that path: its /tmp, /run, or a read-write bind too,
-        and symlinks resolve as they do inside. owner is "user" or
-        "user:group" as the container knows them. Parent directories are
+        and symlinks resolve as they do inside. Parent directories are
         created (0755, root).
         """
         if not path.startswith("/"):
             raise ValueError(f"container path must be absolute: {path!r}")
-        data = content.encode() if isinstance(content, str) else content
         # Write to a temporary name and rename, so systemd (or a job) never
         # reads a half-written file.
         script = (
             'set -e; mkdir -p -- "$(dirname -- "$1")"; t="$1.pc-test-tmp"; '
-            'cat > "$t"; chmod "$2" "$t"; '
-            'if [ -n "$3" ]; then chown -- "$3" "$t"; fi; mv -f -- "$t" "$1"'
+            'cat > "$t"; chmod "$2" "$t"; mv -f -- "$t" "$1"'
         )
-        args = ["sh", "-c", script, "sh", path, format(mode, "o"), owner or ""]
-        raw = self._exec(args, input=data, timeout=30)
-        if raw.returncode != 0:
-            err = raw.stderr.decode(errors="replace")
-            raise BoxCommandError(raw.returncode, args, "", err, box=self.name, user=None)
+        self.run(["sh", "-c", script, "sh", path, format(mode, "o")], input=content, timeout=30)
 
     def path(self, p: str) -> Path:
         """Host path of a container path, in the overlay's merged root.
@@ -764,7 +728,7 @@ class SystemdBox:
         different, invisible file. Symlinks are resolved inside the root, so
         an absolute link never leads to the host's files.
         """
-        inside = _resolve_in_root(self.root, p)
+        inside = resolve_in_root(self.root, p)
         if self._init is not None:
             points = _mount_points(Path(f"/proc/{self._init.pid}/mountinfo"))
             under = [m for m in points if m != "/" and inside.is_relative_to(m)]
@@ -793,20 +757,14 @@ class SystemdBox:
 # -- pytest glue ---------------------------------------------------------------
 
 
-def missing_for_systemd_box() -> list[str]:
-    """What this host lacks to boot a box (empty when it can)."""
-    missing = []
-    if os.geteuid() != 0:
-        missing.append("root")
-    for tool in ("systemd-nspawn", "nsenter", "setpriv", "mount", "umount"):
-        if shutil.which(tool) is None:
-            missing.append(tool)
-    return missing
-
-
 def require_systemd_box() -> None:
     """Skip the test if the host cannot boot a box -- but fail it under CI."""
-    missing = missing_for_systemd_box()
+    missing = [] if os.geteuid() == 0 else ["root"]
+    missing += [
+        tool
+        for tool in ("systemd-nspawn", "nsenter", "setpriv", "mount", "umount")
+        if shutil.which(tool) is None
+    ]
     if not missing:
         return
     reason = "a real systemd container needs " + ", ".join(missing)
@@ -815,32 +773,11 @@ def require_systemd_box() -> None:
     pytest.skip(reason)
 
 
-def checkout_box(**kwargs: Any) -> SystemdBox:
+def checkout_box() -> SystemdBox:
     """A box (not yet entered) in which the checkout and the virtualenv that
     runs the tests are visible at their own paths, read-only; the test
     fails under CI, or is skipped elsewhere, when the host cannot boot one."""
     require_systemd_box()
     venv = Path(sys.prefix)
     binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
-    return SystemdBox(binds_ro=binds, **kwargs)
-
-
-def systemd_box_fixture(
-    *,
-    scope: Scope = "module",
-    binds_ro: Sequence[Path] = (),
-    binds_rw: Sequence[Path] = (),
-    name: str = "systemd_box",
-) -> Callable[[], Iterator[SystemdBox]]:
-    """Make a fixture yielding a booted box with the checkout bound read-only."""
-
-    def box() -> Iterator[SystemdBox]:
-        require_systemd_box()
-        with SystemdBox(binds_ro=(CHECKOUT, *binds_ro), binds_rw=binds_rw) as booted:
-            yield booted
-
-    fixture: Callable[[], Iterator[SystemdBox]] = pytest.fixture(scope=scope, name=name)(box)
-    return fixture
-
-
-systemd_box = systemd_box_fixture()
+    return SystemdBox(binds_ro=binds)

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.systemd_box import SystemdBox, systemd_box_fixture
+from tests.systemd_box import SystemdBox, checkout_box
 
 pytestmark = pytest.mark.systemd
 
-# nspawn hides the host's /tmp: a venv there (/tmp/v here) must be bound in.
-# In CI the venv is <checkout>/.venv, which the checkout bind already brings.
 VENV = Path(sys.prefix)
-systemd_box = systemd_box_fixture(binds_ro=[VENV] if VENV.is_relative_to("/tmp") else [])
 
 USER = "pcjob"
 JOBS = "/var/lib/process-control"
@@ -57,6 +55,12 @@ schedule: '* * * * *'
 environment:
   PC_MARK: the job's environment
 """
+
+
+@pytest.fixture(scope="module")
+def systemd_box() -> Iterator[SystemdBox]:
+    with checkout_box() as booted:
+        yield booted
 
 
 def make_python_reachable(box: SystemdBox, user: str) -> None:
