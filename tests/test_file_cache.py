@@ -88,7 +88,8 @@ def test_a_file_changed_within_the_settle_time_is_not_kept(tmp_path: Path) -> No
     old.write_text("y")
     ident = file_cache.identity(str(old))
     assert ident is not None
-    aged = (*ident[:3], ident[3] - 3_000_000_000, ident[4] - 3_000_000_000)
+    aged = ident._replace(mtime_ns=ident.mtime_ns - 3_000_000_000,
+                          ctime_ns=ident.ctime_ns - 3_000_000_000)
     store = file_cache.Cache("t", None)
     now = file_cache.identity(str(fresh))
     assert now is not None
@@ -266,6 +267,6 @@ def test_the_cached_generator_imports_no_parser_and_no_typing(
     assert lines[-1].endswith(f"({files} unchanged file(s) from the cache)")
     imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
     assert "pc_systemd.model.file_cache" in imported
-    heavy = {"pc_systemd.model.config", "pc_systemd.model.job", "pc_systemd.systemd.units", "pc_systemd.model.fastyaml",
+    heavy = {"pc_systemd.model.config", "pc_systemd.model.job", "pc_systemd.systemd.units", "pc_systemd.model.nodes",
              "yaml", "jinja2", "click", "dataclasses", "typing", "re", "contextlib"}
     assert imported & heavy == set()

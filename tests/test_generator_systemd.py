@@ -200,9 +200,10 @@ def test_the_path_unit_applies_changes_by_itself(box: SystemdBox) -> None:
 
 
 def test_a_hostile_job_set_neither_slows_daemon_reload_nor_stops_deploys(box: SystemdBox) -> None:
-    """400 files of as many duplicate keys as fit in the size limit kept the
-    generator past systemd's 90 s (issue 12): daemon-reload took 90 s and the
-    reload units were never written. Read cold, as after an upgrade."""
+    """400 files of as many duplicate keys as fit in the size limit, each
+    composed whole, would keep the generator past systemd's 90 s: daemon-reload
+    would take 90 s and the reload units would never be written. Read cold,
+    as after an upgrade."""
     stage = box.path("/var/lib/pc-hostile-stage")
     stage.mkdir()
     text = "name: a\ncommand: /bin/true\n" + "x: 1\n" * 52000

@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pc_systemd.cli import cron_generate as cron_cli
+from pc_systemd.cli import cron_generate
 from pc_systemd.cli.run_job import run_job
 from pc_systemd.model import config_file, file_cache
 from pc_systemd.systemd.filelog import wrapped
@@ -255,7 +255,7 @@ def run_cron(site: Site) -> Run:
     def call() -> tuple[int | None, str, str, str | None]:
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cron_cli.main(["--config", str(site.config)])
+            code = cron_generate.main(["--config", str(site.config)])
         return code, out.getvalue(), err.getvalue(), None
 
     return timed("cron-generate", call)

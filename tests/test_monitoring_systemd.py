@@ -3,9 +3,10 @@ a real systemd booted in a container: ``run-job --status``, failure mail
 (``OnFailure=`` -> ``process-control-mail@<slug>.service``), the metrics
 timer's service and ``check-jobs-icinga``.
 
-Job services carry nothing of ours: no hook runs before or after a run, as
+Job services carry nothing of ours: nothing runs before or after a run, as
 root or otherwise. The tests at the top hold that, with a job whose
-environment tries every variable that used to reach root's hooks.
+environment sets every variable that could steer a program of ours run
+with it (``HOSTILE_ENV``).
 
 One container for the module. A real SMTP server (aiosmtpd, saving to a
 Maildir) runs inside it as a transient unit, since the container has no
@@ -58,7 +59,8 @@ metrics_file: {METRICS}
 """
 FAILMAIL = f"failmail: {{from_address: {FROM}, to_address: {TO}}}\n"
 
-# Everything that once reached root's hooks through the job's Environment=.
+# Every variable through which a job's Environment= could steer a program of
+# ours run with it.
 HOSTILE_ENV = f"""\
 environment:
     LD_PRELOAD: {SPY}/libspy.so
@@ -388,7 +390,7 @@ def test_another_user_holding_locks_on_our_files_delays_nothing(box: SystemdBox)
 @pytest.mark.systemd
 def test_a_poisoned_history_changes_nothing(box: SystemdBox) -> None:
     # The service user (any job) can write the state directory; nothing on
-    # a systemd host reads it any more.
+    # a systemd host reads it.
     box.run(["install", "-d", "-o", USER, "/var/cache/process-control"])
     box.write_file("/var/cache/process-control/fine.yaml",
                    "history:\n- {status: failed, time: '0000-01-01 00:00:00'}\n"

@@ -75,8 +75,6 @@ def test_the_wheel_carries_the_templates_and_the_commands(dists: Dists) -> None:
     templates = sorted(n for n in names if n.startswith("pc_systemd/templates/"))
     assert templates == [f"pc_systemd/templates/{name}" for name in dists.templates()]
     assert templates
-    if (dists.source / "pc_systemd" / "filelog.sh").exists():
-        assert "pc_systemd/filelog.sh" in names
     (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
     scripts = zipfile.ZipFile(dists.wheel).read(entry_points).decode()
     for command in ("run-job", "cron-generate", "check-jobs-icinga",

@@ -639,6 +639,3 @@ def kill_job(config: Config, job: Job) -> tuple[int, str]:
     finally:
         os.close(pidfd)
     return EXIT_OK, f"{job.name} ({job.slug}): sent SIGTERM to run-job (pid {held.pid})"
-
-
-# -- python -m pc_systemd.cron.direct -------------------------------------------------

@@ -2,9 +2,9 @@
 runner after each run, in :mod:`pc_systemd.monitoring.prometheus`'s format.
 
 One file for all jobs, rewritten (temporary file, rename) after every run
-by whichever process ran it: the direct runner as the service user on
-cron hosts, systemd's stop hook as root. Each writer holds an flock of
-``<metrics_file>.lock`` while it reads the file, replaces the samples of
+by the direct runner that ran it, as the service user (on systemd hosts
+:mod:`pc_systemd.monitoring.metrics_writer` writes it). Each writer holds an
+flock of ``<metrics_file>.lock`` while it reads the file, replaces the samples of
 its own job with ones computed from that job's history file (just written,
 and read again under the lock) and writes the result; so writers of
 different jobs never lose each other's samples, and whatever order they

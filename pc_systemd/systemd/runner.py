@@ -172,8 +172,9 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
         status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
         main_start = int(sd.get(path, SERVICE_IFACE, b"ExecMainStartTimestamp", b"t"))
     if main_start < asked and result == "success":
-        # Stopped while its start hook ran: systemd calls a requested stop a
-        # success, but the job's command never ran.
+        # Stopped before its main process started (while systemd set the
+        # unit up): systemd calls a requested stop a success, but the job's
+        # command never ran.
         say(f"{job.name} was stopped before its command started")
         return EXIT_FAILED
     done = outcome(job.name, result, code, status, job.timeout)

@@ -10,7 +10,7 @@ function only while its recorded source equals the template file, and
 Jinja2 otherwise; a test keeps the compiled module current and holds it to
 Jinja2's output.
 
-    python -m pc_systemd.systemd.template_compiler   # rewrite pc_systemd/_templates.py
+    python -m pc_systemd.systemd.template_compiler   # rewrite pc_systemd/systemd/_templates.py
 """
 
 from __future__ import annotations
