@@ -19,9 +19,10 @@ import os
 import select
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pc_systemd.core.fanout import Child
 from pc_systemd.model.jobinfo import LastRun, timestamp
 from pc_systemd.systemd.unit_result import CLD_NAMES, outcome, signal_number
 
@@ -246,55 +247,43 @@ def streak(units: list[str], failed: str, limit: int = STREAK_LIMIT) -> tuple[in
 
 class LastRuns:
     """:func:`last_runs` in a child process started on entry, so the
-    journal is read while the caller does something else."""
+    journal is read while the caller does something else; leaving the block
+    without :meth:`result` (the caller failed) ends the child."""
 
     def __init__(self, units: list[str]) -> None:
         self.units = units
-        self._pid: int | None = None
-        self._read = -1
+        self._child: Child | None = None
 
     def __enter__(self) -> LastRuns:
         if self.units:
-            self._read, write = os.pipe()
-            self._pid = os.fork()
-            if self._pid == 0:  # pragma: no cover - the child, reported through the pipe
-                os.close(self._read)
-                status = 1
-                try:
-                    found = last_runs(self.units)
-                    data = json.dumps({u: list(r.__dict__.values()) for u, r in found.items()})
-                    payload = data.encode()
-                    while payload:
-                        payload = payload[os.write(write, payload):]
-                    status = 0
-                except JournalError as err:
-                    os.write(write, b"!" + str(err).encode())
-                    status = 0
-                finally:
-                    os._exit(status)
-            os.close(write)
+            self._child = Child(self._read)
         return self
+
+    def _read(self) -> bytes:
+        """In the child: the runs found, or why the journal could not be read."""
+        try:
+            found = last_runs(self.units)
+        except JournalError as err:
+            return json.dumps({"problem": str(err)}).encode()
+        return json.dumps({"runs": {unit: asdict(run) for unit, run in found.items()}}).encode()
 
     def result(self) -> tuple[dict[str, Run], str | None]:
         """The runs found, and why the journal could not be read, if it could not."""
-        if self._pid is None:
+        child, self._child = self._child, None
+        if child is None:
             return {}, None
-        chunks = []
-        while chunk := os.read(self._read, 1 << 16):
-            chunks.append(chunk)
-        os.close(self._read)
-        _, status = os.waitpid(self._pid, 0)
-        self._pid = None
-        data = b"".join(chunks)
-        if os.waitstatus_to_exitcode(status) != 0 or not data:
+        data = child.collect()
+        if not data:
             return {}, "reading the journal failed"
-        if data.startswith(b"!"):
-            return {}, data[1:].decode(errors="replace")
-        return {u: Run(*fields) for u, fields in json.loads(data).items()}, None
+        answer = json.loads(data)
+        if "problem" in answer:
+            return {}, str(answer["problem"])
+        return {unit: Run(**fields) for unit, fields in answer["runs"].items()}, None
 
     def __exit__(self, *exc: object) -> None:
-        if self._pid is not None:
-            self.result()
+        child, self._child = self._child, None
+        if child is not None:
+            child.kill()
 
 
 def output(unit: str, run: Run, following: Run | None) -> Iterator[str]:
