@@ -99,4 +99,6 @@ def render_part(config: Config, paths: list[str]) -> bytes:
                 command=f"{config.runner_path} --job {slug}",
             )
         out.append((path, ident, (text, ())))
-    return marshal.dumps(out)
+    # marshal holds no namedtuple: identities go as plain tuples
+    return marshal.dumps([(path, ident if ident is None else tuple(ident), result)
+                          for path, ident, result in out])

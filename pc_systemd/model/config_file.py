@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-
-TYPE_CHECKING = False  # not typing's: see generator.py
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from collections.abc import Mapping
 
 DEFAULT_PATH = "/etc/process-control.yaml"
 ENV_VAR = "PROCESS_CONTROL_CONFIG"

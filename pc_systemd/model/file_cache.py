@@ -28,7 +28,8 @@ is ignored, one that cannot be written is not written: it only saves time.
 Where: ``$PROCESS_CONTROL_CACHE`` if set; else ``/var/cache/pc-systemd``
 for root (the generator, which systemd runs as root, reads it there);
 else ``$XDG_CACHE_HOME/process-control`` (``~/.cache/process-control``).
-This module imports only what the interpreter has loaded anyway.
+This module is on the generator's cached path, which imports no
+``typing`` (9 ms of a ~60 ms run): hence ``collections.namedtuple``.
 """
 
 from __future__ import annotations
@@ -37,18 +38,29 @@ import marshal
 import os
 import sys
 import time
+import zlib
+from collections import namedtuple
+from collections.abc import Iterable, Mapping
 
 from pc_systemd.model.config_file import config_path, untrusted
 
-TYPE_CHECKING = False  # not typing's: see generator.py
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
+# What changes when a file changes; for a symlink also where it resolves
+# and its target's (else those fields are None).
+Identity = namedtuple(
+    "Identity",
+    "dev ino size mtime_ns ctime_ns resolved target_dev target_ino target_size "
+    "target_mtime_ns target_ctime_ns",
+    defaults=(None, None, None, None, None, None),
+)
+# One file's (or, for the status memo, one unit's) kept work; stored as a
+# plain tuple (marshal holds no namedtuple): evidence is an Identity's tuple
+# or what systemd gave.
+Entry = namedtuple("Entry", "evidence result")
+Entries = dict[str, Entry]
+Loaded = namedtuple("Loaded", "data entries")
+Stored = namedtuple("Stored", "context data entries")  # the file's layout
 
-    Identity = tuple[Any, ...]
-    Entries = dict[str, tuple[Identity, Any]]
-
-FORMAT = 1
+FORMAT = 2
 MAGIC = b"pc-cache\n"
 SETTLE_NS = 2_000_000_000
 ENV_VAR = "PROCESS_CONTROL_CACHE"
@@ -67,25 +79,26 @@ def identity(path: str) -> Identity | None:
     None when it cannot be read."""
     try:
         link = os.lstat(path)
-        out: Identity = (link.st_dev, link.st_ino, link.st_size, link.st_mtime_ns,
-                         link.st_ctime_ns)
-        if link.st_mode & _TYPE == _LINK:
-            target = os.stat(path)
-            out += (os.path.realpath(path), target.st_dev, target.st_ino, target.st_size,
-                    target.st_mtime_ns, target.st_ctime_ns)
+        if link.st_mode & _TYPE != _LINK:
+            return Identity(link.st_dev, link.st_ino, link.st_size, link.st_mtime_ns,
+                            link.st_ctime_ns)
+        target = os.stat(path)
+        return Identity(link.st_dev, link.st_ino, link.st_size, link.st_mtime_ns,
+                        link.st_ctime_ns, os.path.realpath(path), target.st_dev, target.st_ino,
+                        target.st_size, target.st_mtime_ns, target.st_ctime_ns)
     except (OSError, ValueError):
         return None
-    return out
 
 
-def _settled(ident: Identity, now_ns: int) -> bool:
-    """Whether every timestamp in the identity is older than SETTLE_NS
+def _settled(evidence: object, now_ns: int) -> bool:
+    """Whether every timestamp of a file's identity is older than SETTLE_NS
     (other evidence, such as a value systemd gave, needs no settling)."""
-    if not isinstance(ident, tuple):
+    if not isinstance(evidence, tuple) or len(evidence) != len(Identity._fields):
         return True
-    stamps: tuple[int, ...] = (ident[3], ident[4])
-    if len(ident) > 5:
-        stamps += (ident[9], ident[10])
+    ident = Identity._make(evidence)
+    stamps: list[int] = [ident.mtime_ns, ident.ctime_ns]
+    if ident.resolved is not None:
+        stamps += [ident.target_mtime_ns, ident.target_ctime_ns]
     return max(stamps) < now_ns - SETTLE_NS
 
 
@@ -127,7 +140,7 @@ def reuse(entries: Entries, directory: str, names: list[str]) -> tuple[Entries, 
         path = os.path.join(directory, name)
         entry = entries.get(name)
         # (an identity stored is never None, so a file that cannot be looked at is read)
-        if entry is not None and entry[0] == identity(path):
+        if entry is not None and entry.evidence == identity(path):
             valid[name] = entry
         else:
             todo.append(path)
@@ -135,8 +148,6 @@ def reuse(entries: Entries, directory: str, names: list[str]) -> tuple[Entries, 
 
 
 def _crc(data: bytes) -> bytes:
-    import zlib
-
     return zlib.crc32(data).to_bytes(4, "big")
 
 
@@ -151,17 +162,15 @@ class Cache:
     :func:`.config_file.config_path` does.  ``extra``: more context.
     """
 
-    def __init__(self, kind: str, explicit: str | None = None, extra: Any = None,
+    def __init__(self, kind: str, explicit: str | None = None, extra: object = None,
                  environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
         self.config = config_path(explicit, environ)
-        import zlib
-
         scope = zlib.crc32(f"{self.config}".encode("utf-8", "surrogateescape"))
         self.path = os.path.join(cache_dir(environ), f"{kind}-{scope:08x}.marshal")
         self.context = self._context(kind, extra)
 
-    def _context(self, kind: str, extra: Any) -> tuple[Any, ...]:
+    def _context(self, kind: str, extra: object) -> tuple[object, ...]:
         trust: str | None = None
         config_id: Identity | None = None
         if self.config is not None:
@@ -170,10 +179,10 @@ class Cache:
                 trust = untrusted(self.config)
             except OSError as err:
                 trust = str(err)
-        return (FORMAT, kind, sys.executable, self.config, config_id, trust, code_stamp(),
-                extra)
+        return (FORMAT, kind, sys.executable, self.config, _plain(config_id), trust, code_stamp(),
+                _plain(extra))
 
-    def load(self) -> tuple[Any, Entries] | None:
+    def load(self) -> Loaded | None:
         """(data, entries) if the cache exists, is trusted and is for this
         context; else None."""
         try:
@@ -185,28 +194,30 @@ class Cache:
             head = len(MAGIC) + 4
             if blob[:len(MAGIC)] != MAGIC or blob[len(MAGIC):head] != _crc(blob[head:]):
                 return None
-            stored = marshal.loads(blob[head:])
-            if stored[0] != self.context:
+            stored = Stored._make(marshal.loads(blob[head:]))
+            if stored.context != self.context:
                 return None
-            return stored[1], stored[2]
+            return Loaded(stored.data, {name: Entry._make(entry)
+                                        for name, entry in stored.entries.items()})
         except (OSError, ValueError, EOFError, TypeError, IndexError):
             return None
 
-    def update(self, data: Any, valid: Entries, fresh: list[tuple[str, Identity | None, Any]],
-               ) -> None:
+    def update(self, data: object, valid: Entries,
+               fresh: Iterable[tuple[str, Identity | None, object]]) -> None:
         """Save the ``valid`` entries (of :func:`reuse`) and the results read
         afresh, as (path, identity taken before reading, result)."""
         entries = dict(valid)
-        entries.update((os.path.basename(path), (ident, result))
+        entries.update((os.path.basename(path), Entry(ident, result))
                        for path, ident, result in fresh if ident is not None)
         self.save(data, entries)
 
-    def save(self, data: Any, entries: Entries) -> None:
+    def save(self, data: object, entries: Entries) -> None:
         """Write the cache, leaving out entries of files changed too recently."""
         now = time.time_ns()
-        kept = {name: entry for name, entry in entries.items() if _settled(entry[0], now)}
+        kept = {name: (_plain(evidence), result) for name, (evidence, result) in entries.items()
+                if _settled(evidence, now)}
         try:
-            body = marshal.dumps((self.context, data, kept))
+            body = marshal.dumps(tuple(Stored(self.context, data, kept)))
         except ValueError:
             return  # a result marshal cannot hold: only a cache
         directory = os.path.dirname(self.path)
@@ -214,8 +225,14 @@ class Cache:
             os.makedirs(directory, mode=0o755, exist_ok=True)
             if not _owned(os.stat(directory)):
                 return
+            # only writers of the cache import it (and contextlib): never the generator
             from pc_systemd.core.atomic import write_atomically
 
             write_atomically(self.path, MAGIC + _crc(body) + body, mode=0o644)
         except OSError:
             pass
+
+
+def _plain(value: object) -> object:
+    """``value`` with every Identity in it a plain tuple, which marshal can hold."""
+    return tuple(_plain(item) for item in value) if isinstance(value, tuple) else value

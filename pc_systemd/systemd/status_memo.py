@@ -29,14 +29,13 @@ import time
 from typing import Any
 
 from pc_systemd.model import file_cache
+from pc_systemd.systemd import units
 
 KIND = "status-memo"
 MARGIN_USEC = 1_000_000
 LOCALTIME = "/etc/localtime"
-# units.PREFIX and the slow-start suffix, not imported from units: it pulls
-# in the unit renderer
-PREFIX = "process-control-"
-SLOW = ".slow-start.service"
+PREFIX = units.PREFIX
+SLOW = units.SLOW_START
 
 
 def unit_slug(unit: str) -> str:
@@ -82,7 +81,7 @@ class StatusMemo:
     def put(self, unit: str, state: str, values: list[Any], given: Any = None) -> None:
         ident = self.evidence(unit, given)
         if ident is not None:
-            self._kept[unit] = (ident, (state, tuple(values)))
+            self._kept[unit] = file_cache.Entry(ident, (state, tuple(values)))
             self._new = True
 
     def save(self) -> None:

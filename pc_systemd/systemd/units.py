@@ -22,6 +22,7 @@ from pc_systemd.systemd import filelog
 from pc_systemd.systemd import unit_escape as esc
 
 PREFIX = "process-control-"
+SLOW_START = ".slow-start.service"
 RELOAD = PREFIX + "reload"
 # os.path, not pathlib: pathlib alone costs the generator ~6 ms of imports.
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -96,7 +97,7 @@ def service_name(slug: str) -> str:
 
 def slow_start_name(slug: str) -> str:
     # Slugs cannot contain '.', so this never collides with a job's own unit.
-    return f"{PREFIX}{slug}.slow-start.service"
+    return f"{PREFIX}{slug}{SLOW_START}"
 
 
 def timer_name(slug: str) -> str:
