@@ -16,12 +16,9 @@ history or its result (on cron hosts the runner sends it; on systemd hosts
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import os
 import socket
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -29,10 +26,11 @@ from email.utils import formatdate, make_msgid
 
 from pc_systemd.model.config import Config
 from pc_systemd.model.job import Job
+from pc_systemd.systemd import journal
 
 TAIL_LINES = 20
 SMTP_TIMEOUT = 3.0  # seconds per SMTP step
-JOURNAL_TIMEOUT = 1.5  # seconds per journalctl call
+JOURNAL_TIMEOUT = 1.5  # seconds journalctl may take
 # Lines of the tail longer than this are cut: the mail is a pointer, not the log.
 MAX_LINE = 1000
 # How much of a log file's end is read to find its last lines.
@@ -214,72 +212,17 @@ def file_output(
         return RunOutput((), ways, f"{path}: {err.strerror or err}")
 
 
-def journal_output(
-    unit: str, invocation: str, since: dt.datetime | None, slug: str
-) -> RunOutput:
-    """A run logged to the journal (``logging: journal`` on systemd).
-
-    journald tags a line with its run (``_SYSTEMD_INVOCATION_ID``) by
-    looking at the writer's cgroup when the line arrives; a line written
-    just before its process exited may come too late for that and is
-    stored untagged -- often a failing job's last, most telling line. The
-    unit (``_SYSTEMD_UNIT``) comes with the output stream itself and is
-    always there, so the lines are the unit's since the run started, less
-    those tagged with another run.
-    """
+def journal_output(unit: str, invocation: str, start: int | None, slug: str) -> RunOutput:
+    """A run logged to the journal (``logging: journal`` on systemd): the
+    last lines of its output (:func:`pc_systemd.systemd.journal.output`),
+    the run having started at ``start`` (microseconds; None: not known)."""
     rest = (f"journalctl _SYSTEMD_INVOCATION_ID={invocation}",
             f"run-job --logs {slug} (while it is the last run)")
-    # Lines still in journald's buffers would be missing; as root this
-    # waits for them (for anyone else it fails, harmlessly).
-    with contextlib.suppress(MailError):
-        _journalctl(["--sync"])
-    args = ["--no-pager", "--quiet", "--output=json",
-            "--output-fields=MESSAGE,_SYSTEMD_INVOCATION_ID",
-            f"--lines={JOURNAL_ENTRIES}", f"_SYSTEMD_UNIT={unit}"]
-    if since is not None:
-        args.append(f"--since=@{int(since.timestamp())}")
-    else:
-        args.append(f"_SYSTEMD_INVOCATION_ID={invocation}")
+    journal.sync()  # lines still in journald's buffers would be missing
     try:
-        out = _journalctl(args)
-    except MailError as err:
+        lines = [line for text in journal.output(unit, invocation, start, last=JOURNAL_ENTRIES,
+                                                 timeout=JOURNAL_TIMEOUT)
+                 for line in text.splitlines() or [""]]
+    except journal.JournalError as err:
         return RunOutput((), rest, str(err))
-    since_us = int(since.timestamp() * 1_000_000) if since is not None else 0
-    lines: list[str] = []
-    for raw in out.splitlines():
-        try:
-            fields = json.loads(raw)
-            stamp = int(fields.get("__REALTIME_TIMESTAMP", 0))
-        except (ValueError, TypeError, AttributeError):
-            continue
-        tag = fields.get("_SYSTEMD_INVOCATION_ID")
-        if tag == invocation or (tag is None and stamp >= since_us):
-            lines += _message(fields.get("MESSAGE")).splitlines() or [""]
     return RunOutput(tuple(_cut(line) for line in lines[-TAIL_LINES:]), rest)
-
-
-def _message(value: object) -> str:
-    """MESSAGE from journalctl's JSON: a string, or bytes as a list of numbers."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        try:
-            return bytes(value).decode("utf-8", "replace")
-        except (TypeError, ValueError):
-            return ""
-    return ""
-
-
-def _journalctl(args: list[str]) -> str:
-    try:
-        done = subprocess.run(
-            ["journalctl", *args], stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=JOURNAL_TIMEOUT, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise MailError(f"journalctl: {_one_line(err)}") from None
-    if done.returncode != 0:
-        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise MailError(f"journalctl exited with {done.returncode}"
-                        + (f": {why[-1]}" if why else ""))
-    return done.stdout.decode("utf-8", "replace")

@@ -97,7 +97,8 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
     def output() -> mail.RunOutput:
         if job.logging == "file":
             return _file_output(config, job, invocation)
-        return mail.journal_output(unit, invocation, start, job.slug)
+        return mail.journal_output(unit, invocation, run.start if run is not None else None,
+                                   job.slug)
 
     def failed() -> mail.FailedRun:
         return mail.FailedRun(reason, failures, output(), start, end)

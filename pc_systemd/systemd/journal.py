@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -115,20 +116,35 @@ def _journalctl(args: list[str]) -> subprocess.Popen[bytes]:
         raise JournalError(f"cannot run {JOURNALCTL}: {err.strerror}") from None
 
 
-def entries(args: list[str]) -> Iterator[dict[str, Any]]:
-    """Entries as journalctl prints them; stopping early ends journalctl."""
+def entries(args: list[str], timeout: float | None = None) -> Iterator[dict[str, Any]]:
+    """Entries as journalctl prints them; stopping early ends journalctl.
+    ``timeout``: seconds journalctl may take in all (then :class:`JournalError`)."""
     proc = _journalctl(args)
     assert proc.stdout is not None and proc.stderr is not None
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, expire) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
         for line in proc.stdout:
             yield json.loads(line)
     finally:
+        if timer is not None:
+            timer.cancel()
         if proc.poll() is None:
             proc.kill()
         proc.stdout.close()
         err = proc.stderr.read().decode(errors="replace").strip()
         proc.stderr.close()
         code = proc.wait()
+        if expired.is_set():
+            raise JournalError(f"{JOURNALCTL}: timed out after {timeout} s")
         if code not in (0, -9) and err:
             raise JournalError(f"journalctl: {err.splitlines()[-1]}")
 
@@ -286,20 +302,39 @@ class LastRuns:
             child.kill()
 
 
-def output(unit: str, run: Run, following: Run | None) -> Iterator[str]:
-    """The output lines of ``run`` (see the module's docstring)."""
-    args = [f"--output-fields={OUTPUT_FIELDS}", f"--since=@{run.start // 1_000_000}"]
-    if following is not None:
-        args.append(f"--until=@{following.start // 1_000_000 + 1}")
-    end = following.start if following is not None else None
-    for entry in entries([*args, f"_SYSTEMD_UNIT={unit}"]):
-        when = int(entry["__REALTIME_TIMESTAMP"])
-        if when < run.start or (end is not None and when >= end):
-            continue
-        tag = entry.get("_SYSTEMD_INVOCATION_ID")
-        if tag and tag != run.invocation:
-            continue
-        yield message(entry)
+def of_run(entry: dict[str, Any], invocation: str | None, start: int,
+           end: int | None = None) -> bool:
+    """Whether an output entry of a unit belongs to the run ``invocation``
+    (None: not known yet) that started at ``start`` and, if ``end`` is
+    given, was followed by another run then (microseconds): logged in that
+    time and tagged with that run, or untagged (see the module's docstring)."""
+    when = int(entry["__REALTIME_TIMESTAMP"])
+    if when < start or (end is not None and when >= end):
+        return False
+    tag = entry.get("_SYSTEMD_INVOCATION_ID")
+    return not tag or invocation is None or tag == invocation
+
+
+def output(
+    unit: str, invocation: str, start: int | None, end: int | None = None, *,
+    last: int | None = None, timeout: float | None = None,
+) -> Iterator[str]:
+    """The output of the run ``invocation`` of ``unit``, which started at
+    ``start`` (None: not known, so only the lines tagged with the run) and
+    was followed by another run at ``end`` (:func:`of_run`); ``last``: only
+    the last entries, at most that many; ``timeout`` as for :func:`entries`."""
+    args = [f"--output-fields={OUTPUT_FIELDS}", f"_SYSTEMD_UNIT={unit}"]
+    if start is None:
+        args.append(f"_SYSTEMD_INVOCATION_ID={invocation}")
+    else:
+        args.append(f"--since=@{start // 1_000_000}")
+    if end is not None:
+        args.append(f"--until=@{end // 1_000_000 + 1}")
+    if last is not None:
+        args.append(f"--lines={last}")
+    for entry in entries(args, timeout):
+        if of_run(entry, invocation, start or 0, end):
+            yield message(entry)
 
 
 def sync() -> None:
@@ -337,12 +372,8 @@ class Follower:
         out = []
         for entry in entries:
             self.cursor = entry.get("__CURSOR", self.cursor)
-            if int(entry["__REALTIME_TIMESTAMP"]) < self.since:
-                continue
-            tag = entry.get("_SYSTEMD_INVOCATION_ID")
-            if tag and self.invocation and tag != self.invocation:
-                continue
-            out.append(message(entry))
+            if of_run(entry, self.invocation, self.since):
+                out.append(message(entry))
         return out
 
     def read(self, wait: float) -> list[str]:

@@ -265,7 +265,9 @@ def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
         )
     run_ = found[index]
     following = found[index + 1] if index + 1 < len(found) else None
-    return RunLog(index + 1, len(found), run_, journal.output(unit, run_, following))
+    end = following.start if following is not None else None
+    return RunLog(index + 1, len(found), run_,
+                  journal.output(unit, run_.invocation, run_.start, end))
 
 
 def describe_run(job: Job, log: RunLog) -> str:

@@ -1,0 +1,83 @@
+"""A run's output in the journal, by one rule (pc_systemd.systemd.journal):
+the unit's lines from the run's start to the next run's, less those tagged
+with another run; a line journald stored untagged belongs to the run that
+was running. --logs, the follower and the failure mail all read it so."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pc_systemd.monitoring import mail
+from pc_systemd.systemd import journal
+
+RUN, OTHER = "a" * 32, "b" * 32
+START, NEXT = 1_700_000_000_000_000, 1_700_000_060_000_000
+
+
+def entry(when: int, text: str, tag: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"__REALTIME_TIMESTAMP": str(when), "MESSAGE": text}
+    if tag is not None:
+        fields["_SYSTEMD_INVOCATION_ID"] = tag
+    return fields
+
+
+ENTRIES = [
+    entry(START - 1, "before the run", None),
+    entry(START, "first", RUN),
+    entry(START + 5, "another run's", OTHER),
+    entry(START + 10, "last, untagged", None),
+    entry(NEXT, "the next run's, untagged", None),
+]
+
+
+def test_a_runs_lines_are_its_own_and_the_untagged_ones_of_its_time() -> None:
+    kept = [e["MESSAGE"] for e in ENTRIES if journal.of_run(e, RUN, START, NEXT)]
+    assert kept == ["first", "last, untagged"]
+    # The last run: no end.
+    kept = [e["MESSAGE"] for e in ENTRIES if journal.of_run(e, RUN, START)]
+    assert kept == ["first", "last, untagged", "the next run's, untagged"]
+    # A run being followed whose invocation is not known yet: every line from its start.
+    assert sum(journal.of_run(e, None, START) for e in ENTRIES) == 4
+
+
+@pytest.fixture
+def fake_journalctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A journalctl that prints ENTRIES as JSON and notes its arguments."""
+    data = tmp_path / "entries.json"
+    data.write_text("".join(json.dumps(e) + "\n" for e in ENTRIES))
+    script = tmp_path / "bin" / "journalctl"
+    script.parent.mkdir()
+    script.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/args\n'
+                      f'case "$*" in *--sync*) exit 0;; esac\n'
+                      f'[ -e {tmp_path}/hang ] && exec sleep 30\n'
+                      f'cat {data}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    return tmp_path
+
+
+def test_the_failure_mail_shows_the_runs_last_lines_by_the_same_rule(
+    fake_journalctl: Path,
+) -> None:
+    output = mail.journal_output("process-control-a.service", RUN, START, "a")
+    assert output.problem is None
+    assert output.lines == ("first", "last, untagged", "the next run's, untagged")
+    asked = (fake_journalctl / "args").read_text().splitlines()[-1].split()
+    assert "_SYSTEMD_UNIT=process-control-a.service" in asked
+    assert f"--since=@{START // 1_000_000}" in asked
+    assert f"--lines={mail.JOURNAL_ENTRIES}" in asked
+
+
+def test_a_journalctl_that_hangs_costs_the_mail_its_lines_only(
+    fake_journalctl: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (fake_journalctl / "hang").touch()
+    monkeypatch.setattr(mail, "JOURNAL_TIMEOUT", 0.2)
+    output = mail.journal_output("process-control-a.service", RUN, START, "a")
+    assert output.lines == ()
+    assert output.problem == "journalctl: timed out after 0.2 s"
