@@ -140,16 +140,16 @@ def collect() -> View:
         ends: dict[str, Any] = {}
         ask: list[UnitRow] = []
         for row in rows:
-            got = first[row.name]
-            if _inactive_service(row) and got and int(got[0]):
-                remembered = memo.get(row.name, "inactive", int(got[0]))
+            started = _started(first[row.name])
+            if _inactive_service(row) and started:
+                remembered = memo.get(row.name, "inactive", started)
                 if remembered is not None:
-                    ends[row.name] = remembered[0]
+                    (ends[row.name],) = remembered
                 else:
                     ask.append(row)
         for row, end in zip(ask, get_many([(r.path, *_ENTER) for r in ask]), strict=True):
             ends[row.name] = end
-            memo.put(row.name, "inactive", [end], int(first[row.name][0]))
+            memo.put(row.name, "inactive", [end], _started(first[row.name]))
         found, problem = from_journal.result() if from_journal is not None else ({}, None)
     services: dict[str, UnitState] = {}
     next_elapse: dict[str, int] = {}
@@ -160,19 +160,21 @@ def collect() -> View:
             if known.get(name) is None and got and name in files:
                 memo.put(name, "active", got)
             if got:
-                next_elapse[name] = int(got[0])
+                (elapse,) = got
+                next_elapse[name] = int(elapse)
             continue
         got = first[name]
         if active in RUNNING:
-            services[name] = UnitState(name, True, active,
-                                       pid=int(got[1]) or int(got[2]) or None,
-                                       started=int(got[0]))
+            started, pid, control_pid = map(int, got)
+            services[name] = UnitState(name, True, active, pid=pid or control_pid or None,
+                                       started=started)
         elif active == "failed":
-            services[name] = UnitState(name, True, active, started=int(got[0]),
-                                       ended=int(got[1]), result=str(got[2]),
-                                       main_code=int(got[3]), main_status=int(got[4]))
-        elif got and int(got[0]):
-            services[name] = UnitState(name, True, active, started=int(got[0]),
+            started, ended, result, main_code, main_status = got
+            services[name] = UnitState(name, True, active, started=int(started),
+                                       ended=int(ended), result=str(result),
+                                       main_code=int(main_code), main_status=int(main_status))
+        elif _started(got):
+            services[name] = UnitState(name, True, active, started=_started(got),
                                        ended=int(ends[name]), result="success")
         else:
             services[name] = UnitState(name, True, active)
@@ -184,6 +186,11 @@ def _timer_memo(row: UnitRow, files: frozenset[str]) -> bool:
     """Whether a row's value may be remembered: an active timer that has a
     generated file."""
     return row.name.endswith(".timer") and row.active_state == "active" and row.name in files
+
+
+def _started(got: list[Any]) -> int:
+    """A service's InactiveExitTimestamp, the first value read of it (0: never ran)."""
+    return int(got[0]) if got else 0
 
 
 def _inactive_service(row: UnitRow) -> bool:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from pc_systemd.model import file_cache
 from pc_systemd.systemd import units
@@ -36,6 +36,14 @@ MARGIN_USEC = 1_000_000
 LOCALTIME = "/etc/localtime"
 PREFIX = units.PREFIX
 SLOW = units.SLOW_START
+
+
+class Remembered(NamedTuple):
+    """What systemd said of a unit (the result of its memo entry), stored as
+    a plain tuple: the unit's state then, and the values read."""
+
+    state: str
+    values: tuple[Any, ...]
 
 
 def unit_slug(unit: str) -> str:
@@ -51,7 +59,7 @@ class StatusMemo:
         zone = (file_cache.identity(LOCALTIME), _target(LOCALTIME))
         self._store = file_cache.Cache(KIND, extra=(generated, zone))
         loaded = self._store.load()
-        self._entries: file_cache.Entries = loaded[1] if loaded is not None else {}
+        self._entries: file_cache.Entries = loaded.entries if loaded is not None else {}
         self._evidence: dict[str, Any] = {}
         self._kept: file_cache.Entries = {}
         self._new = False
@@ -70,9 +78,12 @@ class StatusMemo:
     def get(self, unit: str, state: str, given: Any = None) -> list[Any] | None:
         ident = self.evidence(unit, given)
         entry = self._entries.get(unit)
-        if ident is None or entry is None or entry[0] != ident or entry[1][0] != state:
+        if ident is None or entry is None or entry.evidence != ident:
             return None
-        values: list[Any] = list(entry[1][1])
+        remembered = Remembered._make(entry.result)
+        if remembered.state != state:
+            return None
+        values: list[Any] = list(remembered.values)
         if unit.endswith(".timer") and not values[0] > time.time_ns() // 1000 + MARGIN_USEC:
             return None
         self._kept[unit] = entry
@@ -81,7 +92,7 @@ class StatusMemo:
     def put(self, unit: str, state: str, values: list[Any], given: Any = None) -> None:
         ident = self.evidence(unit, given)
         if ident is not None:
-            self._kept[unit] = file_cache.Entry(ident, (state, tuple(values)))
+            self._kept[unit] = file_cache.Entry(ident, tuple(Remembered(state, tuple(values))))
             self._new = True
 
     def save(self) -> None:
