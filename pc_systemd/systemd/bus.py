@@ -45,7 +45,9 @@ def _bare_pystemd() -> None:
         return  # not installed: the import below reports it
     import types
 
-    package = types.ModuleType("pystemd", "pystemd, without its __init__ (see systemd_bus)")
+    package = types.ModuleType(
+        "pystemd", "pystemd, without its __init__ (see pc_systemd.systemd.bus)"
+    )
     package.__path__ = list(spec.submodule_search_locations)
     package.__spec__ = spec
     sys.modules["pystemd"] = package
