@@ -153,7 +153,7 @@ def test_parsing_stops_at_the_node_limit(text: str, key: str | None, events: lis
     assert spent < 0.2, spent  # ~5 ms here; generous for a busy machine
 
 
-def test_fifty_thousand_duplicate_keys_used_to_be_composed_whole(events: list[int]) -> None:
+def test_fifty_thousand_duplicate_keys_are_not_composed_whole(events: list[int]) -> None:
     text = filled("x: 1\n")
     assert text.count("x: 1") > 50_000
     with pytest.raises(PcError):
