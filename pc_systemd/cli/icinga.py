@@ -44,6 +44,7 @@ from pc_systemd.cron import history as hist
 from pc_systemd.cron import lock
 from pc_systemd.model import backend
 from pc_systemd.model.config import Config, load_config
+from pc_systemd.model.config_file import job_file_name
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.job import Job
 from pc_systemd.model.jobinfo import LastRun, State
@@ -180,7 +181,7 @@ def _stale_since(config: Config, scheduled: bool, slug: str, last: LastRun | Non
         since = last.end
     else:
         try:
-            path = os.path.join(config.job_directory, slug + ".yaml")
+            path = os.path.join(config.job_directory, job_file_name(slug))
             since = dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.UTC)
         except OSError:
             return False

@@ -48,6 +48,7 @@ from pc_systemd.cron.runlog import ERROR, INFO, Lines, RunLog, newest_log
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
+from pc_systemd.systemd.unit_result import minutes
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job failed: a command failed or timed out, or a run held the lock
@@ -223,11 +224,6 @@ def _die_with_runner() -> Callable[[], None]:
     return preexec
 
 
-def _minutes(value: float) -> str:
-    """As the original printed the YAML value: ``10``, ``0.005``."""
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
 # -- one run ---------------------------------------------------------------------
 
 
@@ -280,7 +276,7 @@ class _Run:
         return RunEnd(code, None)
 
     def _timed_out(self) -> str:
-        return f"{self.job.name} timed out after {_minutes(self.job.timeout)} minutes"
+        return f"{self.job.name} timed out after {minutes(self.job.timeout)} minutes"
 
     def _terminated(self, code: int | None) -> RunEnd:
         sig = self.signals.received
