@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,10 +33,20 @@ def invoke(site: Site, *args: str, env: dict[str, str] | None = None) -> tuple[i
     return result.exit_code, result.stdout, result.stderr
 
 
+def both(site: Site, flags: list[str], command: list[str]) -> tuple[int, str, str]:
+    """The action through its flags (as before) and through its command:
+    the same stdout, stderr and exit status."""
+    as_flags = invoke(site, *flags)
+    assert invoke(site, *command) == as_flags, (flags, command)
+    return as_flags
+
+
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Summary caches in the test's own directory, not the caller's ~/.cache."""
+    """Summary caches in the test's own directory, not the caller's ~/.cache
+    (nor root's /var/cache)."""
     monkeypatch.setenv("XDG_CACHE_HOME", f"{tmp_path}/xdg-cache")
+    monkeypatch.setenv("PROCESS_CONTROL_CACHE", f"{tmp_path}/pc-cache")
 
 
 def direct_site(site: Site) -> None:
@@ -109,6 +121,34 @@ def test_completion_without_a_job_directory_offers_nothing(site: Site) -> None:
            "COMP_WORDS": f"run-job --config {site.config_file} -j ", "COMP_CWORD": "4"}
     result = CliRunner().invoke(run_job, [], env=env, prog_name="run-job")
     assert result.exit_code == 0 and result.stdout.strip() == ""
+
+
+def test_subcommand_job_names_complete(site: Site) -> None:
+    site.job("alpha", GOOD)
+    site.job("alpine", GOOD)
+    site.job("beta", GOOD)
+    for command in ("run", "kill", "logs", "next"):
+        env = {
+            "_RUN_JOB_COMPLETE": "bash_complete",
+            "COMP_WORDS": f"run-job --config {site.config_file} {command} al",
+            "COMP_CWORD": "4",
+        }
+        result = CliRunner().invoke(run_job, [], env=env, prog_name="run-job")
+        assert result.stdout.split() == ["plain,alpha", "plain,alpine"], command
+
+
+def complete(site: Site, words: str) -> list[str]:
+    """What bash completion offers for the last word of ``run-job --config PATH words``."""
+    line = f"run-job --config {site.config_file} {words}"
+    env = {"_RUN_JOB_COMPLETE": "bash_complete", "COMP_WORDS": line,
+           "COMP_CWORD": str(len(line.split()) - (0 if line.endswith(" ") else 1))}
+    return CliRunner().invoke(run_job, [], env=env, prog_name="run-job").stdout.split()
+
+
+def test_command_names_complete_and_files_after_validate(site: Site) -> None:
+    assert complete(site, "l") == ["plain,list", "plain,logs"]
+    assert complete(site, "") == [f"plain,{name}" for name in COMMANDS]
+    assert complete(site, "--validate jo") == ["file,jo"]
 
 
 # -- direct backend: status, json, logs --------------------------------------------
@@ -373,3 +413,192 @@ def test_status_and_a_run_survive_a_poisoned_history(site: Site) -> None:
                   "out of range); kept as .corrupt, starting a new one\n"
     code, out, _ = invoke(site, "--status")
     assert code == 0 and "last status: success" in out and "note:" not in out
+
+
+# -- every action two ways: its command, and the flags of before ------------------
+
+
+COMMANDS = ["run", "kill", "list", "status", "logs", "next", "validate", "reload",
+            "install-generator", "uninstall-generator"]
+
+
+@pytest.fixture
+def ran(site: Site) -> Site:
+    """A direct-backend site where talk ran once and warm's slow start
+    (/bin/true; its command is /bin/false)."""
+    direct_site(site)
+    site.job("talk", "name: Talk\ncommand: /bin/echo said\n")
+    site.job("fails", "name: Fails\ncommand: /bin/false\n")
+    site.job("warm", "name: Warm\ncommand: /bin/false\nslow_start_command: /bin/true\n")
+    site.job("manual", "name: M\ncommand: /bin/true\n")
+    site.job("broken", "name: [\n")
+    site.job("status", GOOD)  # a job named like a command
+    assert invoke(site, "-j", "talk")[0] == 0
+    assert invoke(site, "-j", "warm", "-w")[0] == 0
+    return site
+
+
+@pytest.mark.parametrize(
+    ("flags", "command", "code"),
+    [
+        (["-j", "talk"], ["run", "talk"], 0),
+        (["--job", "fails"], ["run", "fails"], 1),
+        (["-j", "warm"], ["run", "warm"], 1),
+        (["-j", "warm", "-w"], ["run", "warm", "--slow-start"], 0),
+        (["--slow-start", "warm"], ["run", "-w", "warm"], 0),
+        (["-j", "talk", "--slow-start"], ["run", "talk", "-w"], 2),
+        (["-j", "nope"], ["run", "nope"], 2),
+        (["-j", "../etc/passwd"], ["run", "../etc/passwd"], 2),
+        (["-j", "status"], ["run", "status"], 0),
+        (["-k", "talk"], ["kill", "talk"], 1),
+        (["--kill-job", "nope"], ["kill", "nope"], 2),
+        (["-l"], ["list"], 0),
+        (["--list-jobs", "--only-running"], ["list", "-r"], 0),
+        (["-l", "--json"], ["list", "--json"], 0),
+        (["-l", "-r", "--json"], ["list", "--only-running", "--json"], 0),
+        (["-s"], ["status"], 0),
+        (["-s", "-l"], ["status"], 0),
+        (["--status", "-r"], ["status", "--only-running"], 0),
+        (["-s", "--json"], ["status", "--json"], 0),
+        (["--logs", "talk"], ["logs", "talk"], 0),
+        (["--logs", "talk", "--run", "1"], ["logs", "talk", "--run", "1"], 0),
+        (["--logs", "talk", "--run", "-3"], ["logs", "talk", "--run", "-3"], 1),
+        (["--logs", "warm", "-w"], ["logs", "warm", "--slow-start"], 0),
+        (["--logs", "nope"], ["logs", "nope"], 2),
+        (["--next", "manual"], ["next", "manual"], 1),
+        (["--next", "nope", "--count", "2"], ["next", "nope", "--count", "2"], 2),
+        (["--validate"], ["validate"], 1),
+        (["--validate", "--strict"], ["validate", "--strict"], 1),
+        (["{jobs}/talk.yaml", "--validate"], ["validate", "{jobs}/talk.yaml"], 0),
+        (["--validate", "{jobs}/talk.yaml", "{jobs}/broken.yaml"],
+         ["validate", "{jobs}/talk.yaml", "{jobs}/broken.yaml"], 1),
+    ],
+)
+def test_every_flag_does_what_its_command_does(
+    ran: Site, flags: list[str], command: list[str], code: int
+) -> None:
+    def fill(args: list[str]) -> list[str]:
+        return [arg.format(jobs=ran.jobs) for arg in args]
+
+    result = both(ran, fill(flags), fill(command))
+    assert result[0] == code, result
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_next_two_ways(site: Site) -> None:
+    site.job("weekday", "name: W\ncommand: /bin/true\nschedule: '30 2 * * mon-fri'\n")
+    code, out, _ = both(site, ["--next", "weekday", "--count", "3"],
+                        ["next", "weekday", "--count", "3"])
+    assert code == 0 and len(out.splitlines()) == 4
+    code, out, _ = both(site, ["--next", "weekday", "--json"], ["next", "--json", "weekday"])
+    assert code == 0 and len(json.loads(out)["next"]) == 5
+
+
+def test_reload_and_the_generator_two_ways(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What these print around the library calls, the calls stood in for
+    (tests/test_cli_systemd.py runs them on a real systemd)."""
+    from pc_systemd.systemd import bus, generator, install
+
+    monkeypatch.setattr(generator, "refresh_cache", lambda *_: ["x.yaml:1: job: problem"])
+    monkeypatch.setattr(bus, "reload_and_apply",
+                        lambda: bus.Applied(("a.timer",), ("b.timer",), ("c.timer",)))
+    monkeypatch.setattr(install, "install", lambda: "/etc/systemd/system-generators/pcg")
+    monkeypatch.setattr(install, "uninstall", lambda: None)
+    assert both(site, ["--reload"], ["reload"]) == (
+        1, "started a.timer\nrestarted b.timer\nstopped c.timer\n", "x.yaml:1: job: problem\n")
+    assert both(site, ["--install-generator"], ["install-generator"]) == (
+        0, "installed /etc/systemd/system-generators/pcg\nstarted a.timer\nstopped c.timer\n", "")
+    assert both(site, ["--uninstall-generator"], ["uninstall-generator"]) == (
+        0, "the generator was not installed\nstarted a.timer\nstopped c.timer\n", "")
+
+
+def test_the_module_runs_as_the_reload_unit_starts_it(site: Site) -> None:
+    """The generated reload unit runs ``python -m pc_systemd.cli.run_job
+    --config PATH --reload``; --validate is the same path without systemd."""
+    site.job("bad", "name: Bad\ncommand: /bin/true\ntimeout: -5\n")
+    results = [
+        subprocess.run([sys.executable, "-m", "pc_systemd.cli.run_job",
+                        "--config", str(site.config_file), *args],
+                       capture_output=True, text=True, check=False)
+        for args in (["--validate"], ["validate"])
+    ]
+    assert [(r.returncode, r.stdout) for r in results] == [
+        (1, f"{site.jobs}/bad.yaml:3: timeout: must be a number of minutes >= 0, got -5\n")] * 2
+    assert results[0].stderr == results[1].stderr != ""
+
+
+def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
+    code, out, err = invoke(site, "--help")
+    assert (code, err) == (0, "")
+    assert out.startswith("Usage: run-job [OPTIONS] [COMMAND] [ARGS]...\n")
+    commands = out.split("\nCommands:\n")[1].split("\n\n")[0]
+    assert [line.split()[0] for line in commands.splitlines()] == COMMANDS
+    flags = out.split("\nFlags (as the commands):\n")[1]
+    for flag in ("-j, --job NAME", "-w, --slow-start [NAME]", "-k, --kill-job NAME",
+                 "-l, --list-jobs", "-s, --status", "-r, --only-running", "--json",
+                 "--logs NAME", "--run N", "--next NAME", "--count N", "--validate",
+                 "--strict", "--reload", "--install-generator", "--uninstall-generator"):
+        assert f"\n  {flag}  " in f"\n{flags}", flag
+    assert invoke(site, "-h")[1] == out
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("run", ["run-job run [OPTIONS] NAME", "-w, --slow-start"]),
+        ("kill", ["run-job kill [OPTIONS] NAME"]),
+        ("list", ["-r, --only-running", "--json"]),
+        ("status", ["-r, --only-running", "--json"]),
+        ("logs", ["run-job logs [OPTIONS] NAME", "--run N", "[default: -1]", "-w, --slow-start"]),
+        ("next", ["run-job next [OPTIONS] NAME", "--count N", "--json"]),
+        ("validate", ["run-job validate [OPTIONS] [FILES]...", "--strict"]),
+        ("reload", ["Regenerates the units"]),
+        ("install-generator", ["Install the systemd generator"]),
+        ("uninstall-generator", ["Remove the systemd generator"]),
+    ],
+)
+def test_each_command_has_its_own_help(site: Site, command: str, shown: list[str]) -> None:
+    code, out, _ = invoke(site, command, "--help")
+    assert code == 0
+    for text in shown:
+        assert text in out
+    assert "--kill-job" not in out and "--validate" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["status", "--run", "2"], "No such option"),
+        (["list", "--count", "3"], "No such option"),
+        (["validate", "--json"], "No such option"),
+        (["run", "a", "--json"], "No such option"),
+        (["reload", "--strict"], "No such option"),
+        (["run"], "Missing argument 'NAME'"),
+        (["logs"], "Missing argument 'NAME'"),
+        (["kill", "a", "b"], "unexpected extra argument (b)"),
+        (["next", "a", "--count", "0"], "Invalid value for '--count'"),
+        (["logs", "a", "--run", "x"], "Invalid value for '--run'"),
+    ],
+)
+def test_a_command_takes_only_its_own_options(site: Site, args: list[str], message: str) -> None:
+    code, out, err = invoke(site, *args)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"Usage: run-job {args[0]} [OPTIONS]")
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-r"], "-r/--only-running goes with"),
+        (["foo"], "FILES are only taken with --validate"),
+        (["-s", "status"], "FILES are only taken with --validate"),  # flags, then a word
+        (["-j", "a", "-k", "a"], "choose one action"),
+        (["--count", "0", "--next", "a"], "Invalid value for '--count'"),
+    ],
+)
+def test_flag_errors_keep_their_usage_line(site: Site, args: list[str], message: str) -> None:
+    code, out, err = invoke(site, *args)
+    assert (code, out) == (2, "")
+    assert err.startswith("Usage: run-job [OPTIONS] [FILES]...\n")
+    assert message in err

@@ -1,5 +1,6 @@
 """run-job on a systemd host: run, slow start, kill, list, status, logs and
-next runs, driven through a real systemd booted in a container.
+next runs, driven through a real systemd booted in a container; each
+command also as the flags of before, with the same output.
 
 One container for the module. Jobs run as an ordinary service user; the
 permission test runs run-job itself as another unprivileged user.
@@ -117,6 +118,15 @@ def run_job(box: SystemdBox, *args: str, user: str | None = None,
     result = box.run([RUN_JOB, *args], check=False, user=user, timeout=timeout)
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, result.stdout, result.stderr
+
+
+def both(box: SystemdBox, flags: list[str], command: list[str],
+         user: str | None = None) -> tuple[int, str, str]:
+    """The action through its flags (as before) and through its command:
+    the same stdout, stderr and exit status."""
+    as_flags = run_job(box, *flags, user=user)
+    assert run_job(box, *command, user=user) == as_flags, (flags, command)
+    return as_flags
 
 
 def status_json(box: SystemdBox, *args: str) -> dict[str, dict[str, Any]]:
@@ -492,6 +502,66 @@ def test_an_unprivileged_caller_gets_one_clear_line(box: SystemdBox) -> None:
 def test_the_backend_key_forces_the_direct_runner(box: SystemdBox) -> None:
     box.write_file("/etc/pc-direct.yaml", CONFIG + "backend: direct\n"
                    "run_directory: /run/pc-direct\nstate_directory: /var/cache/pc-direct\n")
-    code, _, err = run_job(box, "--config", "/etc/pc-direct.yaml", "--status")
+    code, _, err = both(box, ["--config", "/etc/pc-direct.yaml", "--status"],
+                        ["--config", "/etc/pc-direct.yaml", "status"])
     assert code == 0
     assert err.endswith("backend: direct\n")
+
+
+# -- every command as its flags ------------------------------------------------------
+
+
+def test_run_list_status_logs_next_as_commands_and_as_flags(box: SystemdBox) -> None:
+    assert both(box, ["-j", "ok"], ["run", "ok"]) == (0, "first line\nsecond line\n", "")
+    assert both(box, ["--job", "fails"], ["run", "fails"]) == (
+        3, "about to fail\n", "Breaks failed with code 3\n")
+    assert both(box, ["-j", "warm", "-w"], ["run", "warm", "--slow-start"]) == (
+        0, "slow start\n", "")
+    assert both(box, ["--slow-start", "warm"], ["run", "-w", "warm"]) == (0, "slow start\n", "")
+    assert both(box, ["-j", "nope"], ["run", "nope"])[0] == 2
+    code, out, _ = both(box, ["-l"], ["list"])
+    assert (code, out.split()) == (0, sorted(JOB_FILES))
+    code, out, err = both(box, ["-s"], ["status"])
+    assert code == 0 and "ok - Fine" in out and err.endswith("backend: systemd\n")
+    code, out, _ = both(box, ["--status", "--json"], ["status", "--json"])
+    assert code == 0 and json.loads(out)["backend"] == "systemd"
+    code, out, err = both(box, ["--logs", "warm", "-w"], ["logs", "warm", "--slow-start"])
+    assert (code, out) == (0, "slow start\n")
+    assert err.startswith("-- run ") and "process-control-warm.slow-start.service" in err
+    code, out, _ = both(box, ["--logs", "ok", "--run", "-2"], ["logs", "ok", "--run", "-2"])
+    assert (code, out) == (0, "first line\nsecond line\n")
+    code, out, _ = both(box, ["--next", "weekday", "--count", "3"],
+                        ["next", "weekday", "--count", "3"])
+    assert code == 0 and len(out.splitlines()) == 4
+    assert both(box, ["--status"], ["status"], user=OTHER)[0] == 0
+
+
+def test_kill_as_a_command(box: SystemdBox) -> None:
+    start_in_background(box, "sleeper")
+    box.wait_until(lambda: leftover(box).count("sleep 30") == 2, what="both sleeps")
+    code, out, _ = run_job(box, "kill", "sleeper")
+    assert code == 0
+    assert out.startswith("Sleeper (sleeper): stopped process-control-sleeper.service (pid ")
+    assert leftover(box) == ""
+    assert both(box, ["--kill-job", "sleeper"], ["kill", "sleeper"]) == (
+        1, "Sleeper (sleeper) is not running\n", "")
+
+
+def test_reload_and_the_generator_as_commands(box: SystemdBox) -> None:
+    code, out, err = both(box, ["--reload"], ["reload"])
+    assert (code, out) == (1, "")  # nothing changed; the broken job is reported
+    assert f"{JOBS}/broken.yaml:3: schedule:" in err
+    installed = "installed /etc/systemd/system-generators/process-control-generator\n"
+    assert both(box, ["--install-generator"], ["install-generator"]) == (0, installed, "")
+    code, out, _ = run_job(box, "uninstall-generator")
+    try:
+        assert code == 0
+        lines = out.splitlines()
+        assert lines[0] == "removed /etc/systemd/system-generators/process-control-generator"
+        assert "stopped process-control-ok.timer" in lines
+        assert run_job(box, "--uninstall-generator") == (
+            0, "the generator was not installed\n", "")
+    finally:
+        code, out, _ = run_job(box, "install-generator")
+    assert code == 0
+    assert out.startswith(installed) and "started process-control-ok.timer\n" in out

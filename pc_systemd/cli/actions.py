@@ -1,0 +1,280 @@
+"""What each ``run-job`` action does: the library call behind it, its output and exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from pc_systemd.model import backend
+from pc_systemd.model.config import Config, load_config
+from pc_systemd.model.errors import PcError
+
+if TYPE_CHECKING:
+    from pc_systemd.model.job import Job
+
+
+@dataclass(frozen=True)
+class Session:
+    """What every action shares: the configuration file given (or None)."""
+
+    config_path: str | None
+
+    def config(self) -> Config:
+        try:
+            return load_config(self.config_path)
+        except PcError as err:
+            fail(err)
+
+
+def fail(err: PcError, code: int = 2) -> NoReturn:
+    for problem in err.problems:
+        click.echo(str(problem), err=True)
+    sys.exit(code)
+
+
+def die(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"run-job: {message}", err=True)
+    sys.exit(code)
+
+
+def load_job(config: Config, slug: str) -> Job:
+    from pc_systemd.model.jobset import find_job
+
+    try:
+        return find_job(config, slug)
+    except PcError as err:
+        fail(err)
+
+
+def _on_systemd(config: Config) -> bool:
+    return backend.choose(config) == backend.SYSTEMD
+
+
+def _show(line: str) -> None:
+    click.echo(line)
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def run(config: Config, slug: str, slow_start: bool) -> None:
+    job = load_job(config, slug)
+    if not _on_systemd(config):
+        from pc_systemd.cron import direct
+
+        sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout))
+    from pc_systemd.systemd import runner as systemd_runner
+    from pc_systemd.systemd.bus import BusError
+    from pc_systemd.systemd.journal import JournalError
+
+    try:
+        code = systemd_runner.run(job, slow_start=slow_start, show=_show, say=_say)
+    except (BusError, systemd_runner.RunError, JournalError) as err:
+        die(str(err))
+    if job.logging == "file":
+        from pc_systemd.cron.runlog import newest_log
+
+        _say(f"{job.slug}: output in {newest_log(config.output_directory, job.slug)}")
+    sys.exit(code)
+
+
+def kill(config: Config, slug: str) -> None:
+    job = load_job(config, slug)
+    if not _on_systemd(config):
+        from pc_systemd.cron import direct
+
+        code, message = direct.kill_job(config, job)
+        click.echo(message, err=code != 0)
+        sys.exit(code)
+    from pc_systemd.systemd import runner as systemd_runner
+    from pc_systemd.systemd.bus import BusError
+
+    try:
+        sys.exit(systemd_runner.stop(job, say=_show))
+    except BusError as err:
+        die(str(err))
+
+
+def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> None:
+    """``list`` (-l): one slug per line, as the original (broken files too,
+    their problems on stderr); ``status`` (-s): the original's status format
+    and more (see :mod:`pc_systemd.views.report`); --json: both as one document."""
+    from pc_systemd.model.errors import printable
+    from pc_systemd.systemd.bus import BusError
+    from pc_systemd.views import listing
+
+    try:
+        if not (full or only_running or as_json):
+            catalog = listing.names(config)
+            for problem in catalog.problems:
+                _say(printable(problem))
+            for summary in catalog.summaries:
+                click.echo(printable(summary.slug) or "''")  # a file named ".yaml"
+            return
+        found = (listing.systemd_listing(config) if _on_systemd(config)
+                 else listing.direct_listing(config))
+    except OSError as err:
+        _say(str(config.problem("job_directory", f"{config.job_directory}: {err.strerror or err}")))
+        sys.exit(2)
+    except BusError as err:
+        die(str(err))
+    for problem in found.catalog.problems:
+        _say(printable(problem))
+    infos = [i for i in found.infos if not only_running or i.state == "running"]
+    if as_json:
+        from pc_systemd.model.jobinfo import to_json
+
+        click.echo(to_json(found.backend, infos), nl=False)
+    elif full:
+        from pc_systemd.views.report import format_status
+
+        _say(f"backend: {found.backend}")
+        click.echo(format_status(found.backend, infos), nl=False)
+    else:
+        for info in infos:
+            click.echo(printable(info.slug))
+
+
+def logs(config: Config, slug: str, slow_start: bool, which: int) -> None:
+    job = load_job(config, slug)
+    if job.logging == "file" or not _on_systemd(config):
+        _file_logs(config, job, which)
+        return
+    from pc_systemd.systemd import runner as systemd_runner
+    from pc_systemd.systemd.journal import JournalError
+
+    try:
+        log = systemd_runner.logs(job, slow_start=slow_start, which=which)
+        _say(systemd_runner.describe_run(job, log))
+        for line in log.lines:
+            click.echo(line)
+    except (systemd_runner.RunError, JournalError) as err:
+        die(str(err))
+
+
+def _file_logs(config: Config, job: Job, which: int) -> None:
+    """Per-run log files (the direct runner's, or `logging: file` jobs').
+
+    Root reads them from a directory the service user (so every job) can
+    write: only a regular file of the service user's is shown, opened
+    without following a symlink or blocking on a FIFO, and only as much
+    as it held when opened (:mod:`pc_systemd.core.safe_open`)."""
+    from pc_systemd.core.safe_open import copy_to, open_at, service_uid
+    from pc_systemd.cron.runlog import log_names
+
+    directory = os.path.join(config.output_directory, job.slug)
+    try:
+        dir_fd, names = log_names(config.output_directory, job.slug)
+    except FileNotFoundError:
+        dir_fd, names = -1, []
+    except OSError as err:
+        die(f"{err.filename or directory}: {err.strerror}", 1)
+    try:
+        if not names:
+            die(f"{job.slug}: no log files in {directory}", 1)
+        index = which - 1 if which > 0 else len(names) + which
+        if which == 0 or not 0 <= index < len(names):
+            die(f"{job.slug}: no run {which}: {len(names)} log file(s) in {directory}", 1)
+        path = os.path.join(directory, names[index])
+        _say(f"-- run {index + 1} of {len(names)}: {path}")
+        try:
+            fd = open_at(dir_fd, names[index], service_uid(config.user), path)
+            try:
+                copy_to(fd, sys.stdout.buffer)
+            finally:
+                os.close(fd)
+            sys.stdout.flush()
+        except OSError as err:
+            die(f"{path}: {err.strerror}")
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
+
+
+def show_next(config: Config, slug: str, count: int, as_json: bool) -> None:
+    job = load_job(config, slug)
+    from pc_systemd.views.next_runs import NextError, next_runs
+
+    try:
+        found = next_runs(job, count)
+    except NextError as err:
+        die(str(err), 1)
+    if as_json:
+        click.echo(json.dumps({
+            "slug": job.slug, "schedule": found.schedule, "timezone": job.timezone,
+            "description": found.words, "disabled": job.disabled,
+            "next": [t.astimezone().isoformat() for t in found.times],
+        }, indent=2))
+        return
+    from pc_systemd.views.report import when
+
+    click.echo(f"{job.slug}: {found.schedule} ({found.words})")
+    if job.disabled:
+        _say(f"{job.slug} is disabled: its timer does not fire; these are the schedule's times")
+    for time_ in found.times:
+        click.echo(when(time_))
+
+
+def validate(config: Config, paths: list[str] | None, strict: bool) -> None:
+    from pc_systemd.model import validate as checks
+
+    report = checks.validate(config, paths)
+    for problem in report.errors + report.warnings:
+        click.echo(str(problem))
+    click.echo(report.summary(), err=True)
+    sys.exit(1 if report.failed(strict) else 0)
+
+
+def reload(config: Config) -> None:
+    from pc_systemd.systemd.bus import reload_and_apply
+    from pc_systemd.systemd.generator import refresh_cache
+
+    # the generator that daemon-reload runs reuses what this works out
+    problems = refresh_cache(config.path)
+    for problem in problems:
+        click.echo(problem, err=True)
+    try:
+        applied = reload_and_apply()
+    except PcError as err:
+        click.echo(f"run-job: {err}", err=True)
+        sys.exit(2)
+    for verb, names in (("started", applied.started), ("restarted", applied.restarted),
+                        ("stopped", applied.stopped)):
+        for name in names:
+            click.echo(f"{verb} {name}")
+    sys.exit(1 if problems else 0)
+
+
+def install(remove: bool) -> None:
+    from pc_systemd.systemd import install as installer
+
+    try:
+        if remove:
+            path = installer.uninstall()
+            click.echo(f"removed {path}" if path else "the generator was not installed")
+        else:
+            click.echo(f"installed {installer.install()}")
+            from pc_systemd.systemd.generator import refresh_cache
+
+            refresh_cache()  # its problems: see run-job --validate or --reload
+    except OSError as err:
+        click.echo(f"run-job: {err}", err=True)
+        sys.exit(2)
+    from pc_systemd.systemd.bus import reload_and_apply
+
+    try:
+        applied = reload_and_apply()
+    except PcError as err:
+        click.echo(f"run-job: generator {'removed' if remove else 'installed'}, but: {err}",
+                   err=True)
+        sys.exit(2)
+    for name in applied.started:
+        click.echo(f"started {name}")
+    for name in applied.stopped:
+        click.echo(f"stopped {name}")

@@ -1,0 +1,146 @@
+"""``run-job``'s subcommands: one click command per action, with its own options and help."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from click.shell_completion import CompletionItem
+
+from pc_systemd.cli import actions
+from pc_systemd.cli.actions import Session
+from pc_systemd.model.config import load_config
+from pc_systemd.model.errors import PcError
+
+
+class JobName(click.types.StringParamType):
+    """A job's name (its file's slug), completed from the job directory.
+
+    Taken as given: an unknown or malformed name is reported by the action
+    itself (``path:1: job: ...``), as the original flags always did."""
+
+    name = "name"
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        try:
+            config = load_config(ctx.find_root().params.get("config_path"))
+            names = sorted(n[: -len(".yaml")] for n in os.listdir(config.job_directory)
+                           if n.endswith(".yaml"))
+        except (PcError, OSError):
+            return []
+        return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+JOB_NAME = JobName()
+
+job_argument = click.argument("name", type=JOB_NAME)
+only_running = click.option("-r", "--only-running", is_flag=True, help="Only running jobs.")
+as_json = click.option("--json", "as_json", is_flag=True,
+                       help="One JSON document instead of text.")
+
+
+@click.command("run")
+@job_argument
+@click.option("-w", "--slow-start", is_flag=True, help="Run its slow_start_command instead.")
+@click.pass_obj
+def run_command(session: Session, name: str, slow_start: bool) -> None:
+    """Run the job NAME now.
+
+    Shows its output (or where it went) and exits with its status."""
+    actions.run(session.config(), name, slow_start=slow_start)
+
+
+@click.command("kill")
+@job_argument
+@click.pass_obj
+def kill_command(session: Session, name: str) -> None:
+    """Stop the running instance of NAME.
+
+    The whole process tree of the run."""
+    actions.kill(session.config(), name)
+
+
+@click.command("list")
+@only_running
+@as_json
+@click.pass_obj
+def list_command(session: Session, only_running: bool, as_json: bool) -> None:
+    """List job names, one per line."""
+    actions.show_jobs(session.config(), only_running, full=False, as_json=as_json)
+
+
+@click.command("status")
+@only_running
+@as_json
+@click.pass_obj
+def status_command(session: Session, only_running: bool, as_json: bool) -> None:
+    """Show every job: state, last run, next run.
+
+    Which backend runs them goes to stderr."""
+    actions.show_jobs(session.config(), only_running, full=True, as_json=as_json)
+
+
+@click.command("logs")
+@job_argument
+@click.option("--run", "which_run", metavar="N", type=int, default=-1, show_default=True,
+              help="Which run; -1 the last, -2 the one before, 1 the oldest kept.")
+@click.option("-w", "--slow-start", is_flag=True, help="The slow-start runs.")
+@click.pass_obj
+def logs_command(session: Session, name: str, which_run: int, slow_start: bool) -> None:
+    """Show the output of the job's last run.
+
+    Or of the running one, or with --run of an earlier one."""
+    actions.logs(session.config(), name, slow_start, which_run)
+
+
+@click.command("next")
+@job_argument
+@click.option("--count", metavar="N", type=click.IntRange(1, 1000), default=5,
+              show_default=True, help="How many run times.")
+@as_json
+@click.pass_obj
+def next_command(session: Session, name: str, count: int, as_json: bool) -> None:
+    """Show when the job runs next.
+
+    Also its schedule in words."""
+    actions.show_next(session.config(), name, count, as_json)
+
+
+@click.command("validate")
+@click.option("--strict", is_flag=True, help="Warnings fail too.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=True))
+@click.pass_obj
+def validate_command(session: Session, strict: bool, files: tuple[str, ...]) -> None:
+    """Check the job directory, or the FILES given.
+
+    One line per problem; non-zero exit status on problems."""
+    actions.validate(session.config(), list(files) or None, strict)
+
+
+@click.command("reload")
+@click.pass_obj
+def reload_command(session: Session) -> None:
+    """Apply the job directory now.
+
+    Regenerates the units, starts new timers, reschedules changed ones,
+    stops removed or disabled ones."""
+    actions.reload(session.config())
+
+
+@click.command("install-generator")
+def install_command() -> None:
+    """Install the systemd generator and apply the jobs."""
+    actions.install(remove=False)
+
+
+@click.command("uninstall-generator")
+def uninstall_command() -> None:
+    """Remove the systemd generator, stop the jobs' timers."""
+    actions.install(remove=True)
+
+
+COMMANDS = (run_command, kill_command, list_command, status_command, logs_command,
+            next_command, validate_command, reload_command, install_command,
+            uninstall_command)
