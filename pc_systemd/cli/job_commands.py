@@ -131,13 +131,17 @@ def reload_command(session: Session) -> None:
 
 @click.command("install-generator")
 def install_command() -> None:
-    """Install the systemd generator and apply the jobs."""
+    """Install the systemd generator.
+
+    Then applies the jobs: their timers are started."""
     actions.install(remove=False)
 
 
 @click.command("uninstall-generator")
 def uninstall_command() -> None:
-    """Remove the systemd generator, stop the jobs' timers."""
+    """Remove the systemd generator.
+
+    Then stops the jobs' timers."""
     actions.install(remove=True)
 
 

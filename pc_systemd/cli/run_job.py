@@ -38,6 +38,19 @@ FILES = click.Argument(["files"], nargs=-1, type=click.Path(dir_okay=True),
                        shell_complete=complete_files_or_commands)
 
 
+def synopsis(command: click.Command) -> str:
+    """``logs NAME [--run N] [-w]``: a command's name, arguments and options."""
+    words = [command.name or ""]
+    for param in command.params:
+        name = param.metavar or (param.name or "").upper()
+        if isinstance(param, click.Argument):
+            words.append(f"[{name}]..." if param.nargs == -1 else name)
+        elif isinstance(param, click.Option):
+            option = min(param.opts, key=len)
+            words.append(f"[{option}]" if param.is_flag else f"[{option} {name}]")
+    return " ".join(words)
+
+
 class RunJob(click.Group):
     """A group whose command line is either ``[--config PATH] COMMAND ...``
     or the flags (``-j NAME``, ``--validate [FILES]...``).
@@ -77,6 +90,15 @@ class RunJob(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order they were added, not sorted
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its arguments and options: the man page, made
+        from this help alone, then shows every form."""
+        commands = [self.commands[name] for name in self.list_commands(ctx)]
+        rows = [(synopsis(command), command.get_short_help_str(limit=50))
+                for command in commands]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         params = self.get_params(ctx)
