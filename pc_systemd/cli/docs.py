@@ -10,7 +10,7 @@ from typing import Any
 
 from pc_systemd.model.config import CONFIG_KEYS
 from pc_systemd.model.fields import Key
-from pc_systemd.model.job import JOB_KEYS
+from pc_systemd.model.job_keys import JOB_KEYS
 
 TABLES: dict[str, Sequence[Key[Any]]] = {"config": CONFIG_KEYS, "job": JOB_KEYS}
 

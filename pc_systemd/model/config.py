@@ -6,6 +6,7 @@ loads unchanged; unlike the original, no file at all is needed.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import string
@@ -18,6 +19,7 @@ from pc_systemd.model import fields as f
 from pc_systemd.model.config_file import config_path, untrusted
 from pc_systemd.model.errors import PcError, Problem, one
 from pc_systemd.model.fields import Key
+from pc_systemd.model.job_keys import parse_defaults
 from pc_systemd.model.nodes import FILE_KEY, Entry, Map, load, mapping_entries, scalar, to_python
 
 CRON_FIELDS = ("source", "schedule", "user", "command")
@@ -205,10 +207,6 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
         if value is not None:
             values[entry.key] = value
     if "default_job_config" in values:
-        from pc_systemd.model.job import (
-            parse_defaults,  # the job keys: only a config with defaults needs them
-        )
-
         defaults, more = parse_defaults(list(values["default_job_config"]))
         problems.extend(more)
         values["job_defaults"] = defaults
@@ -226,8 +224,6 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
 
 
 def _unknown(key: str) -> str:
-    import difflib
-
     close = difflib.get_close_matches(key, KEYS_BY_NAME, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown configuration key{hint}"

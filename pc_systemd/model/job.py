@@ -7,17 +7,16 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pc_systemd.model import fields as f
+from pc_systemd.model.config import Config
 from pc_systemd.model.config_file import JOB_SUFFIX, slug_of
 from pc_systemd.model.errors import PcError, Problem
-from pc_systemd.model.fields import Command, Key
-from pc_systemd.model.nodes import FILE_KEY, Entry, load, mapping_entries
-from pc_systemd.model.schedule import CronSchedule, ScheduleError, parse_schedule
-
-if TYPE_CHECKING:
-    from pc_systemd.model.config import Config
+from pc_systemd.model.fields import Command
+from pc_systemd.model.job_keys import JOB_KEYS, KEYS_BY_NAME, Failmail, unknown
+from pc_systemd.model.nodes import FILE_KEY, load, mapping_entries
+from pc_systemd.model.schedule import CronSchedule
 
 # The slug becomes part of unit names (process-control-<slug>.service) and
 # file names, so it is kept to characters that need no escaping anywhere.
@@ -44,84 +43,6 @@ def log_name_pattern(slug: str) -> re.Pattern[str]:
     return re.compile(f"{re.escape(slug)}-{stamp}(?:-(\\d+))?{re.escape(LOG_SUFFIX)}\\Z")
 
 
-@dataclass(frozen=True)
-class Failmail:
-    from_address: str
-    to_address: str
-
-
-def failmail(entry: Entry) -> Failmail:
-    sub = f.sub_entries(entry, ("from_address", "to_address"))
-    for key in ("from_address", "to_address"):
-        if key not in sub:
-            raise entry.problem(f"{key} is missing")
-    return Failmail(f.nonempty_text(sub["from_address"]), f.nonempty_text(sub["to_address"]))
-
-
-def schedule(entry: Entry) -> CronSchedule:
-    text = f.text(entry)
-    try:
-        return parse_schedule(text)
-    except ScheduleError as err:
-        raise entry.problem(str(err)) from None
-
-
-def timezone(entry: Entry) -> str:
-    name = f.nonempty_text(entry)
-    import zoneinfo  # only jobs that name a zone pay for it
-
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise entry.problem(f"unknown time zone {name!r} (expected an IANA name)") from None
-    return name
-
-
-JOB_KEYS: tuple[Key[Any], ...] = (
-    Key("name", "string", f.unit_text, None, "Human name of the job.", required=True),
-    Key("description", "text", f.free_text, None, "Optional text explaining the job."),
-    Key(
-        "command", "command or list", f.commands, None,
-        "Command line run without a shell (split with shell-like quoting), or a list "
-        "of them run in order, stopping at the first failure.",
-        required=True,
-    ),
-    Key(
-        "slow_start_command", "command or list", f.commands, None,
-        "Alternative command run by `run-job --slow-start`.",
-    ),
-    Key(
-        "schedule", "cron expression", schedule, None,
-        "Five-field Vixie cron schedule (`minute hour day-of-month month day-of-week`); "
-        "`@` aliases and `=` are refused. Without it the job only runs by hand.",
-    ),
-    Key("timezone", "IANA zone", timezone, None,
-        "Time zone the schedule is read in (e.g. `Europe/Berlin`); default: local time."),
-    Key("disabled", "boolean", f.flag, False,
-        "`true` keeps the job runnable by hand but unscheduled."),
-    Key("timeout", "minutes", f.minutes, 0.0,
-        "Run time limit in minutes, fractions allowed; `0` means no limit.",
-        default_doc="`0` (no limit)"),
-    Key("environment", "mapping", f.environment, (),
-        "Extra environment variables; values become strings (`true` -> `True`).",
-        default_doc="none"),
-    Key("tag", "string or list", f.string_list, (), "Tags for grouping jobs.",
-        default_doc="none"),
-    Key("allow_overtime", "boolean", f.flag, False,
-        "If the previous run is still going, record this run as skipped instead of failed."),
-    Key("failure_threshold_for_mail", "integer", f.positive_int, 1,
-        "Send failure mail once this many consecutive runs have failed."),
-    Key("failmail", "mapping", failmail, None,
-        "`{from_address, to_address}` for failure mail."),
-    Key("sandbox", "boolean", f.flag, True,
-        "systemd hardening of the job's service (no new privileges, read-only "
-        "/usr /boot /etc, private /tmp and /dev, ...); `false` turns it off for jobs "
-        "that need more."),
-    Key("logging", "journal | file", f.choice("journal", "file"), "journal",
-        "Where each run's output goes: the journal, or "
-        "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`."),
-)
-KEYS_BY_NAME = {key.name: key for key in JOB_KEYS}
 
 
 @dataclass(frozen=True)
@@ -157,31 +78,6 @@ class Job:
     def scheduled(self) -> bool:
         """Whether a timer should fire it (as the original: schedule set, not disabled)."""
         return self.schedule is not None and not self.disabled
-
-
-def parse_defaults(entries: list[Entry]) -> tuple[dict[str, Any], list[Problem]]:
-    """Validate ``default_job_config`` once, against the job keys."""
-    values: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for entry in entries:
-        key = KEYS_BY_NAME.get(entry.key)
-        if key is None:
-            problems.append(Problem(entry.source, entry.line, entry.key, _unknown(entry.key)))
-            continue
-        value = f.collect(problems, lambda k=key, e=entry: k.parse(e))  # type: ignore[misc]
-        if value is not None:
-            values[entry.key] = value
-    return values, problems
-
-
-def _unknown(key: str) -> str:
-    import difflib
-
-    if len(key) > 64:  # no key is that long; and difflib is quadratic
-        return "unknown key"
-    close = difflib.get_close_matches(key, KEYS_BY_NAME, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown key{hint}"
 
 
 def check_location(path: str, job_directory: str, listed: bool = False) -> list[Problem]:
@@ -231,7 +127,7 @@ def load_job(path: str, config: Config, listed: bool = False) -> Job:
             # them, and existing job files must keep working.
             # (suggestions for the first few only: a file of thousands of
             # unknown keys must not take seconds)
-            hint = _unknown(entry.key) if len(warnings) < 20 else "unknown key"
+            hint = unknown(entry.key) if len(warnings) < 20 else "unknown key"
             warnings.append(Problem(path, entry.line, entry.key, hint, True))
             continue
         lines[entry.key] = (path, entry.line)

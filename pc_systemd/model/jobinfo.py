@@ -9,10 +9,9 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pc_systemd.model.job import Job
+from pc_systemd.model.job import Job
 
 
 class State(StrEnum):

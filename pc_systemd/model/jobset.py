@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from pc_systemd.model.config import Config
 from pc_systemd.model.config_file import job_file_name, slug_of, yaml_names
 from pc_systemd.model.errors import PcError, Problem
-
-if TYPE_CHECKING:
-    from pc_systemd.model.config import Config
-    from pc_systemd.model.job import Job
+from pc_systemd.model.job import SLUG, SLUG_RULE, Job, load_job
 
 
 @dataclass(frozen=True)
@@ -37,8 +34,6 @@ def load_jobs(
     """Load the given job files, or every job file of the job directory.
     ``listed``: the paths came from :func:`job_files` (they are known to be
     in the job directory)."""
-    from pc_systemd.model.job import load_job
-
     problems: list[Problem] = []
     listed = paths is None if listed is None else listed
     if paths is None:
@@ -62,16 +57,12 @@ def load_jobs(
 
 def job_path(config: Config, slug: str) -> str:
     """Where the job ``slug`` lives; refuses names that could leave the directory."""
-    from pc_systemd.model.job import SLUG, SLUG_RULE
-
     if not SLUG.match(slug):
         raise PcError([Problem(slug, 1, "job", f"bad job name: use {SLUG_RULE}")])
     return os.path.join(config.job_directory, job_file_name(slug))
 
 
 def find_job(config: Config, slug: str) -> Job:
-    from pc_systemd.model.job import load_job
-
     path = job_path(config, slug)
     if not os.path.lexists(path):
         raise PcError([Problem(path, 1, "job", f"no job named {slug!r}")])
@@ -80,8 +71,6 @@ def find_job(config: Config, slug: str) -> Job:
 
 def job_slugs(config: Config) -> set[str] | None:
     """Slugs of the job files; None if the job directory cannot be read."""
-    from pc_systemd.model.job import SLUG
-
     try:
         names = yaml_names(config.job_directory)
     except OSError:

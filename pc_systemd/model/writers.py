@@ -14,6 +14,7 @@ interpreter has not loaded already besides ``pwd``.
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 
 _MAX_LINKS = 40  # as the kernel's
@@ -52,8 +53,6 @@ def service_user_can_write(directory: str, user: str) -> str | None:
 
 def _identity(user: str) -> tuple[int, frozenset[int]] | None:
     """(uid, every group id) of the user, None if there is no such user."""
-    import pwd
-
     try:
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
     except KeyError:

@@ -1,0 +1,122 @@
+"""The keys of a job file, each declared once (name, type, parser, default,
+help), and ``default_job_config`` checked against them.
+
+Below :mod:`pc_systemd.model.config`, which checks its ``default_job_config``
+with them, and :mod:`pc_systemd.model.job`, which loads job files with both.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from pc_systemd.model import fields as f
+from pc_systemd.model.errors import Problem
+from pc_systemd.model.fields import Key
+from pc_systemd.model.nodes import Entry
+from pc_systemd.model.schedule import CronSchedule, ScheduleError, parse_schedule
+
+
+@dataclass(frozen=True)
+class Failmail:
+    from_address: str
+    to_address: str
+
+
+def failmail(entry: Entry) -> Failmail:
+    sub = f.sub_entries(entry, ("from_address", "to_address"))
+    for key in ("from_address", "to_address"):
+        if key not in sub:
+            raise entry.problem(f"{key} is missing")
+    return Failmail(f.nonempty_text(sub["from_address"]), f.nonempty_text(sub["to_address"]))
+
+
+def schedule(entry: Entry) -> CronSchedule:
+    text = f.text(entry)
+    try:
+        return parse_schedule(text)
+    except ScheduleError as err:
+        raise entry.problem(str(err)) from None
+
+
+def timezone(entry: Entry) -> str:
+    name = f.nonempty_text(entry)
+    import zoneinfo  # only jobs that name a zone pay for it (~2 ms at every run-job start)
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise entry.problem(f"unknown time zone {name!r} (expected an IANA name)") from None
+    return name
+
+
+JOB_KEYS: tuple[Key[Any], ...] = (
+    Key("name", "string", f.unit_text, None, "Human name of the job.", required=True),
+    Key("description", "text", f.free_text, None, "Optional text explaining the job."),
+    Key(
+        "command", "command or list", f.commands, None,
+        "Command line run without a shell (split with shell-like quoting), or a list "
+        "of them run in order, stopping at the first failure.",
+        required=True,
+    ),
+    Key(
+        "slow_start_command", "command or list", f.commands, None,
+        "Alternative command run by `run-job --slow-start`.",
+    ),
+    Key(
+        "schedule", "cron expression", schedule, None,
+        "Five-field Vixie cron schedule (`minute hour day-of-month month day-of-week`); "
+        "`@` aliases and `=` are refused. Without it the job only runs by hand.",
+    ),
+    Key("timezone", "IANA zone", timezone, None,
+        "Time zone the schedule is read in (e.g. `Europe/Berlin`); default: local time."),
+    Key("disabled", "boolean", f.flag, False,
+        "`true` keeps the job runnable by hand but unscheduled."),
+    Key("timeout", "minutes", f.minutes, 0.0,
+        "Run time limit in minutes, fractions allowed; `0` means no limit.",
+        default_doc="`0` (no limit)"),
+    Key("environment", "mapping", f.environment, (),
+        "Extra environment variables; values become strings (`true` -> `True`).",
+        default_doc="none"),
+    Key("tag", "string or list", f.string_list, (), "Tags for grouping jobs.",
+        default_doc="none"),
+    Key("allow_overtime", "boolean", f.flag, False,
+        "If the previous run is still going, record this run as skipped instead of failed."),
+    Key("failure_threshold_for_mail", "integer", f.positive_int, 1,
+        "Send failure mail once this many consecutive runs have failed."),
+    Key("failmail", "mapping", failmail, None,
+        "`{from_address, to_address}` for failure mail."),
+    Key("sandbox", "boolean", f.flag, True,
+        "systemd hardening of the job's service (no new privileges, read-only "
+        "/usr /boot /etc, private /tmp and /dev, ...); `false` turns it off for jobs "
+        "that need more."),
+    Key("logging", "journal | file", f.choice("journal", "file"), "journal",
+        "Where each run's output goes: the journal, or "
+        "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`."),
+)
+KEYS_BY_NAME = {key.name: key for key in JOB_KEYS}
+
+
+def parse_defaults(entries: list[Entry]) -> tuple[dict[str, Any], list[Problem]]:
+    """Validate ``default_job_config`` once, against the job keys."""
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for entry in entries:
+        key = KEYS_BY_NAME.get(entry.key)
+        if key is None:
+            problems.append(Problem(entry.source, entry.line, entry.key, unknown(entry.key)))
+            continue
+        value = f.collect(problems, lambda k=key, e=entry: k.parse(e))  # type: ignore[misc]
+        if value is not None:
+            values[entry.key] = value
+    return values, problems
+
+
+def unknown(key: str) -> str:
+    """The warning for a key no job knows, with the closest known key."""
+    if len(key) > 64:  # no key is that long; and difflib is quadratic
+        return "unknown key"
+    close = difflib.get_close_matches(key, KEYS_BY_NAME, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key{hint}"
