@@ -88,8 +88,8 @@ def test_a_file_changed_within_the_settle_time_is_not_kept(tmp_path: Path) -> No
     old.write_text("y")
     ident = file_cache.identity(str(old))
     assert ident is not None
-    aged = ident._replace(mtime_ns=ident.mtime_ns - 3_000_000_000,
-                          ctime_ns=ident.ctime_ns - 3_000_000_000)
+    dev, ino, size, mtime_ns, ctime_ns, *link = ident
+    aged = (dev, ino, size, mtime_ns - 3_000_000_000, ctime_ns - 3_000_000_000, *link)
     store = file_cache.Cache("t", None)
     now = file_cache.identity(str(fresh))
     assert now is not None

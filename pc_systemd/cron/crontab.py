@@ -56,9 +56,11 @@ def render(
     from pc_systemd.core import fanout
 
     names = yaml_names(config.job_directory)
-    entries = loaded[1] if loaded is not None and loaded[0][0] == config.job_directory else {}
+    (job_directory, _output), entries = loaded if loaded is not None else ((None, None), {})
+    if job_directory != config.job_directory:
+        entries = {}
     valid, todo = file_cache.reuse(entries, config.job_directory, names)
-    results = {name: entry[1] for name, entry in valid.items()}
+    results = {name: result for name, (_evidence, result) in valid.items()}
     fresh: list[tuple[str, file_cache.Identity | None, Result]] = []
     parts = fanout.shares(todo, fanout.workers_for(len(todo)))
     for blob in fanout.run(parts, lambda part: render_part(config, part)):
@@ -99,6 +101,4 @@ def render_part(config: Config, paths: list[str]) -> bytes:
                 command=f"{config.runner_path} --job {slug}",
             )
         out.append((path, ident, (text, ())))
-    # marshal holds no namedtuple: identities go as plain tuples
-    return marshal.dumps([(path, ident if ident is None else tuple(ident), result)
-                          for path, ident, result in out])
+    return marshal.dumps(out)

@@ -28,8 +28,10 @@ is ignored, one that cannot be written is not written: it only saves time.
 Where: ``$PROCESS_CONTROL_CACHE`` if set; else ``/var/cache/pc-systemd``
 for root (the generator, which systemd runs as root, reads it there);
 else ``$XDG_CACHE_HOME/process-control`` (``~/.cache/process-control``).
-This module is on the generator's cached path, which imports no
-``typing`` (9 ms of a ~60 ms run): hence ``collections.namedtuple``.
+This module is on the generator's cached path, which imports neither
+``typing`` (9 ms of a ~60 ms run) nor ``collections`` (3 ms), and builds no
+object per job file beyond what marshal hands it: its records are plain
+tuples, whose fields are named where they are unpacked (layouts below).
 """
 
 from __future__ import annotations
@@ -39,26 +41,30 @@ import os
 import sys
 import time
 import zlib
-from collections import namedtuple
-from collections.abc import Iterable, Mapping
 
 from pc_systemd.model.config_file import config_path, untrusted
 
-# What changes when a file changes; for a symlink also where it resolves
-# and its target's (else those fields are None).
-Identity = namedtuple(
-    "Identity",
-    "dev ino size mtime_ns ctime_ns resolved target_dev target_ino target_size "
-    "target_mtime_ns target_ctime_ns",
-    defaults=(None, None, None, None, None, None),
-)
-# One file's (or, for the status memo, one unit's) kept work; stored as a
-# plain tuple (marshal holds no namedtuple): evidence is an Identity's tuple
-# or what systemd gave.
-Entry = namedtuple("Entry", "evidence result")
+# Not typing's: importing typing (9 ms) or collections.abc (which imports
+# collections: 2.5 ms) would cost the generator's cached path a fifth of its
+# ~60 ms (README, Benchmarks); these names are for mypy only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+# A file's identity, what changes when it changes: (dev, ino, size,
+# mtime_ns, ctime_ns, resolved, target_dev, target_ino, target_size,
+# target_mtime_ns, target_ctime_ns); for a symlink ``resolved`` is where it
+# leads and the target_* fields its target's, else they are None.
+Identity = tuple["Any", ...]
+IDENTITY_FIELDS = 11
+_NOT_A_LINK = (None,) * 6
+# One file's (or, for the status memo, one unit's) kept work:
+# (evidence, result); evidence is an identity or what systemd gave.
+Entry = tuple["Any", "Any"]
 Entries = dict[str, Entry]
-Loaded = namedtuple("Loaded", "data entries")
-Stored = namedtuple("Stored", "context data entries")  # the file's layout
+# What load() gives: (data, entries); the file holds (context, data, entries).
+Loaded = tuple["Any", Entries]
 
 FORMAT = 2
 MAGIC = b"pc-cache\n"
@@ -80,12 +86,12 @@ def identity(path: str) -> Identity | None:
     try:
         link = os.lstat(path)
         if link.st_mode & _TYPE != _LINK:
-            return Identity(link.st_dev, link.st_ino, link.st_size, link.st_mtime_ns,
-                            link.st_ctime_ns)
+            return (link.st_dev, link.st_ino, link.st_size, link.st_mtime_ns,
+                    link.st_ctime_ns, *_NOT_A_LINK)
         target = os.stat(path)
-        return Identity(link.st_dev, link.st_ino, link.st_size, link.st_mtime_ns,
-                        link.st_ctime_ns, os.path.realpath(path), target.st_dev, target.st_ino,
-                        target.st_size, target.st_mtime_ns, target.st_ctime_ns)
+        return (link.st_dev, link.st_ino, link.st_size, link.st_mtime_ns, link.st_ctime_ns,
+                os.path.realpath(path), target.st_dev, target.st_ino, target.st_size,
+                target.st_mtime_ns, target.st_ctime_ns)
     except (OSError, ValueError):
         return None
 
@@ -93,12 +99,13 @@ def identity(path: str) -> Identity | None:
 def _settled(evidence: object, now_ns: int) -> bool:
     """Whether every timestamp of a file's identity is older than SETTLE_NS
     (other evidence, such as a value systemd gave, needs no settling)."""
-    if not isinstance(evidence, tuple) or len(evidence) != len(Identity._fields):
+    if not isinstance(evidence, tuple) or len(evidence) != IDENTITY_FIELDS:
         return True
-    ident = Identity._make(evidence)
-    stamps: list[int] = [ident.mtime_ns, ident.ctime_ns]
-    if ident.resolved is not None:
-        stamps += [ident.target_mtime_ns, ident.target_ctime_ns]
+    (_dev, _ino, _size, mtime_ns, ctime_ns,
+     resolved, _tdev, _tino, _tsize, target_mtime_ns, target_ctime_ns) = evidence
+    stamps: list[int] = [mtime_ns, ctime_ns]
+    if resolved is not None:
+        stamps += [target_mtime_ns, target_ctime_ns]
     return max(stamps) < now_ns - SETTLE_NS
 
 
@@ -139,9 +146,10 @@ def reuse(entries: Entries, directory: str, names: list[str]) -> tuple[Entries, 
     for name in names:
         path = os.path.join(directory, name)
         entry = entries.get(name)
+        evidence, _result = entry if entry is not None else (None, None)
         # (an identity stored is never None, so a file that cannot be looked at is read)
-        if entry is not None and entry.evidence == identity(path):
-            valid[name] = entry
+        if evidence is not None and evidence == identity(path):
+            valid[name] = entry  # type: ignore[assignment]
         else:
             todo.append(path)
     return valid, todo
@@ -162,7 +170,7 @@ class Cache:
     :func:`.config_file.config_path` does.  ``extra``: more context.
     """
 
-    def __init__(self, kind: str, explicit: str | None = None, extra: object = None,
+    def __init__(self, kind: str, explicit: str | None = None, extra: Any = None,
                  environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
         self.config = config_path(explicit, environ)
@@ -170,7 +178,7 @@ class Cache:
         self.path = os.path.join(cache_dir(environ), f"{kind}-{scope:08x}.marshal")
         self.context = self._context(kind, extra)
 
-    def _context(self, kind: str, extra: object) -> tuple[object, ...]:
+    def _context(self, kind: str, extra: Any) -> tuple[Any, ...]:
         trust: str | None = None
         config_id: Identity | None = None
         if self.config is not None:
@@ -179,8 +187,8 @@ class Cache:
                 trust = untrusted(self.config)
             except OSError as err:
                 trust = str(err)
-        return (FORMAT, kind, sys.executable, self.config, _plain(config_id), trust, code_stamp(),
-                _plain(extra))
+        return (FORMAT, kind, sys.executable, self.config, config_id, trust, code_stamp(),
+                extra)
 
     def load(self) -> Loaded | None:
         """(data, entries) if the cache exists, is trusted and is for this
@@ -194,30 +202,29 @@ class Cache:
             head = len(MAGIC) + 4
             if blob[:len(MAGIC)] != MAGIC or blob[len(MAGIC):head] != _crc(blob[head:]):
                 return None
-            stored = Stored._make(marshal.loads(blob[head:]))
-            if stored.context != self.context:
+            context, data, entries = marshal.loads(blob[head:])
+            if context != self.context:
                 return None
-            return Loaded(stored.data, {name: Entry._make(entry)
-                                        for name, entry in stored.entries.items()})
+            return data, entries
         except (OSError, ValueError, EOFError, TypeError, IndexError):
             return None
 
-    def update(self, data: object, valid: Entries,
+    def update(self, data: Any, valid: Entries,
                fresh: Iterable[tuple[str, Identity | None, object]]) -> None:
         """Save the ``valid`` entries (of :func:`reuse`) and the results read
         afresh, as (path, identity taken before reading, result)."""
         entries = dict(valid)
-        entries.update((os.path.basename(path), Entry(ident, result))
+        entries.update((os.path.basename(path), (ident, result))
                        for path, ident, result in fresh if ident is not None)
         self.save(data, entries)
 
-    def save(self, data: object, entries: Entries) -> None:
+    def save(self, data: Any, entries: Entries) -> None:
         """Write the cache, leaving out entries of files changed too recently."""
         now = time.time_ns()
-        kept = {name: (_plain(evidence), result) for name, (evidence, result) in entries.items()
+        kept = {name: (evidence, result) for name, (evidence, result) in entries.items()
                 if _settled(evidence, now)}
         try:
-            body = marshal.dumps(tuple(Stored(self.context, data, kept)))
+            body = marshal.dumps((self.context, data, kept))
         except ValueError:
             return  # a result marshal cannot hold: only a cache
         directory = os.path.dirname(self.path)
@@ -231,8 +238,3 @@ class Cache:
             write_atomically(self.path, MAGIC + _crc(body) + body, mode=0o644)
         except OSError:
             pass
-
-
-def _plain(value: object) -> object:
-    """``value`` with every Identity in it a plain tuple, which marshal can hold."""
-    return tuple(_plain(item) for item in value) if isinstance(value, tuple) else value

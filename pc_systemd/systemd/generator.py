@@ -20,26 +20,29 @@ import marshal
 import os
 import sys
 import time
-from collections import namedtuple
-from collections.abc import Callable, Mapping
 
 from pc_systemd.model import file_cache
 from pc_systemd.model.config_file import yaml_names
 from pc_systemd.model.writers import service_user_can_write
 
-# Not typing.TYPE_CHECKING: importing typing costs the cached path 9 ms of
-# its ~60 ms (bench/run.sh); Config and Renderer are named only for mypy.
+# Not typing.TYPE_CHECKING: importing typing (9 ms) or collections.abc
+# (which imports collections: 2.5 ms) would cost the cached path a fifth of
+# its ~60 ms (README, Benchmarks); these names are for mypy only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from pc_systemd.model.config import Config
     from pc_systemd.systemd.units import Renderer
 
-Log = Callable[[int, str], None]
+    Log = Callable[[int, str], None]
 Units = tuple[tuple[str, str, str | None], ...]  # (name, text, target that wants it)
-# One job file's outcome: written is 1 if its units were written, else 0;
-# messages are (level, line); units are Units, or () where not kept.  The
-# cache and the workers carry it as a plain tuple (marshal).
-Result = namedtuple("Result", "written messages units")
+# One job file's outcome, (written, messages, units): written is 1 if its
+# units were written, else 0; messages are (level, line); units are Units,
+# or () where not kept. A plain tuple, unpacked by name where it is used:
+# the cache and the workers carry it through marshal, and the cached path
+# builds nothing per file.
+Result = tuple[int, tuple[tuple[int, str], ...], Units]
 
 ERR, WARNING, INFO = 3, 4, 6
 KIND = "units"
@@ -151,7 +154,7 @@ def generate(
     status = 0
     names: list[str] | None = None
     if loaded is not None:
-        (job_directory, user, units), entries = loaded.data, loaded.entries
+        (job_directory, user, units), entries = loaded
         _prepare(normal)
         _emit(normal, units)
         names = _listed(job_directory)
@@ -179,9 +182,9 @@ def generate(
         return 1
     valid, todo = file_cache.reuse(entries, job_directory, names)
     results: dict[str, Result] = {}
-    for name, entry in valid.items():
-        result = Result._make(entry.result)
-        _emit(normal, result.units)
+    for name, (_evidence, result) in valid.items():
+        _written, _messages, kept_units = result
+        _emit(normal, kept_units)
         results[name] = result
     if todo:
         config = config or _config(config_path, log)
@@ -248,9 +251,9 @@ def _renderer(config: Config, python: str) -> Renderer:
 
 def _report(results: list[Result], log: Log, status: int, cached: int) -> int:
     written = 0
-    for result in results:
-        written += result.written
-        for level, message in result.messages:
+    for done, messages, _units in results:
+        written += done
+        for level, message in messages:
             log(level, message)
     skipped = len(results) - written
     reused = f" ({cached} unchanged file(s) from the cache)" if cached else ""
@@ -291,8 +294,7 @@ def build(
     for blob in fanout.run(parts, part_of):
         if blob is None:
             raise OSError("a worker process of the generator failed")
-        out.extend((path, None if ident is None else file_cache.Identity._make(ident),
-                    Result._make(result)) for path, ident, result in marshal.loads(blob))
+        out.extend((path, ident, result) for path, ident, result in marshal.loads(blob))
     return out
 
 
@@ -310,7 +312,7 @@ def _build_part(
         if deadline is not None and time.monotonic() >= deadline:
             late = Problem(path, 1, FILE_KEY,
                            f"not read: the generator's {budget:g} s for job files were used up")
-            out.append((path, None, Result(0, ((ERR, f"{late} (job skipped)"),), ())))
+            out.append((path, None, (0, ((ERR, f"{late} (job skipped)"),), ())))
             continue
         # identity first: a file changed while it is read is not cached as unchanged
         ident = file_cache.identity(path)
@@ -321,18 +323,18 @@ def _build_part(
         except PcError as err:
             # str(Problem) escapes what does not print: each message is one line
             messages += [(ERR, f"{problem} (job skipped)") for problem in err.problems]
-            out.append((path, ident, Result(0, _capped(messages, path), units)))
+            out.append((path, ident, (0, _capped(messages, path), units)))
             continue
         messages += [(WARNING, str(warning)) for warning in job.warnings]
         try:
             units = tuple((u.name, u.text, u.wanted_by) for u in renderer.job_units(job))
         except UnitValueError as err:
             messages.append((ERR, f"{printable(f'{job.path}:1: (unit): {err}')} (job skipped)"))
-            out.append((path, ident, Result(0, _capped(messages, path), ())))
+            out.append((path, ident, (0, _capped(messages, path), ())))
             continue
         if normal is not None:
             _emit(normal, units)
-        out.append((path, ident, Result(1, _capped(messages, path), units if keep else ())))
+        out.append((path, ident, (1, _capped(messages, path), units if keep else ())))
     # marshal holds plain tuples only: build() names the fields again
     return marshal.dumps([(path, None if ident is None else tuple(ident), tuple(result))
                           for path, ident, result in out])
@@ -381,9 +383,9 @@ def refresh_cache(config_path: str | None = None, python: str = sys.executable) 
     paths = [os.path.join(config.job_directory, n) for n in names]
     built = build(config, paths, renderer, None)
     store.update((config.job_directory, config.user, units), {},
-                 [(path, ident, tuple(result)) for path, ident, result in built])
-    return [message for _path, _ident, result in built
-            for level, message in result.messages if level == ERR]
+                 [(path, ident, result) for path, ident, result in built])
+    return [message for _path, _ident, (_written, messages, _units) in built
+            for level, message in messages if level == ERR]
 
 
 def main(argv: list[str]) -> int:

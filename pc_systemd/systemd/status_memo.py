@@ -59,7 +59,7 @@ class StatusMemo:
         zone = (file_cache.identity(LOCALTIME), _target(LOCALTIME))
         self._store = file_cache.Cache(KIND, extra=(generated, zone))
         loaded = self._store.load()
-        self._entries: file_cache.Entries = loaded.entries if loaded is not None else {}
+        _data, self._entries = loaded if loaded is not None else (None, {})
         self._evidence: dict[str, Any] = {}
         self._kept: file_cache.Entries = {}
         self._new = False
@@ -78,9 +78,12 @@ class StatusMemo:
     def get(self, unit: str, state: str, given: Any = None) -> list[Any] | None:
         ident = self.evidence(unit, given)
         entry = self._entries.get(unit)
-        if ident is None or entry is None or entry.evidence != ident:
+        if ident is None or entry is None:
             return None
-        remembered = Remembered._make(entry.result)
+        evidence, kept = entry
+        if evidence != ident:
+            return None
+        remembered = Remembered._make(kept)
         if remembered.state != state:
             return None
         values: list[Any] = list(remembered.values)
@@ -92,7 +95,7 @@ class StatusMemo:
     def put(self, unit: str, state: str, values: list[Any], given: Any = None) -> None:
         ident = self.evidence(unit, given)
         if ident is not None:
-            self._kept[unit] = file_cache.Entry(ident, tuple(Remembered(state, tuple(values))))
+            self._kept[unit] = (ident, tuple(Remembered(state, tuple(values))))
             self._new = True
 
     def save(self) -> None:

@@ -66,12 +66,13 @@ def read_catalog(
     names = yaml_names(config.job_directory)
     store = file_cache.Cache(KIND, config.path) if cache else None
     loaded = store.load() if store is not None else None
-    entries = (loaded.entries if loaded is not None and loaded.data == config.job_directory
-               else {})
+    data, entries = loaded if loaded is not None else (None, {})
+    if data != config.job_directory:
+        entries = {}
     valid, todo = file_cache.reuse(entries, config.job_directory, names)
     identities = [file_cache.identity(path) for path in todo]  # before reading
     read, result = _read_files(config, todo, meanwhile, workers)
-    by_name = {name: Summary.from_dict(entry.result) for name, entry in valid.items()}
+    by_name = {name: Summary.from_dict(summary) for name, (_evidence, summary) in valid.items()}
     by_name.update((os.path.basename(path), s) for path, s in zip(todo, read, strict=True))
     summaries = [by_name[name] for name in names]
     if store is not None and (todo or len(valid) != len(entries)):
