@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import marshal
 import os
+import sys
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pc_systemd.core import fanout
 from pc_systemd.model.errors import PcError, Problem
 
 TIMERS = "process-control-*.timer"
@@ -34,17 +39,11 @@ def _bare_pystemd() -> None:
     own files.  Where pystemd is missing, or already imported, nothing
     changes.
     """
-    import sys
-
     if "pystemd" in sys.modules:
         return
-    import importlib.machinery
-
     spec = importlib.machinery.PathFinder.find_spec("pystemd")
     if spec is None or not spec.submodule_search_locations:
         return  # not installed: the import below reports it
-    import types
-
     package = types.ModuleType(
         "pystemd", "pystemd, without its __init__ (see pc_systemd.systemd.bus)"
     )
@@ -142,7 +141,7 @@ class Systemd:
         self._bus = bus
 
     def _call(self, method: bytes, signature: bytes, *args: Any) -> Any:
-        from pystemd.dbuslib import apply_signature
+        from pystemd.dbuslib import apply_signature  # pystemd: never on cron hosts
 
         call_args = apply_signature(signature, list(args)) if signature else []
         return self._bus.call_method(SYSTEMD, MANAGER_PATH, MANAGER, method, call_args).body
@@ -164,7 +163,7 @@ class Systemd:
 
     def unit_properties(self, path: bytes, interface: bytes) -> dict[str, Any]:
         """Every property of one interface of a unit, in one round trip."""
-        from pystemd.dbuslib import apply_signature
+        from pystemd.dbuslib import apply_signature  # pystemd: never on cron hosts
 
         body = self._bus.call_method(
             SYSTEMD, path, PROPERTIES, b"GetAll", apply_signature(b"s", [interface])
@@ -204,7 +203,7 @@ def systemd(private: bool = False) -> Iterator[Systemd]:
     systemd's private socket (faster, but no ``ref_unit``); D-Bus errors
     leave as :class:`BusError` with a one-line reason."""
     _bare_pystemd()
-    try:
+    try:  # here, not at the top: cron hosts have no pystemd
         from pystemd.dbusexc import DBusBaseError as DBusError
         from pystemd.dbuslib import DBus, DBusAddress
     except ImportError:
@@ -249,10 +248,6 @@ def get_many(requests: list[Request], private: bool = True) -> list[Any]:
     read a thousand properties in under half the time. D-Bus errors leave
     as :class:`BusError`.
     """
-    import marshal
-
-    from pc_systemd.core import fanout
-
     if not requests:
         return []
     count = max(1, min(CONNECTIONS, len(requests) // PER_CONNECTION))

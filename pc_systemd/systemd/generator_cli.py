@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sys
 
+from pc_systemd.systemd.generator import main as generate
+
 
 def main() -> int:
-    from pc_systemd.systemd.generator import main as generate
-
     return generate(sys.argv[1:])
 
 

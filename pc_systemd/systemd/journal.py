@@ -17,18 +17,16 @@ from __future__ import annotations
 import json
 import os
 import select
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pc_systemd.core.fanout import Child
 from pc_systemd.model.jobinfo import LastRun, timestamp
 from pc_systemd.systemd.unit_result import CLD_NAMES, outcome, signal_number
-
-if TYPE_CHECKING:
-    import subprocess
 
 JOURNALCTL = "journalctl"
 # MESSAGE_IDs of systemd's messages about a unit (catalog/systemd.catalog).
@@ -104,8 +102,6 @@ class _RunBuilder:
 
 
 def _journalctl(args: list[str]) -> subprocess.Popen[bytes]:
-    import subprocess  # here: run-job --status may never start journalctl
-
     try:
         return subprocess.Popen(
             [JOURNALCTL, "--quiet", "--no-pager", "--output=json", *args],
@@ -341,8 +337,6 @@ def sync() -> None:
     """Have journald write out what it has received (root only; others
     wait a moment instead, as journald writes within milliseconds)."""
     if os.geteuid() == 0:
-        import subprocess
-
         subprocess.run([JOURNALCTL, "--sync"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     else:
@@ -407,8 +401,6 @@ class Follower:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        import subprocess
-
         if proc.poll() is None:
             proc.terminate()
         try:

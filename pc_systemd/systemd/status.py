@@ -40,7 +40,7 @@ from pc_systemd.systemd.bus import (
 from pc_systemd.systemd.status_memo import PREFIX, SLOW, StatusMemo
 from pc_systemd.systemd.unit_result import RUNNING, outcome
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the annotation only: journal is imported where it is read
     from pc_systemd.systemd import journal
 
 PATTERN = PREFIX + "*"
@@ -129,7 +129,7 @@ def collect() -> View:
     ]
     reading: journal.LastRuns | nullcontext[None] = nullcontext()
     if forgotten:
-        from pc_systemd.systemd.journal import LastRuns  # (only then: it costs ~7 ms of imports)
+        from pc_systemd.systemd.journal import LastRuns  # only then: journal costs ~5 ms of imports
 
         reading = LastRuns(forgotten)
     with reading as from_journal:  # its own process, meanwhile
