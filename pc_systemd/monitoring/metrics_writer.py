@@ -37,7 +37,7 @@ from pc_systemd.model.jobset import job_slugs
 from pc_systemd.monitoring import prometheus
 from pc_systemd.systemd import journal
 from pc_systemd.systemd.status_memo import PREFIX, unit_slug
-from pc_systemd.systemd.unit_result import CLD_EXITED, CLD_NAMES
+from pc_systemd.systemd.unit_result import CLD_EXITED, CLD_NAMES, signal_number
 
 LEDGER = "ledger.json"
 # Runs seen starting but not ending are kept this long (in the ledger) at most.
@@ -126,8 +126,6 @@ def _job_unit(unit: str) -> bool:
 def _code(exit_code: object, exit_status: object) -> int | None:
     if not isinstance(exit_code, str) or not isinstance(exit_status, str):
         return None
-    from pc_systemd.systemd.unit_result import signal_number
-
     kind = CLD_NAMES.get(exit_code)
     if kind == CLD_EXITED:
         return int(exit_status) if exit_status.isdigit() else None

@@ -27,17 +27,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
+from pc_systemd.core import safe_open
 from pc_systemd.model.config import Config, load_config
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.job import SLUG, Job, log_name_pattern
 from pc_systemd.model.jobinfo import timestamp
+from pc_systemd.model.jobset import find_job
+from pc_systemd.monitoring import mail
+from pc_systemd.systemd import filelog, journal
 from pc_systemd.systemd.unit_result import from_exit
 from pc_systemd.systemd.units import service_name, slow_start_name
-
-if TYPE_CHECKING:
-    from pc_systemd.monitoring import mail
 
 USAGE = "usage: python -m pc_systemd.monitoring.on_failure [--config PATH] SLUG"
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -79,9 +79,6 @@ def _failed_run(job: Job, env: Mapping[str, str]) -> tuple[str, str, str]:
 
 def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool:
     """Mail the failed run if the job's threshold is reached; True if sent."""
-    from pc_systemd.monitoring import mail
-    from pc_systemd.systemd import journal
-
     unit, invocation, reason = _failed_run(job, env)
     if job.failmail is None:
         return False
@@ -110,29 +107,25 @@ def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput:
     """The tail of the run's own file, found through the wrapper's link
     (:mod:`pc_systemd.systemd.filelog`): only a regular file of the service user's, by a
     plain name in the job's log directory, opened by :mod:`pc_systemd.core.safe_open`."""
-    from pc_systemd.core import safe_open
-    from pc_systemd.monitoring import mail as mail_
-    from pc_systemd.systemd import filelog
-
     directory = os.path.join(config.output_directory, job.slug)
     link = filelog.LINK_PREFIX + invocation
     try:
         dir_fd = safe_open.open_dir(config.output_directory, job.slug)
     except OSError as err:
-        return mail_.RunOutput((), (directory,), f"{directory}: {err.strerror or err}")
+        return mail.RunOutput((), (directory,), f"{directory}: {err.strerror or err}")
     try:
         try:
             name = os.readlink(link, dir_fd=dir_fd)
         except OSError:
-            return mail_.file_output(None)
+            return mail.file_output(None)
         path = os.path.join(directory, name)
         if not log_name_pattern(job.slug).match(name):
-            return mail_.RunOutput((), (path,), f"{path}: not a log file of the job")
+            return mail.RunOutput((), (path,), f"{path}: not a log file of the job")
         try:
             fd = safe_open.open_at(dir_fd, name, safe_open.service_uid(config.user), path)
-            return mail_.RunOutput(tuple(mail_.tail_fd(fd)), (path,))
+            return mail.RunOutput(tuple(mail.tail_fd(fd)), (path,))
         except OSError as err:
-            return mail_.RunOutput((), (path,), f"{path}: {err.strerror or err}")
+            return mail.RunOutput((), (path,), f"{path}: {err.strerror or err}")
     finally:
         os.close(dir_fd)
 
@@ -146,8 +139,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         slug, config_path = _arguments(sys.argv[1:] if argv is None else argv)
         config = load_config(config_path, {})  # never the environment's choice
-        from pc_systemd.model.jobset import find_job
-
         job = find_job(config, slug)
         notify(config, job, env, warn)
         return EXIT_OK
