@@ -59,7 +59,7 @@ class Child:
                     data = data[os.write(write_end, data) :]
                 status = 0
             except BaseException:
-                import traceback  # only a failing child pays for it (~3 ms of imports)
+                import traceback  # only a failing child pays for it (~2 ms of imports)
 
                 traceback.print_exc()  # the parent reports that this child failed
             finally:

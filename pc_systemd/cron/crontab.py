@@ -11,10 +11,11 @@ import marshal
 import os
 from typing import TYPE_CHECKING, Any
 
+from pc_systemd.core import fanout
 from pc_systemd.model import file_cache
 from pc_systemd.model.config_file import slug_of, yaml_names
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the annotation only: cron-generate's cached path never loads the configuration
     from pc_systemd.model.config import Config
 
 KIND = "cron"
@@ -53,8 +54,6 @@ def render(
     the cache ``loaded``, and ``store`` is updated; the files read are
     shared among one process per CPU (:mod:`pc_systemd.core.fanout`).
     """
-    from pc_systemd.core import fanout
-
     names = yaml_names(config.job_directory)
     (job_directory, _output), entries = loaded if loaded is not None else ((None, None), {})
     if job_directory != config.job_directory:
@@ -76,6 +75,7 @@ def render(
 def render_part(config: Config, paths: list[str]) -> bytes:
     """The cron file's share of each of ``paths``, read afresh: (path,
     identity, result) of each file, marshalled (what a worker hands back)."""
+    # here: only changed files are read; the cached path skips the parser's imports (~30 ms)
     from pc_systemd.model.errors import PcError, printable
     from pc_systemd.model.job import load_job
 

@@ -18,6 +18,8 @@ import sys
 import syslog
 import time
 
+from pc_systemd.model.config import load_config
+
 DEFAULT = "/etc/cron.d/process-control"
 SUFFIX = ".disabled"
 IDENT = "process-control"
@@ -39,8 +41,6 @@ def candidates(config_path: str | None) -> list[str]:
     """The default cron file and the configured ``output_crontab``."""
     paths = [DEFAULT]
     try:
-        from pc_systemd.model.config import load_config
-
         output = load_config(config_path).output_crontab
     except Exception as err:  # an invalid configuration still gets the default checked
         note(f"cannot read the configuration ({_one_line(err)}); checking {DEFAULT} only")

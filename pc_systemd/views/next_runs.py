@@ -43,7 +43,7 @@ def describe(expr: str) -> str:
 
     Optional: Debian 12 does not package it, so the Debian package runs
     without it and ``--next`` then gives the times alone."""
-    try:
+    try:  # here: an optional package, and only --next uses it
         from cron_descriptor import Options, get_description
     except ImportError:
         return "no description: cron-descriptor is not installed"
