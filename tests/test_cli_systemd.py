@@ -557,10 +557,10 @@ def test_reload_and_the_generator_as_commands(box: SystemdBox) -> None:
         assert code == 0
         lines = out.splitlines()
         assert lines[0] == "removed /etc/systemd/system-generators/process-control-generator"
-        assert "stopped process-control-ok.timer" in lines
+        assert "stopped process-control-reload.path" in lines
         assert run_job(box, "--uninstall-generator") == (
             0, "the generator was not installed\n", "")
     finally:
         code, out, _ = run_job(box, "install-generator")
     assert code == 0
-    assert out.startswith(installed) and "started process-control-ok.timer\n" in out
+    assert out.startswith(installed) and "started process-control-reload.path\n" in out
