@@ -6,16 +6,17 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import click
 
 from pc_systemd.model import backend
+from pc_systemd.model import validate as checks
 from pc_systemd.model.config import Config, load_config
-from pc_systemd.model.errors import PcError
-
-if TYPE_CHECKING:
-    from pc_systemd.model.job import Job
+from pc_systemd.model.errors import PcError, printable
+from pc_systemd.model.job import Job
+from pc_systemd.model.jobset import find_job
+from pc_systemd.systemd import generator
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,6 @@ def die(message: str, code: int = 2) -> NoReturn:
 
 
 def load_job(config: Config, slug: str) -> Job:
-    from pc_systemd.model.jobset import find_job
-
     try:
         return find_job(config, slug)
     except PcError as err:
@@ -66,9 +65,10 @@ def _say(line: str) -> None:
 def run(config: Config, slug: str, slow_start: bool) -> None:
     job = load_job(config, slug)
     if not _on_systemd(config):
-        from pc_systemd.cron import direct
+        from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
         sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout))
+    # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
     from pc_systemd.systemd.journal import JournalError
@@ -78,7 +78,7 @@ def run(config: Config, slug: str, slow_start: bool) -> None:
     except (BusError, systemd_runner.RunError, JournalError) as err:
         die(str(err))
     if job.logging == "file":
-        from pc_systemd.cron.runlog import newest_log
+        from pc_systemd.cron.runlog import newest_log  # only logging: file jobs (~3 ms)
 
         _say(f"{job.slug}: output in {newest_log(config.output_directory, job.slug)}")
     sys.exit(code)
@@ -87,11 +87,12 @@ def run(config: Config, slug: str, slow_start: bool) -> None:
 def kill(config: Config, slug: str) -> None:
     job = load_job(config, slug)
     if not _on_systemd(config):
-        from pc_systemd.cron import direct
+        from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
         code, message = direct.kill_job(config, job)
         click.echo(message, err=code != 0)
         sys.exit(code)
+    # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
 
@@ -105,7 +106,8 @@ def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> 
     """``list`` (-l): one slug per line, as the original (broken files too,
     their problems on stderr); ``status`` (-s): the original's status format
     and more (see :mod:`pc_systemd.views.report`); --json: both as one document."""
-    from pc_systemd.model.errors import printable
+    # here: run-job's other commands, a job's start above all, skip these (~13 ms of imports)
+    from pc_systemd.model.jobinfo import to_json
     from pc_systemd.systemd.bus import BusError
     from pc_systemd.views import listing
 
@@ -128,11 +130,9 @@ def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> 
         _say(printable(problem))
     infos = [i for i in found.infos if not only_running or i.state == "running"]
     if as_json:
-        from pc_systemd.model.jobinfo import to_json
-
         click.echo(to_json(found.backend, infos), nl=False)
     elif full:
-        from pc_systemd.views.report import format_status
+        from pc_systemd.views.report import format_status  # only status shows it (~4 ms)
 
         _say(f"backend: {found.backend}")
         click.echo(format_status(found.backend, infos), nl=False)
@@ -146,6 +146,7 @@ def logs(config: Config, slug: str, slow_start: bool, which: int) -> None:
     if job.logging == "file" or not _on_systemd(config):
         _file_logs(config, job, which)
         return
+    # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.journal import JournalError
 
@@ -165,6 +166,7 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
     write: only a regular file of the service user's is shown, opened
     without following a symlink or blocking on a FIFO, and only as much
     as it held when opened (:mod:`pc_systemd.core.safe_open`)."""
+    # here: listings need neither (~5 ms of imports)
     from pc_systemd.core.safe_open import copy_to, open_at, service_uid
     from pc_systemd.cron.runlog import log_names
 
@@ -199,7 +201,7 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
 
 def show_next(config: Config, slug: str, count: int, as_json: bool) -> None:
     job = load_job(config, slug)
-    from pc_systemd.views.next_runs import NextError, next_runs
+    from pc_systemd.views.next_runs import NextError, next_runs  # only next uses it (~4 ms)
 
     try:
         found = next_runs(job, count)
@@ -212,7 +214,7 @@ def show_next(config: Config, slug: str, count: int, as_json: bool) -> None:
             "next": [t.astimezone().isoformat() for t in found.times],
         }, indent=2))
         return
-    from pc_systemd.views.report import when
+    from pc_systemd.views.report import when  # only status and next use it (~4 ms)
 
     click.echo(f"{job.slug}: {found.schedule} ({found.words})")
     if job.disabled:
@@ -222,8 +224,6 @@ def show_next(config: Config, slug: str, count: int, as_json: bool) -> None:
 
 
 def validate(config: Config, paths: list[str] | None, strict: bool) -> None:
-    from pc_systemd.model import validate as checks
-
     report = checks.validate(config, paths)
     for problem in report.errors + report.warnings:
         click.echo(str(problem))
@@ -232,15 +232,14 @@ def validate(config: Config, paths: list[str] | None, strict: bool) -> None:
 
 
 def reload(config: Config) -> None:
-    from pc_systemd.systemd.bus import reload_and_apply
-    from pc_systemd.systemd.generator import refresh_cache
+    from pc_systemd.systemd import bus  # here: run-job's other commands skip D-Bus (~5 ms)
 
     # the generator that daemon-reload runs reuses what this works out
-    problems = refresh_cache(config.path)
+    problems = generator.refresh_cache(config.path)
     for problem in problems:
         click.echo(problem, err=True)
     try:
-        applied = reload_and_apply()
+        applied = bus.reload_and_apply()
     except PcError as err:
         click.echo(f"run-job: {err}", err=True)
         sys.exit(2)
@@ -252,7 +251,7 @@ def reload(config: Config) -> None:
 
 
 def install(remove: bool) -> None:
-    from pc_systemd.systemd import install as installer
+    from pc_systemd.systemd import install as installer  # only this pays for pathlib (~4 ms)
 
     try:
         if remove:
@@ -260,16 +259,14 @@ def install(remove: bool) -> None:
             click.echo(f"removed {path}" if path else "the generator was not installed")
         else:
             click.echo(f"installed {installer.install()}")
-            from pc_systemd.systemd.generator import refresh_cache
-
-            refresh_cache()  # its problems: see run-job --validate or --reload
+            generator.refresh_cache()  # its problems: see run-job --validate or --reload
     except OSError as err:
         click.echo(f"run-job: {err}", err=True)
         sys.exit(2)
-    from pc_systemd.systemd.bus import reload_and_apply
+    from pc_systemd.systemd import bus  # here: run-job's other commands skip D-Bus (~5 ms)
 
     try:
-        applied = reload_and_apply()
+        applied = bus.reload_and_apply()
     except PcError as err:
         click.echo(f"run-job: generator {'removed' if remove else 'installed'}, but: {err}",
                    err=True)

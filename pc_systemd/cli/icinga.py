@@ -50,6 +50,7 @@ from pc_systemd.model.job import Job
 from pc_systemd.model.jobinfo import LastRun, State
 from pc_systemd.model.jobset import job_files, load_jobs
 from pc_systemd.systemd.units import service_name, slow_start_name
+from pc_systemd.views.listing import systemd_listing
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 SYSTEMD_UNITS = "/run/systemd/units"
@@ -148,8 +149,6 @@ def check_systemd(config: Config, now: dt.datetime | None = None) -> Report:
     over D-Bus, which any user may read, and the journal where systemd has
     forgotten a unit and the caller may read it): what ``run-job --status``
     shows. Raises BusError (a PcError) when systemd cannot be asked."""
-    from pc_systemd.views.listing import systemd_listing
-
     now = now or dt.datetime.now(dt.UTC)
     report: dict[str, list[str]] = {"ok": [], "failing": [], "invalid": [], "stale": [],
                                     "running": []}
