@@ -268,5 +268,5 @@ def test_the_cached_generator_imports_no_parser_and_no_typing(
     imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
     assert "pc_systemd.model.file_cache" in imported
     heavy = {"pc_systemd.model.config", "pc_systemd.model.job", "pc_systemd.systemd.units", "pc_systemd.model.nodes",
-             "yaml", "jinja2", "click", "dataclasses", "typing", "re", "contextlib"}
+             "yaml", "jinja2", "click", "dataclasses", "typing", "re", "contextlib", "collections"}
     assert imported & heavy == set()
