@@ -6,7 +6,6 @@ loads unchanged; unlike the original, no file at all is needed.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import string
@@ -19,7 +18,6 @@ from pc_systemd.model import fields as f
 from pc_systemd.model.config_file import config_path, untrusted
 from pc_systemd.model.errors import PcError, Problem, one
 from pc_systemd.model.fields import Key
-from pc_systemd.model.job_keys import parse_defaults
 from pc_systemd.model.nodes import FILE_KEY, Entry, Map, load, mapping_entries, scalar, to_python
 
 CRON_FIELDS = ("source", "schedule", "user", "command")
@@ -207,6 +205,9 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
         if value is not None:
             values[entry.key] = value
     if "default_job_config" in values:
+        # here: only a config with job defaults needs the job keys (~3 ms at every start)
+        from pc_systemd.model.job_keys import parse_defaults
+
         defaults, more = parse_defaults(list(values["default_job_config"]))
         problems.extend(more)
         values["job_defaults"] = defaults
@@ -224,6 +225,8 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
 
 
 def _unknown(key: str) -> str:
+    import difflib  # only an unknown key pays for it (~1 ms at every start)
+
     close = difflib.get_close_matches(key, KEYS_BY_NAME, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown configuration key{hint}"

@@ -7,7 +7,6 @@ with them, and :mod:`pc_systemd.model.job`, which loads job files with both.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +114,8 @@ def parse_defaults(entries: list[Entry]) -> tuple[dict[str, Any], list[Problem]]
 
 def unknown(key: str) -> str:
     """The warning for a key no job knows, with the closest known key."""
+    import difflib  # only an unknown key pays for it (~1 ms at every start)
+
     if len(key) > 64:  # no key is that long; and difflib is quadratic
         return "unknown key"
     close = difflib.get_close_matches(key, KEYS_BY_NAME, n=1)

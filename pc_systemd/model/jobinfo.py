@@ -9,9 +9,10 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pc_systemd.model.job import Job
+if TYPE_CHECKING:  # the annotation only: a listing from the cache never loads the job parser
+    from pc_systemd.model.job import Job
 
 
 class State(StrEnum):
