@@ -91,6 +91,7 @@ def _kmsg() -> Callable[[int, str], None] | None:
 
 
 def _syslog() -> Callable[[int, str], None] | None:
+    # only where /dev/kmsg is missing (a generator run by hand)
     import socket
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -198,6 +199,7 @@ def generate(
 
 
 def _emit_reload_units(normal: str, renderer: Renderer, log: Log) -> int:
+    # the renderer's error type: never loaded on the cached path (tests/test_file_cache.py)
     from pc_systemd.systemd.unit_escape import UnitValueError
 
     try:
@@ -229,6 +231,7 @@ def _emit(normal: str, units: Units) -> None:
 
 
 def _config(config_path: str | None, log: Log) -> Config | None:
+    # the configuration's parser: only when no cache answers (tests/test_file_cache.py)
     from pc_systemd.model.config import load_config
     from pc_systemd.model.errors import PcError
 
@@ -242,6 +245,7 @@ def _config(config_path: str | None, log: Log) -> Config | None:
 
 
 def _renderer(config: Config, python: str) -> Renderer:
+    # the renderer and Jinja2: only when a file must be rendered (tests/test_file_cache.py)
     from pc_systemd.systemd.units import (
         Renderer,  # after the configuration: a config error never pays for it
     )
@@ -282,6 +286,7 @@ def build(
     among forked workers (:mod:`pc_systemd.core.fanout`). Files not begun by ``deadline``
     (``time.monotonic()``; ``budget`` seconds after the start, for the
     message) are skipped, with no identity: never cached."""
+    # workers: only when files must be read
     from pc_systemd.core import fanout
 
     parts = fanout.shares(paths, workers or fanout.workers_for(len(paths)))
@@ -302,6 +307,7 @@ def _build_part(
     paths: list[str], config: Config, renderer: Renderer, normal: str | None, keep: bool,
     deadline: float | None = None, budget: float = BUDGET,
 ) -> bytes:
+    # the job parser: only for files read afresh (tests/test_file_cache.py)
     from pc_systemd.model.errors import PcError, Problem, printable
     from pc_systemd.model.job import load_job
     from pc_systemd.model.nodes import FILE_KEY
@@ -344,6 +350,7 @@ def _capped(messages: list[tuple[int, str]], path: str) -> tuple[tuple[int, str]
     """At most MAX_MESSAGES lines for one file; the last says how many more."""
     if len(messages) <= MAX_MESSAGES:
         return tuple(messages)
+    # only when a file is skipped for time
     from pc_systemd.model.errors import Problem
     from pc_systemd.model.nodes import FILE_KEY
 
@@ -361,6 +368,7 @@ def refresh_cache(config_path: str | None = None, python: str = sys.executable) 
     the configuration or the job directory cannot be read (the generator
     then reports why, and the line returned says it too)."""
     store = file_cache.Cache(KIND, config_path, python)
+    # --refresh-cache reads every file: the parser and renderer, as in a cold run
     from pc_systemd.model.config import load_config
     from pc_systemd.model.errors import PcError
     from pc_systemd.systemd.unit_escape import UnitValueError
