@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +20,7 @@ from pc_systemd.cli.run_job import run_job
 from pc_systemd.model import file_cache
 from pc_systemd.model.jobinfo import JobInfo, LastRun, State, Summary
 from pc_systemd.model.jobset import find_job
+from pc_systemd.model.schedule import next_fire, parse_schedule
 from pc_systemd.systemd.unit_result import outcome
 from pc_systemd.views import catalog, report
 from pc_systemd.views.next_runs import parse_calendar
@@ -286,13 +288,13 @@ def test_status_text_keeps_the_original_lines_byte_for_byte(site: Site) -> None:
     job = find_job(site.config(), "multi")
     summary = Summary.of(job)
     # the original's format: "slug - Name", a tab and {pid..} while running,
-    # then description, tags and last status, indented
-    body = "    Does several things.\n    tags: database, queue\n"
+    # then description, tags and last status, each indented with a tab
+    body = "\tDoes several things.\n\ttags: database, queue\n"
     cases = [
         (JobInfo(summary, State.RUNNING, pid=42),
-         "multi - Multi job\t{pid: 42, status: running}\n" + body + "    last status: unknown\n"),
+         "multi - Multi job\t{pid: 42, status: running}\n" + body + "\tlast status: unknown\n"),
         (JobInfo(summary, State.IDLE, last_run=LastRun("success")),
-         "multi - Multi job\n" + body + "    last status: success\n"),
+         "multi - Multi job\n" + body + "\tlast status: success\n"),
         (JobInfo(Summary("bad", None, problems=("x",)), State.INVALID),
          "bad ***Invalid configuration***\n"),
     ]
@@ -308,11 +310,83 @@ def test_status_text_adds_state_last_and_next_run() -> None:
         next_run=start + dt.timedelta(hours=1),
     )
     lines = report.format_status("systemd", [info]).splitlines()
-    assert lines[0:2] == ["j - J", "    last status: failure"]
-    assert lines[2] == "    state: failed"
-    assert lines[3] == (f"    last run: {report.when(start)}, took 1 min 15 s: "
+    assert lines[0:2] == ["j - J", "\tlast status: failure"]
+    assert lines[2] == "\tstate: failed"
+    assert lines[3] == (f"\tlast run: {report.when(start)}, took 1 min 15 s: "
                         "failure (J failed with code 2)")
-    assert lines[4] == f"    next run: {report.when(start + dt.timedelta(hours=1))}"
+    assert lines[4] == f"\tnext run: {report.when(start + dt.timedelta(hours=1))}"
+
+
+# A job file in the original's format (its job.example.yaml's keys and style).
+ORIGINAL_JOB = """\
+# Job run from cron by process-control.
+name: Nightly audit parse
+description: Parses the audit files
+command:
+    - /bin/true
+    - /bin/false
+schedule: "30 2 * * *"
+timeout: 10
+tag:
+    - audit
+    - nightly
+"""
+
+
+def status_block(out: str, slug: str) -> list[str]:
+    """A job's lines in ``--status``: its first line and the tab-indented ones after it."""
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"{slug} - "))
+    end = next((i for i in range(at + 1, len(lines)) if not lines[i].startswith("\t")),
+               len(lines))
+    return lines[at:end]
+
+
+def test_status_text_on_a_cron_host_is_the_original_s_with_reason_and_next_run(
+    site: Site,
+) -> None:
+    direct_site(site)
+    site.job("audit_parse", ORIGINAL_JOB)
+    site.job("manual", "name: By hand\ncommand: /bin/true\n")
+    site.job("off", ORIGINAL_JOB.replace("timeout: 10", "disabled: true"))
+    invoke(site, "-j", "audit_parse")
+    before = dt.datetime.now(dt.UTC)
+    code, out, _ = invoke(site, "--status", env={"TZ": "Europe/Berlin"})
+    assert code == 0
+    lines = status_block(out, "audit_parse")
+    # the original's lines, tab-indented as it printed them: scripts split on "\t"
+    assert lines[:4] == ["audit_parse - Nightly audit parse", "\tParses the audit files",
+                         "\ttags: audit, nightly", "\tlast status: failure"]
+    assert lines[4] == "\tstate: failed"
+    assert lines[5].startswith("\tlast run: ")
+    assert lines[5].endswith(": failure (Nightly audit parse failed with code 1)")
+    # next run: 02:30 in the host's zone (TZ), from the schedule, as cron runs it
+    assert lines[6].startswith("\tnext run: ")
+    berlin = ZoneInfo("Europe/Berlin")
+    expected = next_fire(parse_schedule("30 2 * * *"), before, berlin)
+    assert expected is not None
+    assert lines[6] == "\tnext run: " + report.when(expected)
+    assert expected.astimezone(berlin).strftime("%H:%M") in ("02:30", "03:00")
+    assert all(line.startswith("\t") for line in lines[1:])
+    assert "\n    " not in out
+    # unscheduled or disabled: no next run on a cron host
+    assert not any("next run" in line for line in status_block(out, "manual"))
+    assert not any("next run" in line for line in status_block(out, "off"))
+    code, out, _ = invoke(site, "--status", "--json", env={"TZ": "Europe/Berlin"})
+    job = {j["slug"]: j for j in json.loads(out)["jobs"]}["audit_parse"]
+    assert job["last_run"]["reason"] == "Nightly audit parse failed with code 1"
+    assert job["next_run"] is not None
+
+
+def test_next_run_on_a_cron_host_reads_the_schedule_in_the_job_s_timezone(site: Site) -> None:
+    direct_site(site)
+    site.job("tokyo", ORIGINAL_JOB.replace('"30 2 * * *"', '"0 9 * * *"')
+             + "timezone: Asia/Tokyo\n")
+    code, out, _ = invoke(site, "--status", "--json", env={"TZ": "Europe/Berlin"})
+    assert code == 0
+    (job,) = json.loads(out)["jobs"]
+    # 09:00 in Tokyo is midnight UTC, whatever the host's zone
+    assert dt.datetime.fromisoformat(job["next_run"]).astimezone(dt.UTC).time() == dt.time(0, 0)
 
 
 # -- the summary cache -------------------------------------------------------------

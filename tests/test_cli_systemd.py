@@ -267,18 +267,18 @@ def test_status_in_the_original_format_and_beyond(box: SystemdBox) -> None:
     assert err.endswith("backend: systemd\n")
     lines = out.splitlines()
     at = lines.index("ok - Fine")
-    assert lines[at + 1: at + 4] == ["    Prints two lines.", "    tags: demo, ok",
-                                     "    last status: success"]
-    assert lines[at + 4] == "    state: idle"
-    assert lines[at + 5].startswith("    last run: ") and ", took " in lines[at + 5]
+    assert lines[at + 1: at + 4] == ["\tPrints two lines.", "\ttags: demo, ok",
+                                     "\tlast status: success"]
+    assert lines[at + 4] == "\tstate: idle"
+    assert lines[at + 5].startswith("\tlast run: ") and ", took " in lines[at + 5]
     assert lines[at + 5].endswith(": success")
-    assert lines[at + 6].startswith("    next run: ")
+    assert lines[at + 6].startswith("\tnext run: ")
     fails = lines.index("fails - Breaks")
-    assert lines[fails + 1: fails + 3] == ["    last status: failure", "    state: failed"]
+    assert lines[fails + 1: fails + 3] == ["\tlast status: failure", "\tstate: failed"]
     assert lines[fails + 3].endswith(": failure (Breaks failed with code 3)")
     broken = lines.index("broken ***Invalid configuration***")
     assert lines[broken + 1] == (
-        f"    error: {JOBS}/broken.yaml:3: schedule: minute: 61 is out of range 0-59")
+        f"\terror: {JOBS}/broken.yaml:3: schedule: minute: 61 is out of range 0-59")
 
 
 def test_status_json_has_state_last_and_next_run_for_scripts(box: SystemdBox) -> None:

@@ -126,16 +126,16 @@ def test_status_in_the_original_format(site: Site) -> None:
     # The original's lines for each job, each followed by this tool's own
     # (indented: state, last run, errors); the backend is named on stderr.
     assert lines[0] == "broken ***Invalid configuration***"
-    assert lines[1].startswith(f"    error: {site.jobs}/broken.yaml:2: (yaml)")
+    assert lines[1].startswith(f"\terror: {site.jobs}/broken.yaml:2: (yaml)")
     original = [line for line in lines[2:] if not line.startswith(
-        ("    state:", "    last run:", "    next run:", "    error:"))]
+        ("\tstate:", "\tlast run:", "\tnext run:", "\terror:"))]
     assert original == [
         "multi - Multi job",
-        "    Does several things.",
-        "    tags: database, queue",
-        "    last status: success",
+        "\tDoes several things.",
+        "\ttags: database, queue",
+        "\tlast status: success",
     ]
-    assert "    state: idle" in lines
+    assert "\tstate: idle" in lines
     assert err.startswith(f"{site.jobs}/broken.yaml:2: (yaml)")
     assert err.endswith("backend: direct\n")
     assert both(site, ["--status", "--only-running"], ["status", "--only-running"])[1] == ""

@@ -7,11 +7,14 @@ against a real systemd and the parser against Debian's own crontab.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import random
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from cronsim import CronSim
 
 from pc_systemd.model import schedule
 from pc_systemd.model.schedule import CronSchedule, ScheduleError, parse_schedule
@@ -477,3 +480,122 @@ def test_imports_only_the_standard_library() -> None:
             imported.add(node.module.split(".")[0])
     assert imported
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+# --- the next fire time (``--status`` on cron hosts) -----------------------------------------
+# Debian cron's own times, from cronsim (a test dependency only): random
+# expressions over a year, and every 2027 DST change of zones on both
+# hemispheres, fixed-time jobs and wildcard ones alike.
+
+NEXT_ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney",
+              "America/Santiago", "Asia/Kolkata")
+NEXT_EXPRS = (
+    "30 2 * * *", "0 2 * * *", "45 1 * * *", "* 2 * * *", "*/15 * * * *", "0 * * * *",
+    "30 1-3 * * *", "15,45 2-3 * * *", "*/7 1-3 * * *", "10 2-4/2 * * *", "0 */3 * * *",
+    "0 0 13 * fri", "5 4 * * sun", "0 0 29 2 *", "59 23 31 * *", "0 12 1-7 * mon",
+    "0 0 1 jan *", "*/20 9-17 * * mon-fri",
+)
+
+
+def _random_expr(rng: random.Random) -> str:
+    def field(low: int, high: int) -> str:
+        kind = rng.randrange(5)
+        if kind == 0:
+            return "*"
+        if kind == 1:
+            return f"*/{rng.randint(2, max(2, (high - low) // 2))}"
+        first = rng.randint(low, high)
+        if kind == 2:
+            return str(first)
+        last = rng.randint(first, high)
+        if kind == 3:
+            return f"{first}-{last}"
+        return ",".join(str(rng.randint(low, high)) for _ in range(3))
+
+    return " ".join((field(0, 59), field(0, 23), field(1, 28), field(1, 12), field(0, 6)))
+
+
+def _cron_times(expr: str, start: dt.datetime, zone: str, count: int) -> list[dt.datetime]:
+    times = CronSim(expr, start.astimezone(ZoneInfo(zone)))
+    return [next(times).astimezone(dt.UTC) for _ in range(count)]
+
+
+def _our_times(expr: str, start: dt.datetime, zone: str, count: int) -> list[dt.datetime]:
+    parsed, tz, out = parse_schedule(expr), ZoneInfo(zone), []
+    for _ in range(count):
+        found = schedule.next_fire(parsed, start, tz)
+        assert found is not None
+        out.append(found)
+        start = found
+    return out
+
+
+def test_next_fire_is_cron_s_over_random_expressions_and_a_year() -> None:
+    rng = random.Random(5)
+    for _ in range(400):
+        expr, zone = _random_expr(rng), rng.choice(NEXT_ZONES)
+        start = dt.datetime(2027, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+            seconds=rng.randrange(366 * 86400))
+        assert _our_times(expr, start, zone, 5) == _cron_times(expr, start, zone, 5), (expr, zone)
+
+
+def _changes(zone: str, year: int) -> list[dt.datetime]:
+    tz, at, out = ZoneInfo(zone), dt.datetime(year, 1, 1, tzinfo=dt.UTC), []
+    offset = at.astimezone(tz).utcoffset()
+    while at.year == year:
+        if at.astimezone(tz).utcoffset() != offset:
+            out.append(at)
+            offset = at.astimezone(tz).utcoffset()
+        at += dt.timedelta(minutes=30)
+    return out
+
+
+@pytest.mark.parametrize("zone", [z for z in NEXT_ZONES if z not in ("UTC", "Asia/Kolkata")])
+def test_next_fire_follows_cron_through_dst_changes(zone: str) -> None:
+    changes = _changes(zone, 2027)
+    assert len(changes) == 2
+    for change in changes:
+        for expr in NEXT_EXPRS:
+            start = change - dt.timedelta(hours=26)
+            assert _our_times(expr, start, zone, 40) == _cron_times(expr, start, zone, 40), expr
+
+
+def test_next_fire_dst_rules_by_hand() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    utc = dt.UTC
+    spring = dt.datetime(2027, 3, 27, 12, tzinfo=utc)  # the change: 2027-03-28 01:00 UTC
+    # A fixed-time job in the skipped hour runs at its end (03:00 CEST).
+    assert schedule.next_fire(parse_schedule("30 2 * * *"), spring, berlin) == \
+        dt.datetime(2027, 3, 28, 1, 0, tzinfo=utc)
+    autumn = dt.datetime(2027, 10, 31, 0, 20, tzinfo=utc)  # 02:20 CEST, first pass
+    quarter = parse_schedule("*/15 * * * *")
+    fixed = parse_schedule("45 2 * * *")
+    # A wildcard job runs through the repeated hour; a fixed-time one once.
+    assert schedule.next_fire(quarter, dt.datetime(2027, 10, 31, 0, 45, tzinfo=utc), berlin) == \
+        dt.datetime(2027, 10, 31, 1, 0, tzinfo=utc)  # 02:00 CET, the second pass
+    assert schedule.next_fire(fixed, autumn, berlin) == dt.datetime(2027, 10, 31, 0, 45, tzinfo=utc)
+    assert schedule.next_fire(fixed, dt.datetime(2027, 10, 31, 1, 20, tzinfo=utc), berlin) == \
+        dt.datetime(2027, 11, 1, 1, 45, tzinfo=utc)
+    # A 30-minute change (cronsim skips 03:00 here; Debian cron does not).
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    assert schedule.next_fire(parse_schedule("0 */3 * * *"),
+                              dt.datetime(2027, 4, 3, 13, tzinfo=utc), lord_howe) == \
+        dt.datetime(2027, 4, 3, 16, 30, tzinfo=utc)  # 03:00 +10:30
+
+
+@pytest.mark.parametrize(
+    ("expr", "after", "expected"),
+    [
+        ("0 0 30 2 *", dt.datetime(2027, 1, 1, tzinfo=dt.UTC), None),
+        ("0 0 29 2 *", dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+         dt.datetime(2028, 2, 29, tzinfo=dt.UTC)),
+        # cron's OR of the day fields: the 13th or a Friday.
+        ("0 0 13 * fri", dt.datetime(2027, 1, 2, tzinfo=dt.UTC),
+         dt.datetime(2027, 1, 8, tzinfo=dt.UTC)),
+        # strictly after: a run due now is the next one's.
+        ("30 12 * * *", dt.datetime(2027, 1, 2, 12, 30, tzinfo=dt.UTC),
+         dt.datetime(2027, 1, 3, 12, 30, tzinfo=dt.UTC)),
+    ],
+)
+def test_next_fire_cases(expr: str, after: dt.datetime, expected: dt.datetime | None) -> None:
+    assert schedule.next_fire(parse_schedule(expr), after, ZoneInfo("UTC")) == expected

@@ -79,6 +79,7 @@ class JobState:
     consecutive_failures: int
     last_log: str | None
     problem: str | None = None  # why the history could not be read, if it could not
+    last_reason: str | None = None  # why the last run that ran to an end failed
 
 
 @dataclass(frozen=True)
@@ -601,6 +602,7 @@ def job_state(config: Config, slug: str) -> JobState:
         consecutive_failures=history.consecutive_failures,
         last_log=newest_log(config.output_directory, slug),
         problem=problem,
+        last_reason=last.reason if last is not None else None,
     )
 
 

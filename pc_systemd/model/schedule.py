@@ -6,12 +6,13 @@ The accepted syntax and every choice made here are described in docs/schedules.m
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["CronSchedule", "ScheduleError", "parse_schedule"]
+__all__ = ["CronSchedule", "ScheduleError", "next_fire", "parse_schedule"]
 
 
 class ScheduleError(ValueError):
@@ -138,6 +139,22 @@ class CronSchedule:
         if not self._dom_fits_months():
             return (by_weekday,)
         return (line("", dom), by_weekday)
+
+    @property
+    def fixed_time(self) -> bool:
+        """Neither the minute nor the hour field starts with ``*``: Debian
+        cron's "fixed-time job", which its DST rules treat apart."""
+        minute, hour = _SEPARATOR.split(self.expr.strip(" \t"))[:2]
+        return not (minute.startswith("*") or hour.startswith("*"))
+
+    def fires_on(self, day: dt.date) -> bool:
+        """Debian cron's day rule: both day fields must match, unless both
+        are restricted (neither starts with ``*``): then either may."""
+        if day.month not in self.months:
+            return False
+        dom = day.day in self.days_of_month
+        dow = (day.weekday() + 1) % 7 in self.days_of_week
+        return (dom or dow) if self.days_ored else (dom and dow)
 
     def _dom_fits_months(self) -> bool:
         return any(
@@ -396,3 +413,60 @@ def _weekdays(days: Iterable[int]) -> str:
         parts.append(f"{names[0]}..{names[-1]}" if len(names) >= 3 else ",".join(names))
         start = end + 1
     return ",".join(parts)
+
+
+# Far enough for any schedule that can fire at all: February 29 on a given
+# weekday recurs within 28 years (the 400-year cycle has gaps of up to 40).
+_SEARCH_DAYS = 41 * 366
+
+
+def next_fire(schedule: CronSchedule, after: dt.datetime, zone: dt.tzinfo) -> dt.datetime | None:
+    """When Debian's cron, reading ``schedule`` in ``zone``, next runs the
+    job strictly after ``after`` (an aware time), in UTC; None if it never will.
+
+    Cron's rules for the two yearly DST changes hold: a fixed-time job
+    (see :attr:`CronSchedule.fixed_time`) whose time falls in the skipped
+    hour runs at the first minute after it, and runs once in a repeated
+    hour; any other job runs at each real minute whose wall-clock time
+    matches, so twice through a repeated hour and never in a skipped one.
+    """
+    if not schedule.can_fire():
+        return None
+    start = after.astimezone(zone).date() - dt.timedelta(days=1)  # a repeated hour's first pass
+    for offset in range(_SEARCH_DAYS):
+        day = start + dt.timedelta(days=offset)
+        if not schedule.fires_on(day):
+            continue
+        found = min((t for t in _day_times(schedule, day, zone) if t > after), default=None)
+        if found is not None:
+            return found
+    return None
+
+
+def _day_times(schedule: CronSchedule, day: dt.date, zone: dt.tzinfo) -> Iterator[dt.datetime]:
+    for hour in sorted(schedule.hours):
+        for minute in sorted(schedule.minutes):
+            wall = dt.datetime(day.year, day.month, day.day, hour, minute)
+            # In UTC: times of one zone compare by wall clock, fold ignored.
+            if schedule.fixed_time:
+                yield _first_real(wall, zone).astimezone(dt.UTC)
+                continue
+            for fold in (0, 1):
+                local = wall.replace(tzinfo=zone, fold=fold)
+                if _real(local):
+                    yield local.astimezone(dt.UTC)
+
+
+def _real(local: dt.datetime) -> bool:
+    """False for a wall-clock time that a spring-forward change skips."""
+    back = local.astimezone(dt.UTC).astimezone(local.tzinfo)
+    return back.replace(tzinfo=None) == local.replace(tzinfo=None)
+
+
+def _first_real(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """``wall`` in ``zone`` (its first pass if repeated), or, if skipped,
+    the first wall-clock minute after it that exists."""
+    local = wall.replace(tzinfo=zone, fold=0)
+    while not _real(local):
+        local += dt.timedelta(minutes=1)
+    return local

@@ -4,6 +4,9 @@ direct runner's lock and history), as :class:`~.jobinfo.JobInfo`."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,19 +44,50 @@ def direct_listing(config: Config) -> Listing:
     from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
     catalog, _ = read_catalog(config, lambda: None)
+    now = dt.datetime.now(dt.UTC)
     infos = []
     for summary in catalog.summaries:
         if not summary.valid:
             infos.append(JobInfo(summary, State.INVALID))
             continue
-        infos.append(_direct_info(summary, direct.job_state(config, summary.slug)))
+        info = _direct_info(summary, direct.job_state(config, summary.slug))
+        infos.append(dataclasses.replace(info, next_run=next_cron_run(summary, now)))
     return Listing("direct", catalog, tuple(infos))
+
+
+def next_cron_run(summary: Summary, now: dt.datetime) -> dt.datetime | None:
+    """When cron next starts the job (None: unscheduled or disabled): its
+    schedule with Debian cron's rules, DST changes included, read in the
+    job's ``timezone:`` or else the host's local time zone."""
+    if not summary.scheduled or summary.schedule is None:
+        return None
+    from pc_systemd.model.schedule import ScheduleError, next_fire, parse_schedule
+
+    try:
+        return next_fire(parse_schedule(summary.schedule), now, _zone(summary.timezone))
+    except ScheduleError:  # a summary is from a validated file; this only guards a stale cache
+        return None
+
+
+def _zone(name: str | None) -> dt.tzinfo:
+    """``name``, or the zone local times are in: ``TZ`` or ``/etc/localtime``
+    (UTC without either, as the C library has it)."""
+    import zoneinfo  # only cron hosts with scheduled jobs (~2 ms)
+
+    name = name or os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return zoneinfo.ZoneInfo(name)
+        with open("/etc/localtime", "rb") as handle:
+            return zoneinfo.ZoneInfo.from_file(handle, key="localtime")
+    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return dt.UTC
 
 
 def _direct_info(summary: Summary, state: JobState) -> JobInfo:
     last = None
     if state.last_status != "unknown" or state.last_start is not None:
-        last = LastRun(state.last_status, state.last_start, state.last_end)
+        last = LastRun(state.last_status, state.last_start, state.last_end, state.last_reason)
     if state.running:
         kind = State.RUNNING
     elif state.last_status == "failure":

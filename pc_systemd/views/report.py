@@ -34,6 +34,10 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
+# The original indents a job's further lines with a tab; scripts split on it.
+INDENT = "\t"
+
+
 def original_lines(info: JobInfo) -> list[str]:
     summary = info.summary
     if not summary.valid:
@@ -43,10 +47,10 @@ def original_lines(info: JobInfo) -> list[str]:
         head += f"\t{{pid: {info.pid}, status: running}}"
     out = [head]
     if summary.description:
-        out.append("    " + printable(" ".join(summary.description.split())))
+        out.append(INDENT + printable(" ".join(summary.description.split())))
     if summary.tags:
-        out.append("    tags: " + printable(", ".join(summary.tags)))
-    out.append(f"    last status: {info.last_status}")
+        out.append(INDENT + "tags: " + printable(", ".join(summary.tags)))
+    out.append(f"{INDENT}last status: {info.last_status}")
     return out
 
 
@@ -54,7 +58,7 @@ def extra_lines(info: JobInfo, timers: bool = True) -> list[str]:
     """``timers``: jobs are scheduled by systemd timers, so a scheduled job
     without a next run is worth a line (cron hosts do not say)."""
     if not info.summary.valid:
-        return [f"    error: {printable(line)}" for line in info.summary.problems]
+        return [f"{INDENT}error: {printable(line)}" for line in info.summary.problems]
     state = str(info.state)
     if info.state is State.RUNNING:
         if info.since is not None:
@@ -63,19 +67,19 @@ def extra_lines(info: JobInfo, timers: bool = True) -> list[str]:
             state += f" (pid {info.pid})"
     elif info.state is State.NOT_GENERATED:
         state = "not generated: run `run-job --reload`"
-    out = [f"    state: {state}"]
+    out = [f"{INDENT}state: {state}"]
     last = info.last_run
     if last is not None and last.start is not None:
         took = f", took {duration(last.duration)}" if last.duration is not None else ""
         how = last.status + (f" ({printable(last.reason)})" if last.reason else "")
-        out.append(f"    last run: {when(last.start)}{took}: {how}")
+        out.append(f"{INDENT}last run: {when(last.start)}{took}: {how}")
     if info.next_run is not None:
-        out.append(f"    next run: {when(info.next_run)}")
+        out.append(f"{INDENT}next run: {when(info.next_run)}")
     elif timers and info.summary.schedule is not None and info.state is not State.NOT_GENERATED:
-        out.append("    next run: none (disabled)" if info.summary.disabled
-                   else "    next run: none (timer not active)")
+        out.append(INDENT + ("next run: none (disabled)" if info.summary.disabled
+                             else "next run: none (timer not active)"))
     if info.note:
-        out.append(f"    note: {printable(info.note)}")
+        out.append(f"{INDENT}note: {printable(info.note)}")
     return out
 
 
