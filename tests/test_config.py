@@ -91,7 +91,6 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
         ("cron_template: '{schedule'\n", ":1: cron_template: bad template"),
         ("default_job_config: 3\n", ":1: default_job_config: expected a mapping of job keys"),
         ("default_job_config:\n  timeout: -1\n", ":2: timeout: must be a number of minutes >= 0"),
-        ("default_job_config:\n  timout: 1\n", ":2: timout: unknown key (did you mean 'timeout'?)"),
         ("logging: {handlers: {}}\n", ":1: logging: expected a logging.config.dictConfig"),
         ("usr: x\n", ":1: usr: unknown configuration key (did you mean 'user'?)"),
         ("user: a\nuser: b\n", ":2: user: duplicate key (first at line 1)"),

@@ -116,7 +116,7 @@ def validate_command(session: Session, strict: bool, files: tuple[str, ...]) -> 
     """Check the job directory, or the FILES given.
 
     One line per problem; non-zero exit status on problems."""
-    actions.validate(session.config(), list(files) or None, strict)
+    actions.validate(session, list(files) or None, strict)
 
 
 @click.command("reload")

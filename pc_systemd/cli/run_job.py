@@ -209,7 +209,7 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
     if flags.count != 5 and not flags.next_job:
         raise click.UsageError("--count goes with --next")
     if flags.do_validate:
-        actions.validate(session.config(), list(flags.files) or None, flags.strict)
+        actions.validate(session, list(flags.files) or None, flags.strict)
     elif flags.install_gen or flags.uninstall_gen:
         actions.install(flags.uninstall_gen)
     elif flags.do_reload:

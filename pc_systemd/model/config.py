@@ -167,6 +167,8 @@ class Config:
     job_defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)
     job_default_lines: Mapping[str, tuple[str, int]] = field(default_factory=dict, compare=False)
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)  # key -> line
+    # what loads but deserves a look (an unknown key in default_job_config)
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     def problem(self, key: str, message: str) -> Problem:
         """A problem with one configuration value, pointing where it was set."""
@@ -180,13 +182,25 @@ def builtin(path: str | None = None, **values: Any) -> Config:
     return Config(path=path, **merged)
 
 
-def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    explicit: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    trusted_only: bool = True,
+) -> Config:
+    """The configuration that applies (see :func:`config_path`).
+
+    ``trusted_only=False`` skips the ownership rule (:func:`untrusted`),
+    which protects what runs as root: only for reading it, as
+    ``run-job --validate`` does in a job repository's CI, where a checkout
+    made with umask 002 is group-writable. Nothing written or run may
+    come from such a configuration."""
     path = config_path(explicit, os.environ if environ is None else environ)
     if path is None:
         return builtin()
     if not os.path.exists(path):
         raise one(path, 1, FILE_KEY, "configuration file does not exist")
-    distrust = untrusted(path)
+    distrust = untrusted(path) if trusted_only else None
     if distrust:
         raise one(path, 1, FILE_KEY, distrust)
     root = load(path, path)
@@ -208,12 +222,13 @@ def load_config(explicit: str | None = None, environ: Mapping[str, str] | None =
         # here: only a config with job defaults needs the job keys (~3 ms at every start)
         from pc_systemd.model.job_keys import parse_defaults
 
-        defaults, more = parse_defaults(list(values["default_job_config"]))
+        defaults, more, warnings = parse_defaults(list(values["default_job_config"]))
         problems.extend(more)
         values["job_defaults"] = defaults
         values["job_default_lines"] = {
-            e.key: (e.source, e.line) for e in values["default_job_config"]
+            e.key: (e.source, e.line) for e in values["default_job_config"] if e.key in defaults
         }
+        values["warnings"] = tuple(warnings)
     if values.get("user") in ("root", "0") and not values.get("allow_root"):
         problems.append(
             Problem(path, lines["user"], "user",

@@ -97,19 +97,29 @@ JOB_KEYS: tuple[Key[Any], ...] = (
 KEYS_BY_NAME = {key.name: key for key in JOB_KEYS}
 
 
-def parse_defaults(entries: list[Entry]) -> tuple[dict[str, Any], list[Problem]]:
-    """Validate ``default_job_config`` once, against the job keys."""
+def parse_defaults(
+    entries: list[Entry],
+) -> tuple[dict[str, Any], list[Problem], list[Problem]]:
+    """Validate ``default_job_config`` once, against the job keys: its
+    values, its errors and its warnings. An unknown key is a warning, as
+    in a job file (the original's 2017 configuration put ``from_address``
+    there), named with its parent: ``default_job_config.from_address``."""
     values: dict[str, Any] = {}
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     for entry in entries:
         key = KEYS_BY_NAME.get(entry.key)
         if key is None:
-            problems.append(Problem(entry.source, entry.line, entry.key, unknown(entry.key)))
+            # suggestions for the first few only, as in a job file
+            hint = unknown(entry.key) if len(warnings) < 20 else "unknown key"
+            warnings.append(
+                Problem(entry.source, entry.line, f"default_job_config.{entry.key}", hint, True)
+            )
             continue
         value = f.collect(problems, lambda k=key, e=entry: k.parse(e))  # type: ignore[misc]
         if value is not None:
             values[entry.key] = value
-    return values, problems
+    return values, problems, warnings
 
 
 def unknown(key: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pc_systemd.model.config import Config
@@ -36,4 +37,26 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
             errors.append(job.problem("schedule", f"{job.schedule.expr!r} can never fire"))
             invalid.add(job.slug)
     checked = len(jobset.jobs) + len(jobset.broken)
-    return Report(checked, len(invalid), tuple(errors), jobset.warnings)
+    warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings)
+    return Report(checked, len(invalid), tuple(errors), warnings)
+
+
+def service_user_warnings(config: Config) -> tuple[Problem, ...]:
+    """A service user this host does not know: every job would fail at its
+    first run (systemd cannot start a unit whose ``User=`` has no entry;
+    cron skips the line). A warning: the file may be checked on another
+    machine, such as a job repository's CI. Only a ``user:`` the
+    configuration names: the default one is created by the package. A uid
+    is not looked up: systemd runs a job as a uid with no user name."""
+    if "user" not in config.lines or config.user.isdigit():
+        return ()
+    import pwd  # only validate looks the user up
+
+    try:
+        pwd.getpwnam(config.user)
+    except KeyError:
+        problem = config.problem(
+            "user", f"no user {config.user!r} on this host: every job would fail at its first run"
+        )
+        return (dataclasses.replace(problem, warning=True),)
+    return ()

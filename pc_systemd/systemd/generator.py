@@ -236,12 +236,15 @@ def _config(config_path: str | None, log: Log) -> Config | None:
     from pc_systemd.model.errors import PcError
 
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
     except PcError as err:
         for problem in err.problems:
             log(ERR, str(problem))
         log(ERR, "no units generated: the global configuration is invalid")
         return None
+    for warning in config.warnings:  # an unknown key in default_job_config
+        log(WARNING, str(warning))
+    return config
 
 
 def _renderer(config: Config, python: str) -> Renderer:
