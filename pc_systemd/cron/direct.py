@@ -19,6 +19,14 @@ Where it does better than the original:
   child too (``PR_SET_PDEATHSIG``) and the lock is free for the next run;
 - output is logged in blocks, not a line at a time (see :mod:`pc_systemd.cron.runlog`).
 
+The global configuration's ``logging`` key (a ``logging.config.dictConfig``
+mapping) gets run-job's own messages, as the original's did, on its
+``process-control`` logger: the run's start (INFO ``Running job Name (slug)``,
+``Slow starting job ...``), each command and its log file (INFO), the end
+(INFO ``Successfully completed slug.``, or the reason at ERROR), a skipped
+run (INFO), a command being stopped (WARNING), and every line run-job prints
+(ERROR). Without the key they are printed only, as before.
+
 The module runs as ``python -m pc_systemd.cron.direct --job NAME`` for cron
 lines until ``run-job --job`` calls :func:`run_job`.
 """
@@ -39,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pc_systemd.core.safe_open import make_dirs, service_uid
 from pc_systemd.cron import history as hist
@@ -49,6 +57,9 @@ from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
 from pc_systemd.systemd.unit_result import minutes
+
+if TYPE_CHECKING:  # the annotation only: logging is imported where the key asks for it
+    import logging
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job failed: a command failed or timed out, or a run held the lock
@@ -120,6 +131,54 @@ def after_run(config: Config, job: Job, warn: Callable[[str], None]) -> None:
     from pc_systemd.cron import metrics  # only hosts with a metrics_file pay for it (~3 ms)
 
     metrics.update(config, job.slug, lambda line: warn(f"run-job: {line}"))
+
+
+# -- run-job's own messages ------------------------------------------------------
+
+OWN_LOGGER = "process-control"  # the original's logger name, which its example configures
+# logging's levels, without importing it where no ``logging`` key asks for it.
+LOG_INFO, WARNING, LOG_ERROR = 20, 30, 40
+
+
+class OwnLog:
+    """run-job's own messages to the ``process-control`` logger of the
+    configuration's ``logging`` mapping; nothing without one."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger
+
+    def __call__(self, level: int, message: str) -> None:
+        if self.logger is not None:
+            self.logger.log(level, "%s", message)
+
+    @classmethod
+    def configure(cls, config: Config, say: Callable[[str], None]) -> OwnLog:
+        """Applies ``config.logging``; one that cannot be applied (a handler
+        class that does not exist, a file it cannot open) is one line
+        through ``say``, and the job runs all the same."""
+        if config.logging is None:
+            return cls()
+        import logging.config  # only hosts whose configuration has the key
+
+        try:
+            logging.config.dictConfig(_plain(config.logging))
+        except (ValueError, TypeError, AttributeError, ImportError, OSError) as err:
+            reason = " ".join(str(err).split()) or type(err).__name__
+            say(f"run-job: {config.problem('logging', f'cannot be applied: {reason}')}")
+            return cls()
+        # A syslog that is down must not put a traceback into cron's mail
+        # (the original's did); the lines run-job prints still tell.
+        logging.raiseExceptions = False
+        return cls(logging.getLogger(OWN_LOGGER))
+
+
+def _plain(value: Any) -> Any:
+    """A fresh copy of plain dicts and lists: dictConfig changes what it is given."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 # -- the service user ------------------------------------------------------------
@@ -241,10 +300,12 @@ class _Run:
     """The commands of one run, supervised; state for that run only."""
 
     def __init__(
-        self, job: Job, signals: _Signals, log: Callable[[], RunLog], grace: float
+        self, job: Job, signals: _Signals, log: Callable[[], RunLog], grace: float,
+        own: OwnLog | None = None,
     ) -> None:
         self.job = job
         self.signals = signals
+        self.own = own or OwnLog()
         self._open_log = log
         self.log: RunLog | None = None
         self.grace = grace
@@ -265,6 +326,8 @@ class _Run:
                     self.log = self._open_log()
                 except OSError as err:
                     return RunEnd(code, f"{name} failed: cannot open its log file: {err}")
+                self.own(LOG_INFO, f"Logging to {self.log.path}")
+            self.own(LOG_INFO, f"Running command: {command.text}")
             code, stop = self._command(command, self.log, deadline)
             if stop == "timeout":
                 return RunEnd(code, self._timed_out())
@@ -367,6 +430,8 @@ class _Run:
                 elif deadline is not None and now >= deadline:
                     stop = "timeout"
                 if stop is not None:
+                    why = "timeout" if stop == "timeout" else stop
+                    self.own(WARNING, f"Stopping the command's process group {pgid} due to {why}")
                     group.terminate(now)
             if exited or stop is not None:
                 group.watch(now)
@@ -471,10 +536,16 @@ def run_job(
     ``out`` gets one line per problem (a failure's reason, an unreadable
     history); a successful or skipped run prints nothing, so cron mails
     only failures. When ``out`` is a terminal it also shows the output.
+    With a ``logging`` key, those lines and the run's progress also go to
+    its ``process-control`` logger (see the module's doc).
     """
+    own = OwnLog()
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)
+        own(LOG_ERROR, line)
+
+    own = OwnLog.configure(config, say)
 
     wrong = _wrong_user(config)
     if wrong is not None:
@@ -493,7 +564,7 @@ def run_job(
         make_dirs(config.state_directory, 0o750)
         job_lock = lock.acquire(lock.lock_path(config.run_directory, job.slug))
     except lock.LockHeld as held:
-        return _not_run(config, job, held, history_file, say)
+        return _not_run(config, job, held, history_file, say, own)
     except OSError as err:
         say(f"run-job: {err.filename}: {err.strerror}")
         return EXIT_UNUSABLE
@@ -501,6 +572,7 @@ def run_job(
     start = _now()
     entry = hist.Entry("started", start, start=start, pid=os.getpid())
     mirror = out if out.isatty() else None
+    own(LOG_INFO, f"{'Slow starting' if slow_start else 'Running'} job {job.name} ({job.slug})")
     with job_lock, _Signals() as signals:
         _record(history_file, lambda h: h.started(entry), say)
         runner = _Run(
@@ -508,6 +580,7 @@ def run_job(
             signals,
             lambda: RunLog.create(config.output_directory, job.slug, start.timestamp(), mirror),
             kill_grace,
+            own,
         )
         try:
             outcome = runner.run(commands)
@@ -528,6 +601,7 @@ def run_job(
         recorded = _record(history_file, lambda h: h.finished(final), say)
     after_run(config, job, say)
     if outcome.reason is None:
+        own(LOG_INFO, f"Successfully completed {job.slug}.")
         return EXIT_OK
     say(outcome.reason)
     failures = recorded.consecutive_failures if recorded is not None else 1
@@ -538,7 +612,8 @@ def run_job(
 
 
 def _not_run(
-    config: Config, job: Job, held: lock.LockHeld, history_file: str, say: Callable[[str], None]
+    config: Config, job: Job, held: lock.LockHeld, history_file: str,
+    say: Callable[[str], None], own: OwnLog,
 ) -> int:
     """Another run holds the lock: skipped under allow_overtime, else failed."""
     who = f"pid {held.pid}" if held.pid is not None else "another process"
@@ -548,6 +623,7 @@ def _not_run(
         entry = hist.Entry("skipped", now, start=now, end=now, pid=os.getpid(), reason=reason)
         _record(history_file, lambda h: h.finished(entry), say)
         after_run(config, job, say)
+        own(LOG_INFO, reason)
         return EXIT_OK
     reason = f"{job.name} not started: the previous run ({who}) is still running"
     entry = hist.Entry("failed", now, start=now, end=now, pid=os.getpid(), reason=reason)
