@@ -326,7 +326,7 @@ def test_only_running(box: SystemdBox) -> None:
         assert run_job(box, "-l", "-r")[1] == "sleeper\n"
         code, out, _ = run_job(box, "--status", "--only-running")
         assert code == 0
-        assert [line for line in out.splitlines() if not line.startswith(" ")] == [
+        assert [line for line in out.splitlines() if not line.startswith("\t")] == [
             out.splitlines()[0]]
         assert out.splitlines()[0].startswith("sleeper - Sleeper\t{pid: ")
         assert list(status_json(box, "-r")) == ["sleeper"]
