@@ -432,22 +432,53 @@ def next_fire(schedule: CronSchedule, after: dt.datetime, zone: dt.tzinfo) -> dt
     """
     if not schedule.can_fire():
         return None
+    after = after.astimezone(dt.UTC)  # compared by instant, never by a zone's wall clock
     start = after.astimezone(zone).date() - dt.timedelta(days=1)  # a repeated hour's first pass
     for offset in range(_SEARCH_DAYS):
         day = start + dt.timedelta(days=offset)
         if not schedule.fires_on(day):
             continue
-        found = min((t for t in _day_times(schedule, day, zone) if t > after), default=None)
+        if _steady(day, zone):
+            found = _first_after(schedule, day, zone, after)
+        else:
+            found = min((t for t in _day_times(schedule, day, zone) if t > after), default=None)
         if found is not None:
             return found
     return None
 
 
+def _steady(day: dt.date, zone: dt.tzinfo) -> bool:
+    """No DST change on ``day`` in ``zone``: its wall-clock times are all
+    real, each once, in the order of their instants."""
+    midnights = (dt.datetime(day.year, day.month, day.day),
+                 dt.datetime(day.year, day.month, day.day) + dt.timedelta(days=1))
+    offsets = {m.replace(tzinfo=zone, fold=fold).utcoffset() for m in midnights for fold in (0, 1)}
+    return len(offsets) == 1
+
+
+def _first_after(
+    schedule: CronSchedule, day: dt.date, zone: dt.tzinfo, after: dt.datetime
+) -> dt.datetime | None:
+    """The first time of a steady day after ``after``, trying few: a whole
+    hour is passed over when its last minute is not after ``after``."""
+    minutes = sorted(schedule.minutes)
+    for hour in sorted(schedule.hours):
+        last = dt.datetime(day.year, day.month, day.day, hour, minutes[-1], tzinfo=zone)
+        if last <= after:
+            continue
+        for minute in minutes:
+            found = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+            if found > after:
+                return found.astimezone(dt.UTC)
+    return None
+
+
 def _day_times(schedule: CronSchedule, day: dt.date, zone: dt.tzinfo) -> Iterator[dt.datetime]:
+    """Every time of a day with a DST change, in UTC: in one zone,
+    times compare by wall clock, fold ignored."""
     for hour in sorted(schedule.hours):
         for minute in sorted(schedule.minutes):
             wall = dt.datetime(day.year, day.month, day.day, hour, minute)
-            # In UTC: times of one zone compare by wall clock, fold ignored.
             if schedule.fixed_time:
                 yield _first_real(wall, zone).astimezone(dt.UTC)
                 continue
