@@ -428,7 +428,9 @@ class Site:
         return os.fsencode(self.jobs)
 
     def job_files(self) -> list[bytes]:
-        return sorted(n for n in os.listdir(self.job_dir_bytes) if n.endswith(b".yaml"))
+        """The original's ``*.yaml`` glob, which skips hidden files."""
+        return sorted(n for n in os.listdir(self.job_dir_bytes)
+                      if n.endswith(b".yaml") and not n.startswith(b"."))
 
     def base_config(self) -> dict[str, str]:
         return {
@@ -504,6 +506,11 @@ def _link_target(site: Site, case: Case, target: str) -> bytes:
     if target == "outside-relative":
         outside.write_bytes(case.data())
         return os.fsencode(f"../{outside.name}")
+    if target == "subfolder":
+        sub = site.jobs / f"sub-{case.id}"
+        sub.mkdir()
+        (sub / "job.yaml").write_bytes(case.data())
+        return os.fsencode(sub / "job.yaml")
     if target == "outside-dir":
         outside.mkdir()
         return os.fsencode(outside)

@@ -50,7 +50,7 @@ BAD = [
     ("name: x\ncommand: /bin/true\nlogging: syslog\n",
      ":3: logging: must be one of journal, file, got 'syslog'"),
     ("name: x\nname: y\ncommand: /bin/true\n", ":2: name: duplicate key (first at line 1)"),
-    ("name: x\ncommand: /bin/true\n\tindented: tab\n", ":3: (yaml): found a tab character"),
+    ("name: x\ncommand: /bin/true\n\tindented: tab\n", ":3: (yaml): tab character at column 1"),
     ("", ":1: (file): empty file: expected a mapping of job keys"),
     ("just text\n", ":1: (file): expected a mapping of job keys"),
     ("---\nname: x\n---\nname: y\n", ":3: (yaml): but found another document"),

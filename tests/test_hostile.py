@@ -508,7 +508,8 @@ def check_listing(
     )
     status = runs["status"]
     found.check(status.code == 0, f"--status: exit {status.code}")
-    heads = [line for line in status.lines() if not line.startswith(" ")]
+    # an entry's extra lines start with a tab, as the original's
+    heads = [line for line in status.lines() if not line.startswith("\t")]
     found.check(
         len(heads) == files, f"--status: {len(heads)} entries for {files} job files: {heads!r}"
     )

@@ -155,12 +155,14 @@ def test_all_problems_of_a_file_are_reported(site: Site) -> None:
     ]
 
 
-@pytest.mark.parametrize("slug", ["with.dot", "with space", "-leading", "a@b", "x" * 101, "ü"])
+@pytest.mark.parametrize("slug", ["with space", "-leading", ".hidden", "a@b", "x" * 101, "ü",
+                                  "x.slow-start", "x.yaml.y"])
 def test_bad_slugs(site: Site, slug: str) -> None:
     found = errors(site, "name: x\ncommand: /bin/true\n", slug)
     assert found == [
         f"{site.jobs}/{slug}.yaml:1: (file): bad job name {slug!r}: use letters, digits, "
-        "'_' and '-', at most 100, not starting with '-'"
+        "'_', '-' and '.', at most 100, not starting with '-' or '.', no '.yaml', "
+        "not ending in '.slow-start'"
     ]
 
 

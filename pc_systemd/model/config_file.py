@@ -46,8 +46,10 @@ def job_file_name(slug: str) -> str:
 
 
 def yaml_names(job_directory: str) -> list[str]:
-    """The job files' names, ``*.yaml`` in slug order, as the original's glob."""
-    return sorted(n for n in os.listdir(job_directory) if n.endswith(JOB_SUFFIX))
+    """The job files' names, ``*.yaml`` in slug order, as the original's glob
+    (which skips hidden files: ``.x.yaml`` is an editor's, not a job)."""
+    return sorted(n for n in os.listdir(job_directory)
+                  if n.endswith(JOB_SUFFIX) and not n.startswith("."))
 
 
 def untrusted(path: str) -> str | None:

@@ -209,6 +209,12 @@ def commands(entry: Entry) -> tuple[Command, ...]:
     (``shlex``) but never run through one."""
     result = []
     for node in items(entry, "commands"):
+        if isinstance(node, Scalar) and node.value is not None and not isinstance(node.value, str):
+            # Not taken as written, unlike names: the original could not run
+            # 'command: 42' or 'command: true' (it splits strings only).
+            raise entry.problem(
+                f"expected a command line (a string), got {type_name(node.value)}", node
+            )
         line = check_line(entry, _text_of(entry, node, "a command line"), node, "command", True)
         if line.isascii() and "\\" not in line and _SIMPLE_WORDS.fullmatch(line):
             # Without backslashes, POSIX shell-like splitting is: words of

@@ -20,8 +20,15 @@ from pc_systemd.model.schedule import CronSchedule
 
 # The slug becomes part of unit names (process-control-<slug>.service) and
 # file names, so it is kept to characters that need no escaping anywhere.
-SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z")
-SLUG_RULE = "letters, digits, '_' and '-', at most 100, not starting with '-'"
+# A dot is fine (the original's own job.example.yaml has one) but not first:
+# '.x.yaml' is a hidden file, not a job (the original's glob skipped it).
+# Refused: '<slug>.slow-start', whose service would be the unit
+# process-control-<slug>.slow-start.service, job <slug>'s slow start; and
+# '.yaml' anywhere, which the original removed from every place in the
+# file name ('x.yaml.yaml' was its job 'x', a cron line running another file).
+SLUG = re.compile(r"(?!.*\.yaml)(?!.*\.slow-start\Z)[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
+SLUG_RULE = ("letters, digits, '_', '-' and '.', at most 100, not starting with '-' or '.',"
+             " no '.yaml', not ending in '.slow-start'")
 
 
 # A run's own log file, ``logging: file`` on systemd (:mod:`pc_systemd.systemd.filelog`,
@@ -92,14 +99,30 @@ def check_location(path: str, job_directory: str, listed: bool = False) -> list[
         problems.append(Problem(path, 1, FILE_KEY, f"bad job name {slug!r}: use {SLUG_RULE}"))
     if not listed:
         real_dir = os.path.realpath(job_directory)
-        if os.path.realpath(os.path.dirname(os.path.abspath(path))) != real_dir:
-            problems.append(Problem(path, 1, FILE_KEY, f"job files must be in {job_directory}"))
+        where = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        if where != real_dir:
+            below = ", not in a subfolder" if _below(where, real_dir) else ""
+            problems.append(
+                Problem(path, 1, FILE_KEY, f"job files must be in {job_directory}{below}"))
             return problems
     if _is_link(path):
         real_dir = os.path.realpath(job_directory)
-        if os.path.dirname(os.path.realpath(path)) != real_dir:
-            problems.append(Problem(path, 1, FILE_KEY, f"symlink leads outside {job_directory}"))
+        target = os.path.realpath(path)
+        if os.path.dirname(target) != real_dir:
+            # A subfolder is refused too: files there are not jobs (the
+            # listing is *.yaml of the directory itself), review may skip them.
+            if _below(target, real_dir):
+                why = (f"symlink leads into a subfolder of {job_directory} ({target}):"
+                       " job files must be in it directly")
+            else:
+                why = f"symlink leads outside {job_directory}"
+            problems.append(Problem(path, 1, FILE_KEY, why))
     return problems
+
+
+def _below(path: str, directory: str) -> bool:
+    """Whether the real path ``path`` is inside the real ``directory``, at any depth."""
+    return path != directory and os.path.commonpath((path, directory)) == directory
 
 
 def _is_link(path: str) -> bool:

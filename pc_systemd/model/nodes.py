@@ -44,6 +44,7 @@ MAX_NODES = 2_000  # a job file has tens; each costs ~2 us to parse and check
 FILE_KEY = "(file)"
 YAML_KEY = "(yaml)"
 MAX_FLOW = 1000  # '[' and '{' in one document (see compose_nodes)
+TAB_RULE = "YAML does not allow tabs for indenting"
 
 try:  # libyaml is several times faster; fall back for odd PyYAML builds
     Loader: Any = yaml.CSafeLoader
@@ -231,6 +232,10 @@ def compose_nodes(text: str, shown: str) -> Node | None:
         mark = err.problem_mark or err.context_mark
         line = int(mark.line) + 1 if mark is not None else 1
         what = " ".join(str(err.problem or err.context or "syntax error").split())
+        if mark is not None and _is_tab(text, int(mark.index)):
+            # PyYAML's "found character that cannot start any token" hides
+            # the cause; the original's message named the tab.
+            what = f"tab character at column {int(mark.column) + 1} ({TAB_RULE})"
         raise one(shown, line, YAML_KEY, what) from None
     except yaml.reader.ReaderError as err:
         line = text[: err.position].count("\n") + 1
@@ -239,6 +244,10 @@ def compose_nodes(text: str, shown: str) -> Node | None:
         raise one(shown, 1, YAML_KEY, " ".join(str(err).split())) from None
     finally:
         loader.dispose()
+
+
+def _is_tab(text: str, index: int) -> bool:
+    return 0 <= index < len(text) and text[index] == "\t"
 
 
 class _Composer:

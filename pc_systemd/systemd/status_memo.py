@@ -47,6 +47,8 @@ class Remembered(NamedTuple):
 
 
 def unit_slug(unit: str) -> str:
+    """The job of one of its units; unambiguous with dotted slugs because
+    none ends in '.slow-start' (:data:`pc_systemd.model.job.SLUG`)."""
     base = unit[len(PREFIX):]
     return base.removesuffix(SLOW) if base.endswith(SLOW) else base.rpartition(".")[0]
 

@@ -94,7 +94,7 @@ def service_name(slug: str) -> str:
 
 
 def slow_start_name(slug: str) -> str:
-    # Slugs cannot contain '.', so this never collides with a job's own unit.
+    # Never a job's own unit: a slug cannot end in '.slow-start' (model.job.SLUG).
     return f"{PREFIX}{slug}{SLOW_START}"
 
 
