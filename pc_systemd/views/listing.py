@@ -45,26 +45,37 @@ def direct_listing(config: Config) -> Listing:
 
     catalog, _ = read_catalog(config, lambda: None)
     now = dt.datetime.now(dt.UTC)
+    local: list[dt.tzinfo] = []  # the host's zone, read once if a job needs it
     infos = []
     for summary in catalog.summaries:
         if not summary.valid:
             infos.append(JobInfo(summary, State.INVALID))
             continue
         info = _direct_info(summary, direct.job_state(config, summary.slug))
-        infos.append(dataclasses.replace(info, next_run=next_cron_run(summary, now)))
+        infos.append(dataclasses.replace(info, next_run=next_cron_run(summary, now, local)))
     return Listing("direct", catalog, tuple(infos))
 
 
-def next_cron_run(summary: Summary, now: dt.datetime) -> dt.datetime | None:
+def next_cron_run(
+    summary: Summary, now: dt.datetime, local: list[dt.tzinfo] | None = None
+) -> dt.datetime | None:
     """When cron next starts the job (None: unscheduled or disabled): its
     schedule with Debian cron's rules, DST changes included, read in the
-    job's ``timezone:`` or else the host's local time zone."""
+    job's ``timezone:`` or else the host's local time zone (kept in
+    ``local`` once read)."""
     if not summary.scheduled or summary.schedule is None:
         return None
     from pc_systemd.model.schedule import ScheduleError, next_fire, parse_schedule
 
+    if summary.timezone:
+        zone = _zone(summary.timezone)
+    else:
+        local = local if local is not None else []
+        if not local:
+            local.append(_zone(None))
+        zone = local[0]
     try:
-        return next_fire(parse_schedule(summary.schedule), now, _zone(summary.timezone))
+        return next_fire(parse_schedule(summary.schedule), now, zone)
     except ScheduleError:  # a summary is from a validated file; this only guards a stale cache
         return None
 
