@@ -204,6 +204,13 @@ def test_a_symlink_into_a_subfolder_says_so(site: Site) -> None:
     assert (loaded.jobs, loaded.broken) == ((), ("paypal_audit",))
 
 
+def test_a_symlink_to_the_job_directory_itself_says_so(site: Site) -> None:
+    site.configure()
+    link = site.jobs / "paypal_audit.yaml"
+    link.symlink_to(".")
+    assert problems(link, site) == [f"{link}:1: (file): symlink leads to {site.jobs} itself"]
+
+
 def test_a_file_in_a_subfolder_given_by_path_says_so(site: Site) -> None:
     site.configure()
     (site.jobs / "barium").mkdir()

@@ -114,6 +114,8 @@ def check_location(path: str, job_directory: str, listed: bool = False) -> list[
             if _below(target, real_dir):
                 why = (f"symlink leads into a subfolder of {job_directory} ({target}):"
                        " job files must be in it directly")
+            elif target == real_dir:
+                why = f"symlink leads to {job_directory} itself"
             else:
                 why = f"symlink leads outside {job_directory}"
             problems.append(Problem(path, 1, FILE_KEY, why))
