@@ -60,20 +60,18 @@ def next_cron_run(
     summary: Summary, now: dt.datetime, local: list[dt.tzinfo] | None = None
 ) -> dt.datetime | None:
     """When cron next starts the job (None: unscheduled or disabled): its
-    schedule with Debian cron's rules, DST changes included, read in the
-    job's ``timezone:`` or else the host's local time zone (kept in
-    ``local`` once read)."""
+    schedule with Debian cron's rules, DST changes included, in the host's
+    local time zone (kept in ``local`` once read). Not in the job's
+    ``timezone:``: the cron file has no zone (it stays the original's,
+    byte for byte), so cron reads every schedule in the host's."""
     if not summary.scheduled or summary.schedule is None:
         return None
     from pc_systemd.model.schedule import ScheduleError, next_fire, parse_schedule
 
-    if summary.timezone:
-        zone = _zone(summary.timezone)
-    else:
-        local = local if local is not None else []
-        if not local:
-            local.append(_zone(None))
-        zone = local[0]
+    local = local if local is not None else []
+    if not local:
+        local.append(_zone(None))
+    zone = local[0]
     try:
         return next_fire(parse_schedule(summary.schedule), now, zone)
     except ScheduleError:  # a summary is from a validated file; this only guards a stale cache
