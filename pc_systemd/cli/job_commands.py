@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 from click.shell_completion import CompletionItem
 
 from pc_systemd.cli import actions
 from pc_systemd.cli.actions import Session
 from pc_systemd.model.config import load_config
+from pc_systemd.model.config_file import slug_of, yaml_names
 from pc_systemd.model.errors import PcError
 
 
@@ -26,8 +25,7 @@ class JobName(click.types.StringParamType):
     ) -> list[CompletionItem]:
         try:
             config = load_config(ctx.find_root().params.get("config_path"))
-            names = sorted(n[: -len(".yaml")] for n in os.listdir(config.job_directory)
-                           if n.endswith(".yaml"))
+            names = sorted(slug_of(n) for n in yaml_names(config.job_directory))
         except (PcError, OSError):
             return []
         return [CompletionItem(name) for name in names if name.startswith(incomplete)]
