@@ -98,3 +98,16 @@ def site(tmp_path: Path) -> Site:
     s = Site(tmp_path, jobs, tmp_path / "process-control.yaml")
     s.configure()
     return s
+
+
+def mailed_output(body: str) -> list[str]:
+    """The run's output lines a failure mail's body quotes (indented under
+    their "Last N line(s)" heading)."""
+    lines = body.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Last "))
+    quoted = []
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):
+            break
+        quoted.append(line[4:])
+    return quoted

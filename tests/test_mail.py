@@ -27,7 +27,7 @@ from pc_systemd.model.config import builtin
 from pc_systemd.model.job import Job
 from pc_systemd.model.jobset import find_job
 from pc_systemd.monitoring import mail
-from tests.conftest import Site
+from tests.conftest import Site, mailed_output
 
 FROM = "jobs@example.org"
 TO = "oncall@example.org"
@@ -120,18 +120,6 @@ def failing(slug: str = "flaky", **keys: Any) -> dict[str, Any]:
     }
 
 
-def output_lines(body: str) -> list[str]:
-    """The run's output lines the body quotes (indented under their heading)."""
-    lines = body.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("Last "))
-    quoted = []
-    for line in lines[start + 1:]:
-        if not line.startswith("    "):
-            break
-        quoted.append(line[4:])
-    return quoted
-
-
 def test_no_mail_before_the_threshold_then_one_per_failure(
     mailing_site: Site, smtp: tuple[Inbox, int]
 ) -> None:
@@ -154,8 +142,8 @@ def test_no_mail_before_the_threshold_then_one_per_failure(
     # The end of the run's own log file, and where the rest is.
     log = hist.load(str(mailing_site.root / "state" / "flaky.yaml")).entries[-1].log
     assert log is not None
-    assert output_lines(got.body) == Path(log).read_text().splitlines()[-20:]
-    assert output_lines(got.body)[-2].endswith("\tERROR\tboom")
+    assert mailed_output(got.body) == Path(log).read_text().splitlines()[-20:]
+    assert mailed_output(got.body)[-2].endswith("\tERROR\tboom")
     assert got.body.endswith(f"All of its output:\n    {log}\n")
     # Every further failure mails too; a success ends the streak.
     run(mailing_site, job)
@@ -176,7 +164,7 @@ def test_a_timeout_is_mailed_in_the_originals_words(
     assert run(mailing_site, job) == (1, ["Slow timed out after 0.01 minutes"])
     (got,) = inbox.received
     assert got.message["Subject"] == f"Fail Mail ({HOST}) run-job: Slow timed out after 0.01 minutes"
-    assert any(line.endswith("\tINFO\tworking") for line in output_lines(got.body))
+    assert any(line.endswith("\tINFO\tworking") for line in mailed_output(got.body))
 
 
 def test_a_run_that_could_not_start_is_mailed_without_output(

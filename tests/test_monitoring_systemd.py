@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import mailed_output
 from tests.systemd_box import CHECKOUT, SystemdBox, checkout_box
 
 VENV = Path(sys.prefix)
@@ -226,17 +227,6 @@ def body(message: EmailMessage) -> str:
     content = part.get_content()
     assert isinstance(content, str)
     return content.replace("\r\n", "\n")
-
-
-def quoted_output(text: str) -> list[str]:
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("Last "))
-    out = []
-    for line in lines[start + 1:]:
-        if not line.startswith("    "):
-            break
-        out.append(line[4:])
-    return out
 
 
 def unit(slug: str) -> str:
@@ -438,7 +428,7 @@ def test_failures_are_counted_and_mailed_from_the_threshold_on(box: SystemdBox) 
     assert "Failed:  2 run(s) in a row (mail from 2 on)\n" in text
     assert "Started: " in text and "Ended:   " in text
     # The last 20 lines of the run's output, stderr's included.
-    assert quoted_output(text) == [str(n) for n in range(12, 31)] + ["boom"]
+    assert mailed_output(text) == [str(n) for n in range(12, 31)] + ["boom"]
     assert text.endswith(
         "All of its output:\n"
         f"    journalctl _SYSTEMD_INVOCATION_ID={invocation}\n"
@@ -457,7 +447,7 @@ def test_a_run_killed_by_its_timeout_is_mailed_and_measured(box: SystemdBox) -> 
     assert box.show(unit("slow"), "Result")["Result"] == "timeout"
     (got,) = mails(box)
     assert got["Subject"] == f"Fail Mail ({hostname(box)}) run-job: Slow timed out after 0.02 minutes"
-    assert quoted_output(body(got)) == ["working"]
+    assert mailed_output(body(got)) == ["working"]
     last = status(box, "slow")["last_run"]
     assert (last["status"], last["reason"]) == ("failure", "Slow timed out after 0.02 minutes")
     values = job_metrics(box, "slow")
@@ -476,7 +466,7 @@ def test_a_file_logged_failure_mails_the_end_of_its_file(box: SystemdBox) -> Non
     assert box.run(["stat", "-c", "%U %a", log]).stdout.split() == [USER, "640"]
     assert box.run(["stat", "-c", "%a", "/var/log/process-control/tofile"]).stdout.strip() == "750"
     (got,) = mails(box)
-    assert quoted_output(body(got)) == [str(n) for n in range(6, 26)]
+    assert mailed_output(body(got)) == [str(n) for n in range(6, 26)]
     assert body(got).endswith(f"All of its output:\n    {log}\n")
     assert box.show(unit("tofile"), "ExecMainStatus")["ExecMainStatus"] == "4"
 
