@@ -13,6 +13,7 @@ Neither test skips: a missing systemd-analyze or crontab is a failure.
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 import re
@@ -21,6 +22,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import islice, takewhile
 from zoneinfo import ZoneInfo
 
@@ -539,9 +541,8 @@ def test_dst_changes_fire_at_cron_s_instants_on_the_real_systemd(zone: str) -> N
                 # a repeating line's instants must reach past the window
                 assert len(times[line]) < DST_ITERATIONS[1] or times[line][-1] > end, line
             systemd = sorted({t for line in group for t in times[line] if t <= end})
-            cron = list(takewhile(lambda t: t <= end, CronSim(expr, base.astimezone(
-                ZoneInfo(zone)))))
-            cron = [t.astimezone(UTC) for t in cron]
+            cron = [t.astimezone(UTC) for t in takewhile(
+                partial(operator.ge, end), CronSim(expr, base.astimezone(ZoneInfo(zone))))]
             if systemd == cron:
                 continue
             if zone == "Australia/Lord_Howe" and systemd == _next_fire_times(

@@ -627,5 +627,5 @@ def host_zone(environ: Mapping[str, str] | None = None) -> str:
         target = os.path.realpath(path, strict=True)
     except OSError:
         return "UTC"
-    head, marker, name = target.rpartition("/zoneinfo/")
+    _head, marker, name = target.rpartition("/zoneinfo/")
     return name if marker and name else target
