@@ -545,6 +545,8 @@ def _extras(schedule: CronSchedule, changes: tuple[tuple[int, int, int], ...]) -
         wall = (change + dt.timedelta(seconds=min(old, new))).replace(tzinfo=None)
         end = (change + dt.timedelta(seconds=max(old, new))).replace(tzinfo=None)
         wall = wall.replace(second=0) + dt.timedelta(minutes=1 if wall.second else 0)
+        if not _may_match(schedule, wall, end):
+            continue  # most jobs: no hour or day of theirs near the change
         if new > old:
             # cron runs a fixed-time job due in the gap at the first time after
             # it; systemd's spec elapses then only if the spec names that time.
@@ -564,6 +566,15 @@ def _extras(schedule: CronSchedule, changes: tuple[tuple[int, int, int], ...]) -
 def _matches(schedule: CronSchedule, wall: dt.datetime) -> bool:
     return (wall.minute in schedule.minutes and wall.hour in schedule.hours
             and schedule.fires_on(wall.date()))
+
+
+def _may_match(schedule: CronSchedule, wall: dt.datetime, end: dt.datetime) -> bool:
+    """A quick look before minute by minute: some wall-clock hour of
+    [wall, end) is the schedule's, on a day of its."""
+    last = end - dt.timedelta(minutes=1)
+    hours = {(wall + dt.timedelta(hours=n)).hour for n in range(3)} | {last.hour}
+    days = {wall.date(), last.date()}
+    return bool(hours & schedule.hours) and any(schedule.fires_on(day) for day in days)
 
 
 def _any_match(schedule: CronSchedule, wall: dt.datetime, end: dt.datetime) -> bool:
