@@ -458,8 +458,9 @@ def test_parser_agrees_with_debian_crontab() -> None:
 # systemd computes for a job's OnCalendar= lines (each line on its own, the
 # instants merged) are cron's. The reference is cronsim, except where it is
 # known to differ from Debian cron: in Australia/Lord_Howe (a 30-minute
-# change) it skips wildcard-hour times right after the repeated half hour
-# ("0 */3 * * *" at 03:00); there next_fire (tests/test_schedule.py) is.
+# change) it differs around both changes for "0 */3 * * *" and "* 2 * * *"
+# (it skips 03:00 after the repeated half hour); there next_fire
+# (tests/test_schedule.py, by hand) is.
 
 DST_ZONES = ("Europe/Berlin", "America/New_York", "Australia/Sydney", "Australia/Lord_Howe",
              "America/Santiago")
@@ -554,3 +555,29 @@ def test_dst_changes_fire_at_cron_s_instants_on_the_real_systemd(zone: str) -> N
     assert mismatches == []
     if zone != "Australia/Lord_Howe":
         assert cronsim_wrong == []
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Australia/Lord_Howe"])
+def test_dst_a_timer_s_lines_share_one_base(zone: str) -> None:
+    """A real timer computes every line's next elapse from its last trigger:
+    once an extra instant in the repeated hour has fired, the regular line
+    is read from the second pass. Stepping as the timer does (all lines,
+    one elapse, from the previous one) still gives cron's instants."""
+    for at, old, new in _changes(zone, 2027, 1):
+        if new > old:
+            continue
+        change = datetime.fromtimestamp(at, UTC)
+        base, end = change - timedelta(hours=1), change + timedelta(hours=2)
+        for expr in ("*/15 * * * *", "* 2 * * *", "*/7 1-3 * * *", "0 * * * *",
+                     "15,45 2-3 * * *", "45 2 * * *", "0 */3 * * *"):
+            parsed = parse_schedule(expr)
+            lines = parsed.on_calendar(zone) + dst_extras(parsed, zone, 2027, 1)
+            fired, at_time = [], base
+            while True:
+                following = [found[0] for found in _calendar_run(lines, at_time, 1).values()
+                             if found]
+                at_time = min(following)
+                if at_time > end:
+                    break
+                fired.append(at_time)
+            assert fired == _next_fire_times(expr, zone, base, end), expr
