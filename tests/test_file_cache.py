@@ -198,7 +198,7 @@ def test_a_planted_cache_never_reaches_the_units(
     """A cache written by someone else cannot make a unit run as root."""
     site.job("a", "name: A\ncommand: /bin/true\n")
     refresh(site)
-    store = file_cache.Cache(generator.KIND, str(site.config_file), PYTHON)
+    store = file_cache.Cache(generator.KIND, str(site.config_file), generator._context(PYTHON))
     loaded = store.load()
     assert loaded is not None
     data, entries = loaded

@@ -599,3 +599,35 @@ def test_next_fire_dst_rules_by_hand() -> None:
 )
 def test_next_fire_cases(expr: str, after: dt.datetime, expected: dt.datetime | None) -> None:
     assert schedule.next_fire(parse_schedule(expr), after, ZoneInfo("UTC")) == expected
+
+
+# --- extra instants for DST changes (the real systemd: tests/test_schedule_systemd.py) ---------
+
+
+def test_dst_extras_by_hand() -> None:
+    berlin = "Europe/Berlin"
+    # Spring 2027: 02:30 does not exist; cron runs the job at 03:00 CEST.
+    assert "2027-03-28 01:00:00 UTC" in schedule.dst_extras(parse_schedule("30 2 * * *"),
+                                                            berlin, 2027, 1)
+    # Autumn 2027: the repeated hour's second pass, 02:00-02:45 CET.
+    assert schedule.dst_extras(parse_schedule("*/15 2 * * *"), berlin, 2027, 1) == (
+        "2027-10-31 01:00:00 UTC", "2027-10-31 01:15:00 UTC",
+        "2027-10-31 01:30:00 UTC", "2027-10-31 01:45:00 UTC")
+    # A fixed time that the spec also names right after the gap: systemd fires it.
+    assert schedule.dst_extras(parse_schedule("0 2,3 * * *"), berlin, 2027, 1) == ()
+    # The changes fall on Sundays: a weekday job needs nothing.
+    assert schedule.dst_extras(parse_schedule("30 2 * * mon-fri"), berlin, 2027, 3) == ()
+    assert schedule.dst_extras(parse_schedule("30 2 * * *"), "UTC", 2027, 3) == ()
+    assert schedule.dst_extras(parse_schedule("30 2 * * *"), "No/Such_Zone", 2027, 3) == ()
+    assert schedule.dst_extras(parse_schedule("30 2 * * *"), berlin, 2027, 3)[-1] == \
+        "2029-03-25 01:00:00 UTC"
+
+
+def test_host_zone_is_tz_then_etc_localtime(tmp_path: Path) -> None:
+    assert schedule.host_zone({"TZ": "Europe/Berlin"}) == "Europe/Berlin"
+    assert schedule.host_zone({"TZ": ":America/New_York"}) == "America/New_York"
+    link = tmp_path / "zoneinfo" / "Asia" / "Tokyo"
+    link.parent.mkdir(parents=True)
+    link.write_bytes(b"")
+    assert schedule.host_zone({"TZ": f":{link}"}) == "Asia/Tokyo"
+    assert schedule.host_zone({"TZ": f":{tmp_path}/missing"}) == "UTC"

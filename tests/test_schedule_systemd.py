@@ -13,6 +13,7 @@ Neither test skips: a missing systemd-analyze or crontab is a failure.
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 import re
@@ -20,13 +21,21 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from itertools import islice
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import islice, takewhile
+from zoneinfo import ZoneInfo
 
 import pytest
 from cronsim import CronSim, CronSimError
 
-from pc_systemd.model.schedule import ScheduleError, parse_schedule
+from pc_systemd.model.schedule import (
+    ScheduleError,
+    _changes,
+    dst_extras,
+    next_fire,
+    parse_schedule,
+)
 
 SEED = 20240229
 RANDOM_SCHEDULES = 2400
@@ -442,3 +451,133 @@ def test_parser_agrees_with_debian_crontab() -> None:
     assert not problems, "\n".join(problems)
     # The mutations reach every side: both accept, both refuse, only Debian accepts.
     assert min(outcomes.get(key, 0) for key in ((True, True), (False, False), (False, True))) >= 50
+
+
+# --- DST changes: regular lines plus the generator's extra instants ---------------------------
+# Around each 2027 and 2028 change of these zones, the instants the real
+# systemd computes for a job's OnCalendar= lines (each line on its own, the
+# instants merged) are cron's. The reference is cronsim, except where it is
+# known to differ from Debian cron: in Australia/Lord_Howe (a 30-minute
+# change) it differs around both changes for "0 */3 * * *" and "* 2 * * *"
+# (it skips 03:00 after the repeated half hour); there next_fire
+# (tests/test_schedule.py, by hand) is.
+
+DST_ZONES = ("Europe/Berlin", "America/New_York", "Australia/Sydney", "Australia/Lord_Howe",
+             "America/Santiago")
+DST_EXPRS = (
+    "30 2 * * *", "0 2 * * *", "45 1 * * *", "59 1 * * *", "0 3 * * *", "30 0 * * *",
+    "0 0 * * *", "15 23 * * *", "0,30 2 * * *", "30 1,2 * * *", "* 2 * * *", "* * * * *",
+    "*/15 * * * *", "0 * * * *", "30 1-3 * * *", "15,45 2-3 * * *", "*/7 1-3 * * *",
+    "10 2-4/2 * * *", "0 */3 * * *", "5-55/10 1-2 * * *", "*/10 23,0 * * *",
+    "*/30 0-3 * * sun", "0 2 1-7 * sun", "0 1 * * 0", "45 23 * * sat", "0 0 13 * fri",
+    "5 4 * * sun", "0 12 1-7 * mon", "59 23 31 * *", "*/20 9-17 * * mon-fri",
+)
+DST_BEFORE = timedelta(hours=3)  # the base: before any wall time a change touches
+DST_AFTER = timedelta(hours=5)  # compared up to here: past every time a change touches
+# Few iterations first; a line not past the window by then is asked again
+# with more than "* * * * *" fires in the window.
+DST_ITERATIONS = (40, 500)
+
+
+def _calendar_times(
+    lines: Sequence[str], base: datetime, end: datetime
+) -> dict[str, list[datetime]]:
+    times = _calendar_run(lines, base, DST_ITERATIONS[0])
+    short = [line for line, found in times.items()
+             if len(found) == DST_ITERATIONS[0] and found[-1] <= end]
+    if short:
+        times |= _calendar_run(short, base, DST_ITERATIONS[1])
+    return times
+
+
+def _calendar_run(
+    lines: Sequence[str], base: datetime, iterations: int
+) -> dict[str, list[datetime]]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC", "LC_ALL": "C"}
+    run = subprocess.run(
+        [tool("systemd-analyze"), "calendar", f"--iterations={iterations}",
+         f"--base-time={base:%Y-%m-%d %H:%M:%S} UTC", *lines],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    blocks: list[list[datetime]] = []
+    after_original = False
+    for text_line in run.stdout.splitlines():
+        label = text_line.strip()
+        # a block per line: "Original form:" when it differs, then "Normalized form:"
+        if label.startswith("Original form: ") or (
+            label.startswith("Normalized form: ") and not after_original
+        ):
+            blocks.append([])
+        after_original = label.startswith("Original form: ")
+        if match := _ELAPSE.match(text_line):
+            blocks[-1].append(
+                datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
+    return dict(zip(lines, blocks, strict=True))
+
+
+def _next_fire_times(expr: str, zone: str, base: datetime, end: datetime) -> list[datetime]:
+    parsed, tz, out, at = parse_schedule(expr), ZoneInfo(zone), [], base
+    while (found := next_fire(parsed, at, tz)) is not None and found <= end:
+        out.append(found)
+        at = found
+    return out
+
+
+@pytest.mark.parametrize("zone", DST_ZONES)
+def test_dst_changes_fire_at_cron_s_instants_on_the_real_systemd(zone: str) -> None:
+    changes = _changes(zone, 2027, 2)
+    assert len(changes) == 4
+    mismatches: list[str] = []
+    cronsim_wrong: list[str] = []
+    for at, _old, _new in changes:
+        change = datetime.fromtimestamp(at, UTC)
+        base, end = change - DST_BEFORE, change + DST_AFTER
+        ours = {expr: parse_schedule(expr).on_calendar(zone)
+                + dst_extras(parse_schedule(expr), zone, 2027, 2) for expr in DST_EXPRS}
+        lines = sorted({line for group in ours.values() for line in group})
+        times = _calendar_times(lines, base, end)
+        for expr, group in ours.items():
+            for line in group:
+                # a repeating line's instants must reach past the window
+                assert len(times[line]) < DST_ITERATIONS[1] or times[line][-1] > end, line
+            systemd = sorted({t for line in group for t in times[line] if t <= end})
+            cron = [t.astimezone(UTC) for t in takewhile(
+                partial(operator.ge, end), CronSim(expr, base.astimezone(ZoneInfo(zone))))]
+            if systemd == cron:
+                continue
+            if zone == "Australia/Lord_Howe" and systemd == _next_fire_times(
+                    expr, zone, base, end):
+                cronsim_wrong.append(expr)
+                continue
+            mismatches.append(f"{expr} {change}: systemd-only {sorted(set(systemd) - set(cron))}"
+                              f" cron-only {sorted(set(cron) - set(systemd))}")
+    assert mismatches == []
+    if zone != "Australia/Lord_Howe":
+        assert cronsim_wrong == []
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Australia/Lord_Howe"])
+def test_dst_a_timer_s_lines_share_one_base(zone: str) -> None:
+    """A real timer computes every line's next elapse from its last trigger:
+    once an extra instant in the repeated hour has fired, the regular line
+    is read from the second pass. Stepping as the timer does (all lines,
+    one elapse, from the previous one) still gives cron's instants."""
+    for at, old, new in _changes(zone, 2027, 1):
+        if new > old:
+            continue
+        change = datetime.fromtimestamp(at, UTC)
+        base, end = change - timedelta(hours=1), change + timedelta(hours=2)
+        for expr in ("*/15 * * * *", "* 2 * * *", "*/7 1-3 * * *", "0 * * * *",
+                     "15,45 2-3 * * *", "45 2 * * *", "0 */3 * * *"):
+            parsed = parse_schedule(expr)
+            lines = parsed.on_calendar(zone) + dst_extras(parsed, zone, 2027, 1)
+            fired, at_time = [], base
+            while True:
+                following = [found[0] for found in _calendar_run(lines, at_time, 1).values()
+                             if found]
+                at_time = min(following)
+                if at_time > end:
+                    break
+                fired.append(at_time)
+            assert fired == _next_fire_times(expr, zone, base, end), expr

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import re
-from collections.abc import Iterable, Iterator
+import zoneinfo
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["CronSchedule", "ScheduleError", "next_fire", "parse_schedule"]
+__all__ = [
+    "CronSchedule", "ScheduleError", "dst_extras", "host_zone", "next_fire", "parse_schedule",
+]
 
 
 class ScheduleError(ValueError):
@@ -501,3 +505,138 @@ def _first_real(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
     while not _real(local):
         local += dt.timedelta(minutes=1)
     return local
+
+
+# --- DST changes on systemd hosts ---------------------------------------------------------------
+# systemd reads a calendar spec once per pass of the wall clock: a local time
+# that a spring-forward change skips never elapses, and in a repeated hour a
+# spec elapses on the first pass only (measured on systemd 252 with
+# `systemd-analyze calendar`, tests/test_schedule_systemd.py). Debian cron
+# differs on fixed-time jobs in a skipped hour and on wildcard jobs in a
+# repeated one (see next_fire); dst_extras lists the instants that make up
+# the difference, as absolute OnCalendar= lines.
+
+# How many years of changes, from January 1 of the generation year: the
+# generator runs at every boot and daemon-reload, and whole years keep its
+# output (and the file cache's entries) the same for a calendar year.
+DST_YEARS = 3
+
+
+def dst_extras(
+    schedule: CronSchedule, zone: str, start_year: int, years: int = DST_YEARS
+) -> tuple[str, ...]:
+    """Absolute ``OnCalendar=`` instants (``2027-03-28 01:00:00 UTC``) where
+    Debian cron, reading ``schedule`` in ``zone``, runs the job and systemd's
+    calendar spec for it does not, over the DST changes of the ``years``
+    years from January 1 of ``start_year``. Empty for a zone without changes
+    or one that cannot be loaded (a POSIX TZ string, say)."""
+    changes = _changes(zone, start_year, years)
+    if not changes or not schedule.can_fire():
+        return ()
+    return _extras(schedule, changes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _extras(schedule: CronSchedule, changes: tuple[tuple[int, int, int], ...]) -> tuple[str, ...]:
+    extras: list[dt.datetime] = []
+    for at, old, new in changes:
+        change = dt.datetime.fromtimestamp(at, dt.UTC)
+        # The wall-clock times that the change skips (forward) or repeats (back).
+        wall = (change + dt.timedelta(seconds=min(old, new))).replace(tzinfo=None)
+        end = (change + dt.timedelta(seconds=max(old, new))).replace(tzinfo=None)
+        wall = wall.replace(second=0) + dt.timedelta(minutes=1 if wall.second else 0)
+        if not _may_match(schedule, wall, end):
+            continue  # most jobs: no hour or day of theirs near the change
+        if new > old:
+            # cron runs a fixed-time job due in the gap at the first time after
+            # it; systemd's spec elapses then only if the spec names that time.
+            if schedule.fixed_time and _any_match(schedule, wall, end) \
+                    and not (end.second == 0 and _matches(schedule, end)):
+                extras.append(change)
+        elif not schedule.fixed_time:
+            # cron runs a wildcard job at each matching minute of both passes;
+            # systemd only on the first: the second pass's are added.
+            while wall < end:
+                if _matches(schedule, wall):
+                    extras.append((wall - dt.timedelta(seconds=new)).replace(tzinfo=dt.UTC))
+                wall += dt.timedelta(minutes=1)
+    return tuple(f"{t:%Y-%m-%d %H:%M:%S} UTC" for t in sorted(set(extras)))
+
+
+def _matches(schedule: CronSchedule, wall: dt.datetime) -> bool:
+    return (wall.minute in schedule.minutes and wall.hour in schedule.hours
+            and schedule.fires_on(wall.date()))
+
+
+def _may_match(schedule: CronSchedule, wall: dt.datetime, end: dt.datetime) -> bool:
+    """A quick look before minute by minute: some wall-clock hour of
+    [wall, end) is the schedule's, on a day of its."""
+    last = end - dt.timedelta(minutes=1)
+    hours = {(wall + dt.timedelta(hours=n)).hour for n in range(3)} | {last.hour}
+    days = {wall.date(), last.date()}
+    return bool(hours & schedule.hours) and any(schedule.fires_on(day) for day in days)
+
+
+def _any_match(schedule: CronSchedule, wall: dt.datetime, end: dt.datetime) -> bool:
+    while wall < end:
+        if _matches(schedule, wall):
+            return True
+        wall += dt.timedelta(minutes=1)
+    return False
+
+
+# Once per zone per generator run: most jobs share a zone or two.
+@functools.lru_cache(maxsize=64)
+def _changes(zone: str, start_year: int, years: int) -> tuple[tuple[int, int, int], ...]:
+    """(UTC epoch second, offset before, offset after) of each change of the
+    zone's UTC offset in the window, in seconds."""
+    try:
+        tz = _load_zone(zone)
+    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return ()
+    start = int(dt.datetime(start_year, 1, 1, tzinfo=dt.UTC).timestamp())
+    stop = int(dt.datetime(start_year + years, 1, 1, tzinfo=dt.UTC).timestamp())
+
+    def offset(at: int) -> int:
+        delta = dt.datetime.fromtimestamp(at, tz).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    changes: list[tuple[int, int, int]] = []
+    # Daily steps: no zone changes its offset twice within a day.
+    day, before = start, offset(start)
+    while day < stop:
+        after = offset(day + 86400)
+        if after != before:
+            low, high = day, day + 86400  # offset(low) == before, offset(high) == after
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if offset(middle) == before else (low, middle)
+            if start <= high < stop:
+                changes.append((high, before, after))
+        day, before = day + 86400, after
+    return tuple(changes)
+
+
+def _load_zone(zone: str) -> dt.tzinfo:
+    if zone.startswith("/"):
+        with open(zone, "rb") as handle:
+            return zoneinfo.ZoneInfo.from_file(handle, key=zone)
+    return zoneinfo.ZoneInfo(zone)
+
+
+def host_zone(environ: Mapping[str, str] | None = None) -> str:
+    """The zone systemd reads a spec without a zone in: ``TZ`` if set (a
+    name, or a file as ``:/path``), else ``/etc/localtime`` (its zone name
+    when it links into a zoneinfo directory, else the file's path); "UTC"
+    when there is neither."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("TZ", "").removeprefix(":")
+    path = value if value.startswith("/") else "/etc/localtime"
+    if value and not value.startswith("/"):
+        return value
+    try:
+        target = os.path.realpath(path, strict=True)
+    except OSError:
+        return "UTC"
+    _head, marker, name = target.rpartition("/zoneinfo/")
+    return name if marker and name else target

@@ -148,7 +148,7 @@ def generate(
     files not read within ``budget`` seconds of the start are skipped,
     one line each, so the run ends well inside systemd's 90 s."""
     deadline = time.monotonic() + budget
-    store = file_cache.Cache(KIND, config_path, python) if cache else None
+    store = file_cache.Cache(KIND, config_path, _context(python)) if cache else None
     loaded = store.load() if store is not None else None
     config: Config | None = None
     renderer: Renderer | None = None
@@ -364,13 +364,23 @@ def _capped(messages: list[tuple[int, str]], path: str) -> tuple[tuple[int, str]
     return (*kept, (min(level for level, _ in rest), str(more)))  # the most severe level
 
 
+def _context(python: str) -> tuple[object, ...]:
+    """The cache context beyond the configuration and code: the Python that
+    units name, and what timers' DST instants depend on (units.dst_context:
+    the year, and the host's zone through ``TZ`` and ``/etc/localtime``,
+    whose identity covers where it links), so no cached timer goes stale."""
+    tz = os.environ.get("TZ", "")
+    return (python, tz, file_cache.identity(tz[1:] if tz.startswith(":/") else "/etc/localtime"),
+            time.gmtime().tm_year)
+
+
 def refresh_cache(config_path: str | None = None, python: str = sys.executable) -> list[str]:
     """Work out every job file's units and keep them for the generator
     (``run-job --reload`` calls this before its daemon-reload). Returns the
     errors of the jobs that get no units, one line each; writes nothing if
     the configuration or the job directory cannot be read (the generator
     then reports why, and the line returned says it too)."""
-    store = file_cache.Cache(KIND, config_path, python)
+    store = file_cache.Cache(KIND, config_path, _context(python))
     # --refresh-cache reads every file: the parser and renderer, as in a cold run
     from pc_systemd.model.config import load_config
     from pc_systemd.model.errors import PcError

@@ -13,6 +13,7 @@ import grp
 import os
 import pwd
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
+from pc_systemd.model.schedule import DST_YEARS, dst_extras, host_zone
 from pc_systemd.systemd import _templates, filelog
 from pc_systemd.systemd import unit_escape as esc
 
@@ -113,10 +115,13 @@ class Renderer:
     """Renders units; built once per generator run (templates compiled once)."""
 
     def __init__(
-        self, config: Config, python: str = sys.executable, compiled: bool = True
+        self, config: Config, python: str = sys.executable, compiled: bool = True,
+        dst: tuple[str, int] | None = None,
     ) -> None:
         self.config = config
         self.python = python
+        # (host zone, first year) of the DST instants added to timers
+        self.host_zone, self.dst_year = dst or dst_context()
         templates = load_templates(compiled)
         self.service = templates["job.service.j2"]
         self.timer = templates["job.timer.j2"]
@@ -143,6 +148,8 @@ class Renderer:
                 schedule=job.schedule.expr,
                 timezone=job.timezone,
                 calendars=job.schedule.on_calendar(job.timezone),
+                dst_instants=dst_extras(job.schedule, job.timezone or self.host_zone,
+                                        self.dst_year, DST_YEARS),
                 service=service_name(job.slug),
             )
             wanted = "timers.target" if job.scheduled else None
@@ -203,6 +210,13 @@ class Renderer:
             units.append(UnitFile(METRICS + ".timer", self.metrics_timer(
                 service=METRICS + ".service"), "timers.target"))
         return units
+
+
+def dst_context() -> tuple[str, int]:
+    """What the DST instants of timers depend on besides the job: the host's
+    zone (for jobs without ``timezone:``) and the current year (UTC); part
+    of the generator's cache context, so no cached timer outlives either."""
+    return host_zone(), time.gmtime().tm_year
 
 
 def mail_name(slug: str) -> str:
