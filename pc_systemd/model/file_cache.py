@@ -146,12 +146,13 @@ def reuse(entries: Entries, directory: str, names: list[str]) -> tuple[Entries, 
     for name in names:
         path = os.path.join(directory, name)
         entry = entries.get(name)
-        evidence, _result = entry if entry is not None else (None, None)
-        # (an identity stored is never None, so a file that cannot be looked at is read)
-        if evidence is not None and evidence == identity(path):
-            valid[name] = entry  # type: ignore[assignment]
-        else:
-            todo.append(path)
+        if entry is not None:
+            evidence, _result = entry
+            # (an identity stored is never None, so a file that cannot be looked at is read)
+            if evidence == identity(path):
+                valid[name] = entry
+                continue
+        todo.append(path)
     return valid, todo
 
 

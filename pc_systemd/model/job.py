@@ -14,7 +14,7 @@ from pc_systemd.model.config import Config
 from pc_systemd.model.config_file import JOB_SUFFIX, slug_of
 from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.fields import Command
-from pc_systemd.model.job_keys import JOB_KEYS, KEYS_BY_NAME, Failmail, unknown
+from pc_systemd.model.job_keys import JOB_KEYS, KEYS_BY_NAME, Failmail, parse_entries
 from pc_systemd.model.nodes import FILE_KEY, load, mapping_entries
 from pc_systemd.model.schedule import CronSchedule
 
@@ -144,22 +144,11 @@ def load_job(path: str, config: Config, listed: bool = False) -> Job:
     values: dict[str, Any] = {k.name: k.default for k in JOB_KEYS if not k.required}
     values.update(config.job_defaults)
     lines = dict(config.job_default_lines)
-    warnings: list[Problem] = []
-    for entry in mapping_entries(root, path, "job keys"):
-        key = KEYS_BY_NAME.get(entry.key)
-        if key is None:
-            # Unknown keys warn instead of failing: the original ignored
-            # them, and existing job files must keep working.
-            # (suggestions for the first few only: a file of thousands of
-            # unknown keys must not take seconds)
-            hint = unknown(entry.key) if len(warnings) < 20 else "unknown key"
-            warnings.append(Problem(path, entry.line, entry.key, hint, True))
-            continue
-        lines[entry.key] = (path, entry.line)
-        try:
-            values[entry.key] = key.parse(entry)
-        except PcError as err:
-            problems.extend(err.problems)
+    entries = list(mapping_entries(root, path, "job keys"))
+    parsed, more, warnings = parse_entries(entries)
+    values.update(parsed)
+    problems.extend(more)
+    lines.update((e.key, (path, e.line)) for e in entries if e.key in KEYS_BY_NAME)
     for key in JOB_KEYS:
         if key.required and key.name not in values and not _reported(problems, key.name):
             problems.append(f.missing(path, key.name))

@@ -7,11 +7,12 @@ with them, and :mod:`pc_systemd.model.job`, which loads job files with both.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pc_systemd.model import fields as f
-from pc_systemd.model.errors import Problem
+from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.fields import Key
 from pc_systemd.model.nodes import Entry
 from pc_systemd.model.schedule import CronSchedule, ScheduleError, parse_schedule
@@ -97,6 +98,30 @@ JOB_KEYS: tuple[Key[Any], ...] = (
 KEYS_BY_NAME = {key.name: key for key in JOB_KEYS}
 
 
+def parse_entries(
+    entries: Iterable[Entry], prefix: str = "",
+) -> tuple[dict[str, Any], list[Problem], list[Problem]]:
+    """Each entry parsed by its job key: the values, the errors, and a
+    warning per unknown key (named ``prefix`` + key). Unknown keys warn
+    instead of failing: the original ignored them, and existing files must
+    keep working (suggestions for the first few only: a file of thousands
+    of unknown keys must not take seconds)."""
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    for entry in entries:
+        key = KEYS_BY_NAME.get(entry.key)
+        if key is None:
+            hint = unknown(entry.key) if len(warnings) < 20 else "unknown key"
+            warnings.append(Problem(entry.source, entry.line, prefix + entry.key, hint, True))
+            continue
+        try:
+            values[entry.key] = key.parse(entry)
+        except PcError as err:
+            problems.extend(err.problems)
+    return values, problems, warnings
+
+
 def parse_defaults(
     entries: list[Entry],
 ) -> tuple[dict[str, Any], list[Problem], list[Problem]]:
@@ -104,22 +129,8 @@ def parse_defaults(
     values, its errors and its warnings. An unknown key is a warning, as
     in a job file (the original's 2017 configuration put ``from_address``
     there), named with its parent: ``default_job_config.from_address``."""
-    values: dict[str, Any] = {}
-    problems: list[Problem] = []
-    warnings: list[Problem] = []
-    for entry in entries:
-        key = KEYS_BY_NAME.get(entry.key)
-        if key is None:
-            # suggestions for the first few only, as in a job file
-            hint = unknown(entry.key) if len(warnings) < 20 else "unknown key"
-            warnings.append(
-                Problem(entry.source, entry.line, f"default_job_config.{entry.key}", hint, True)
-            )
-            continue
-        value = f.collect(problems, lambda k=key, e=entry: k.parse(e))  # type: ignore[misc]
-        if value is not None:
-            values[entry.key] = value
-    return values, problems, warnings
+    values, problems, warnings = parse_entries(entries, "default_job_config.")
+    return {k: v for k, v in values.items() if v is not None}, problems, warnings
 
 
 def unknown(key: str) -> str:
