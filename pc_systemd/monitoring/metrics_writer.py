@@ -80,7 +80,7 @@ class Ledger:
         unit, invocation = entry.get("UNIT"), entry.get("INVOCATION_ID")
         if not isinstance(unit, str) or not isinstance(invocation, str) or not _job_unit(unit):
             return
-        when = int(entry["__REALTIME_TIMESTAMP"])
+        when = journal.record_time(entry)
         kind = entry.get("MESSAGE_ID")
         run = self.pending.get(invocation)
         if run is None:
