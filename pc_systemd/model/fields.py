@@ -146,6 +146,20 @@ def minutes(entry: Entry) -> float:
     return value
 
 
+def minutes_up_to(limit: float) -> Callable[[Entry], float]:
+    """Minutes from 0 to ``limit``, fractions allowed."""
+
+    def parse(entry: Entry) -> float:
+        value = float(number(entry))
+        if not math.isfinite(value) or not 0 <= value <= limit:
+            raise entry.problem(
+                f"must be a number of minutes from 0 to {limit:g}, got {_written(entry.value)}")
+        return value
+
+    parse.__doc__ = f"minutes, 0 to {limit:g}"
+    return parse
+
+
 def positive_number(entry: Entry) -> float:
     value = float(number(entry))
     if not math.isfinite(value) or value <= 0:

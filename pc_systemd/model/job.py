@@ -65,6 +65,8 @@ class Job:
     schedule: CronSchedule | None
     timezone: str | None
     disabled: bool
+    catch_up: bool
+    random_delay: float  # minutes
     timeout: float
     environment: tuple[tuple[str, str], ...]
     tag: tuple[str, ...]
@@ -85,6 +87,17 @@ class Job:
     def scheduled(self) -> bool:
         """Whether a timer should fire it (as the original: schedule set, not disabled)."""
         return self.schedule is not None and not self.disabled
+
+
+def cron_problems(job: Job) -> list[Problem]:
+    """What ``job`` asks that cron cannot do, one problem each:
+    ``cron-generate`` leaves such a job out, and ``run-job --validate`` on a
+    host without systemd warns (it may be a CI machine checking jobs for
+    systemd hosts). Without this a job would silently not catch up."""
+    if job.catch_up:
+        return [job.problem("catch_up", "cron cannot catch up runs missed while the host was "
+                                        "down; only systemd hosts can (remove the key here)")]
+    return []
 
 
 def check_location(path: str, job_directory: str, listed: bool = False) -> list[Problem]:

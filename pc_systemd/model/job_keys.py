@@ -51,6 +51,9 @@ def timezone(entry: Entry) -> str:
     return name
 
 
+# A day: spreading starts further than that is a different schedule.
+MAX_RANDOM_DELAY = 1440.0
+
 JOB_KEYS: tuple[Key[Any], ...] = (
     Key("name", "string", f.unit_text, None, "Human name of the job.", required=True),
     Key("description", "text", f.free_text, None, "Optional text explaining the job."),
@@ -73,6 +76,15 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         "Time zone the schedule is read in (e.g. `Europe/Berlin`); default: local time."),
     Key("disabled", "boolean", f.flag, False,
         "`true` keeps the job runnable by hand but unscheduled."),
+    Key("catch_up", "boolean", f.flag, False,
+        "`true`: run once when the timer starts again (at boot) if a scheduled run was "
+        "missed while the host was down (systemd's `Persistent=`). Refused by "
+        "`cron-generate`: cron has no catch-up."),
+    Key("random_delay", "minutes", f.minutes_up_to(MAX_RANDOM_DELAY), 0.0,
+        "Start each scheduled run up to this many minutes late (fractions allowed, at most "
+        "1440), so a fleet does not start the job in the same second; the delay is fixed "
+        "per host and job (reloads keep it). Runs by hand start at once.",
+        default_doc="`0` (no delay)"),
     Key("timeout", "minutes", f.minutes, 0.0,
         "Run time limit in minutes, fractions allowed; `0` means no limit.",
         default_doc="`0` (no limit)"),

@@ -151,6 +151,8 @@ class Renderer:
                 dst_instants=dst_extras(job.schedule, job.timezone or self.host_zone,
                                         self.dst_year, DST_YEARS),
                 service=service_name(job.slug),
+                catch_up=job.catch_up,
+                random_delay=job.random_delay * 60,
             )
             wanted = "timers.target" if job.scheduled else None
             units.append(UnitFile(timer_name(job.slug), text, wanted))
