@@ -610,12 +610,12 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
     assert out.startswith("Usage: run-job [OPTIONS] [COMMAND] [ARGS]...\n")
     commands = out.split("\nCommands:\n")[1].split("\n\n")[0]
     assert [line[2:].split("  ")[0] for line in commands.splitlines()] == [
-        "run NAME [-w]", "kill NAME", "list [-r] [--json]", "status [-r] [--json]",
+        "run NAME [-w] [--scheduled]", "kill NAME", "list [-r] [--json]", "status [-r] [--json]",
         "logs NAME [--run N] [-w]", "next NAME [--count N] [--json]",
         "validate [--strict] [FILES]...", "reload", "install-generator", "uninstall-generator",
     ]
     flags = out.split("\nFlags (as the commands):\n")[1]
-    for flag in ("-j, --job NAME", "-w, --slow-start [NAME]", "-k, --kill-job NAME",
+    for flag in ("-j, --job NAME", "-w, --slow-start [NAME]", "--scheduled", "-k, --kill-job NAME",
                  "-l, --list-jobs", "-s, --status", "-r, --only-running", "--json",
                  "--logs NAME", "--run N", "--next NAME", "--count N", "--validate",
                  "--strict", "--reload", "--install-generator", "--uninstall-generator"):

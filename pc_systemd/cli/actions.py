@@ -63,12 +63,16 @@ def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
-def run(config: Config, slug: str, slow_start: bool) -> None:
+def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False) -> None:
+    """``scheduled``: started from the cron file, so the direct runner waits
+    the job's random_delay first; on systemd hosts the timer has already
+    waited it, and a unit started by hand starts at once."""
     job = load_job(config, slug)
     if not _on_systemd(config):
         from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
-        sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout))
+        sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout,
+                                scheduled=scheduled))
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError

@@ -42,12 +42,15 @@ as_json = click.option("--json", "as_json", is_flag=True,
 @click.command("run")
 @job_argument
 @click.option("-w", "--slow-start", is_flag=True, help="Run its slow_start_command instead.")
+@click.option("--scheduled", is_flag=True,
+              help="A run cron started: on hosts without systemd, wait the job's "
+                   "random_delay first (the cron file passes it).")
 @click.pass_obj
-def run_command(session: Session, name: str, slow_start: bool) -> None:
+def run_command(session: Session, name: str, slow_start: bool, scheduled: bool) -> None:
     """Run the job NAME now.
 
     Shows its output (or where it went) and exits with its status."""
-    actions.run(session.config(), name, slow_start=slow_start)
+    actions.run(session.config(), name, slow_start=slow_start, scheduled=scheduled)
 
 
 @click.command("kill")

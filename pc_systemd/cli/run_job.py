@@ -118,6 +118,7 @@ class Flags:
 
     job: str | None
     slow_start: str | None
+    scheduled: bool
     kill_job: str | None
     list_jobs: bool
     status: bool
@@ -145,6 +146,8 @@ class Flags:
               is_flag=False, flag_value=SLOW_START_FLAG, default=None,
               help="As 'run NAME -w' (-j NAME -w, or --slow-start NAME); "
                    "with --logs: as 'logs NAME -w'.")
+@click.option("--scheduled", cls=Flag, is_flag=True,
+              help="With -j: as 'run NAME --scheduled' (what the cron file runs).")
 @click.option("-k", "--kill-job", cls=Flag, metavar="NAME", type=JOB_NAME,
               help="As 'kill NAME'.")
 @click.option("-l", "--list-jobs", cls=Flag, is_flag=True, help="As 'list'.")
@@ -200,6 +203,8 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
         raise click.UsageError("FILES are only taken with --validate")
     if slow_flag and not (flags.job or flags.logs):
         raise click.UsageError("-w/--slow-start needs a job: -j NAME -w, or --slow-start NAME")
+    if flags.scheduled and not flags.job:
+        raise click.UsageError("--scheduled goes with -j/--job")
     if flags.only_running and not (flags.list_jobs or flags.status):
         raise click.UsageError("-r/--only-running goes with -l/--list-jobs or -s/--status")
     if flags.as_json and not (flags.list_jobs or flags.status or flags.next_job):
@@ -226,7 +231,8 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
     elif flags.job or flags.slow_start:
         name = flags.job if flags.job else flags.slow_start
         assert name is not None
-        actions.run(session.config(), name, slow_start=flags.slow_start is not None)
+        actions.run(session.config(), name, slow_start=flags.slow_start is not None,
+                    scheduled=flags.scheduled)
     else:
         click.echo(ctx.get_help())
         ctx.exit(2)

@@ -73,12 +73,18 @@ def render(
     return join([results[name] for name in names])
 
 
+def cron_command(runner_path: str, slug: str, delayed: bool) -> str:
+    """The original's command; a job with a random_delay adds ``--scheduled``,
+    so the runner waits only in runs cron starts, not in runs by hand."""
+    return f"{runner_path} --job {slug}" + (" --scheduled" if delayed else "")
+
+
 def render_part(config: Config, paths: list[str]) -> bytes:
     """The cron file's share of each of ``paths``, read afresh: (path,
     identity, result) of each file, marshalled (what a worker hands back)."""
     # here: only changed files are read; the cached path skips the parser's imports (~30 ms)
     from pc_systemd.model.errors import PcError, printable
-    from pc_systemd.model.job import load_job
+    from pc_systemd.model.job import cron_problems, load_job
 
     out = []
     for path in paths:
@@ -86,6 +92,9 @@ def render_part(config: Config, paths: list[str]) -> bytes:
         slug = slug_of(path)
         try:
             job = load_job(path, config, True)
+            refused = cron_problems(job)
+            if refused:
+                raise PcError(refused)
         except PcError as err:
             # the name of an invalid file may hold anything, a newline too
             problems = tuple(str(p).replace("\n", " ") for p in err.problems)
@@ -99,7 +108,7 @@ def render_part(config: Config, paths: list[str]) -> bytes:
                 source=path,
                 schedule=job.schedule.expr,
                 user=config.user,
-                command=f"{config.runner_path} --job {slug}",
+                command=cron_command(config.runner_path, slug, job.random_delay > 0),
             )
         out.append((path, ident, (text, ())))
     return marshal.dumps(out)

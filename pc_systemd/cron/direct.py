@@ -516,6 +516,51 @@ class _Group:
             self.gone = True
 
 
+# -- random_delay ----------------------------------------------------------------
+#
+# On systemd hosts the timer waits (RandomizedDelaySec= with
+# FixedRandomDelay=yes). Cron has no such setting, so a run started from the
+# cron file (``run-job --job NAME --scheduled``) waits here first. As
+# FixedRandomDelay=, the delay is drawn once per host and job, from the
+# machine ID and the slug: each host starts a job at its own moment, the
+# same moment every time, and a new cron file does not move it.
+
+# Where systemd and D-Bus keep the machine ID; a cron host may have either
+# (or neither: a container without one falls back to the host name).
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+
+
+def machine_id() -> str:
+    for path in MACHINE_ID_FILES:
+        try:
+            with open(path, encoding="ascii", errors="replace") as handle:
+                value = handle.read().strip()
+        except OSError:
+            continue
+        if value:
+            return value
+    import socket  # only a host without a machine ID
+
+    return socket.gethostname()
+
+
+def fixed_delay(slug: str, maximum: float, host: str) -> float:
+    """Seconds from 0 up to (not including) ``maximum``, the same for the
+    same host and job every time; spread evenly over hosts and jobs."""
+    if maximum <= 0:
+        return 0.0
+    import hashlib  # only jobs with a random_delay
+
+    digest = hashlib.sha256(f"process-control random_delay\0{host}\0{slug}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * maximum
+
+
+def _wait(seconds: float) -> None:
+    """A scheduled run's random_delay; SIGTERM ends it as it ends run-job
+    (nothing has started, so nothing is recorded)."""
+    time.sleep(seconds)
+
+
 # -- run-job --job ---------------------------------------------------------------
 
 
@@ -530,8 +575,16 @@ def run_job(
     slow_start: bool = False,
     out: TextIO = sys.stdout,
     kill_grace: float = KILL_GRACE,
+    scheduled: bool = False,
 ) -> int:
     """Run ``job`` once, here and now; the exit status for run-job.
+
+    ``scheduled``: cron started it (``--scheduled``, written in the cron
+    file for jobs with a ``random_delay``), so it first waits the job's
+    fixed delay (:func:`fixed_delay`). The wait comes before the
+    lock: a run is "overtime" when the previous one still runs at the
+    moment this one would start, as without a delay, and a run by hand
+    during the wait is not refused by a run that has not started.
 
     ``out`` gets one line per problem (a failure's reason, an unreadable
     history); a successful or skipped run prints nothing, so cron mails
@@ -557,6 +610,10 @@ def run_job(
             say(f"run-job: {job.slug}: the job has no slow_start_command")
             return EXIT_UNUSABLE
         commands = job.slow_start_command
+    if scheduled and job.random_delay > 0:
+        seconds = fixed_delay(job.slug, job.random_delay * 60, machine_id())
+        own(LOG_INFO, f"Waiting {seconds:.1f} s (random_delay) before job {job.name} ({job.slug})")
+        _wait(seconds)
     history_file = hist.history_path(config.state_directory, job.slug)
     try:
         # Only the runner needs the locks; the histories' group may read them.

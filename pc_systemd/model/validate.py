@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pc_systemd.model import backend
 from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
+from pc_systemd.model.job import Job, cron_problems
 from pc_systemd.model.jobset import load_jobs
 
 
@@ -37,8 +40,18 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
             errors.append(job.problem("schedule", f"{job.schedule.expr!r} can never fire"))
             invalid.add(job.slug)
     checked = len(jobset.jobs) + len(jobset.broken)
-    warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings)
+    warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings,
+                *cron_warnings(config, jobset.jobs))
     return Report(checked, len(invalid), tuple(errors), warnings)
+
+
+def cron_warnings(config: Config, jobs: Sequence[Job]) -> tuple[Problem, ...]:
+    """On a host without systemd, what ``cron-generate`` would refuse (see
+    :func:`cron_problems`): a warning, since such a host may be a job
+    repository's CI checking jobs for systemd hosts."""
+    if backend.choose(config) != backend.DIRECT:
+        return ()
+    return tuple(dataclasses.replace(p, warning=True) for job in jobs for p in cron_problems(job))
 
 
 def service_user_warnings(config: Config) -> tuple[Problem, ...]:
