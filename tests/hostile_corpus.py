@@ -151,6 +151,8 @@ class Declared:
     timeout: float  # minutes
     disabled: bool
     logging: str
+    catch_up: bool = False
+    random_delay: float = 0.0  # minutes
 
     @property
     def scheduled(self) -> bool:
@@ -227,6 +229,8 @@ def declared(case: Case) -> Declared:
         timeout=float(explicit.get("timeout", doc.get("timeout", 0))),
         disabled=bool(explicit.get("disabled", doc.get("disabled", False))),
         logging=str(explicit.get("logging", doc.get("logging", "journal"))),
+        catch_up=bool(explicit.get("catch_up", doc.get("catch_up", False))),
+        random_delay=float(explicit.get("random_delay", doc.get("random_delay", 0))),
     )
 
 

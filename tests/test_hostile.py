@@ -100,7 +100,7 @@ def case_param(case: Case) -> Any:
 # -- comparing a case's units with the reference job's --------------------------
 
 _SPECIAL = {"ExecStart", "Environment", "TimeoutStartSec", "OnFailure"}
-_TIMER_SPECIAL = {"OnCalendar"}
+_TIMER_SPECIAL = {"OnCalendar", "Persistent", "RandomizedDelaySec", "FixedRandomDelay"}
 
 
 def _swap(value: str, ref: str, slug: str, name: str) -> str:
@@ -179,6 +179,28 @@ def compare_timer(text: str, ref_text: str, ref: str, slug: str, decl: Declared)
     calendars = [v for _s, k, v in entries if k == "OnCalendar"]
     if not calendars or any("<%" in resolve_specifiers(v) for v in calendars):
         problems.append(f"OnCalendar= {calendars!r}")
+    return problems + timer_keys_problems(entries, decl)
+
+
+def timer_keys_problems(entries: list[tuple[str, str, str]], decl: Declared) -> list[str]:
+    """catch_up and random_delay: exactly the settings they declare."""
+    def values(key: str) -> list[str]:
+        return [v for s, k, v in entries if k == key and s == "Timer"]
+
+    problems = []
+    if values("Persistent") != (["yes"] if decl.catch_up else []):
+        problems.append(f"Persistent={values('Persistent')!r} for catch_up: {decl.catch_up}")
+    delays = values("RandomizedDelaySec")
+    fixed = values("FixedRandomDelay")
+    if decl.random_delay == 0:
+        if delays or fixed:
+            problems.append(f"RandomizedDelaySec={delays!r} FixedRandomDelay={fixed!r}, no delay")
+    else:
+        usec = timespan_usec(delays[0]) if len(delays) == 1 else None
+        want = round(decl.random_delay * 60_000_000)
+        if usec is None or abs(usec - want) > 1000 or fixed != ["yes"]:
+            problems.append(f"RandomizedDelaySec={delays!r} FixedRandomDelay={fixed!r} for "
+                            f"random_delay: {decl.random_delay}")
     return problems
 
 
@@ -442,10 +464,13 @@ def check_accepted(
         f"generator: timer enabled is {os.path.lexists(wants)}, scheduled is {decl.scheduled}",
     )
     want_cron = ref_cron_entries()
-    if decl.scheduled:
+    # cron has no catch-up: cron-generate refuses such a job (one line)
+    if decl.scheduled and not decl.catch_up:
         assert decl.schedule is not None
-        want_cron.append(" ".join([*decl.schedule.split(), USER, RUNNER, "--job", case.slug]))
-    check_cron(found, site, runs["cron"], sorted(want_cron), expect_code=0)
+        scheduled = ["--scheduled"] if decl.random_delay else []
+        want_cron.append(" ".join([*decl.schedule.split(), USER, RUNNER, "--job", case.slug,
+                                   *scheduled]))
+    check_cron(found, site, runs["cron"], sorted(want_cron), expect_code=int(decl.catch_up))
     check_listing(found, site, runs, case.slug, decl)
 
 
@@ -831,8 +856,10 @@ def test_whole_corpus_at_once_through_the_executables(tmp_path: Path) -> None:
                 f"--list-jobs: {len(runs['list'].lines())} lines for {files} job files")
     if site.crontab.exists():
         entries = cron_entries(site.crontab.read_text(encoding="utf-8", errors="replace"))
-        found.check(all(e.split()[-2:-1] == ["--job"] for e in entries),
-                    f"cron file has foreign lines: {[e for e in entries if '--job' not in e]}")
+        # "... --job SLUG", and "--scheduled" after it for a job with a random_delay
+        ours = [e.removesuffix(" --scheduled").split()[-2:-1] == ["--job"] for e in entries]
+        found.check(all(ours), "cron file has foreign lines: "
+                    f"{[e for e, mine in zip(entries, ours, strict=True) if not mine]}")
     _same_from_the_cache(site, runs, found)
     assert not found.items, "\n".join(found.items)
 

@@ -103,7 +103,8 @@ SERVICE_OWN = {"Id", "Names", "Description", "ExecStart", "ExecStartEx", "Enviro
 TIMER_OWN = {"Id", "Names", "Description", "TimersCalendar", "NextElapseUSecRealtime",
              "NextElapseUSecMonotonic", "LastTriggerUSec", "LastTriggerUSecMonotonic",
              "ActiveState", "SubState", "WantedBy", "Result", "InvocationID",
-             "ConditionResult", "AssertResult"}
+             "ConditionResult", "AssertResult", "Persistent", "RandomizedDelayUSec",
+             "FixedRandomDelay"}
 
 
 def unit(slug: str, suffix: str) -> str:
@@ -252,6 +253,14 @@ def timer_problems(
         problems.append("timer without a calendar")
     if (got["ActiveState"] == "active") != decl.scheduled:
         problems.append(f"timer {got['ActiveState']}, scheduled: {decl.scheduled}")
+    if got["Persistent"] != decl.catch_up:
+        problems.append(f"timer Persistent={got['Persistent']!r}, catch_up: {decl.catch_up}")
+    delay = round(decl.random_delay * 60_000_000)
+    if abs(got["RandomizedDelayUSec"] - delay) > 1000 or \
+            got["FixedRandomDelay"] != (decl.random_delay > 0):
+        problems.append(f"timer RandomizedDelayUSec={got['RandomizedDelayUSec']!r} "
+                        f"FixedRandomDelay={got['FixedRandomDelay']!r}, "
+                        f"random_delay: {decl.random_delay}")
     return problems
 
 
