@@ -244,6 +244,12 @@ def timer_problems(
     if got.get("LoadState") != "loaded":
         return [f"timer LoadState={got.get('LoadState')}"]
     want = swap(dict(ref_props), ref, slug, decl.name)
+    if decl.catch_up:
+        # What systemd 252 itself adds to a Persistent= timer: its stamp
+        # file's directory must be mounted, and `systemctl clean` removes it.
+        want["After"] = [*want["After"], "-.mount"]
+        want["RequiresMountsFor"] = ["/var/lib/systemd/timers"]
+        want["CanClean"] = ["state"]
     problems = [
         f"timer {key}={got.get(key)!r}, the template gives {want.get(key)!r}"
         for key in sorted(set(got) | set(want))
