@@ -7,6 +7,7 @@ every next elapse is far enough away to be read, not waited for.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Iterator
@@ -202,3 +203,49 @@ def test_without_catch_up_a_missed_run_is_not_made_up(box: SystemdBox) -> None:
     timer = "process-control-plain.timer"
     assert raw_usec(box, timer, "LastTriggerUSec") == 0
     assert raw_usec(box, timer, "NextElapseUSecRealtime") == calendar_next(box)
+
+
+# -- a delay longer than the time between two runs ---------------------------------
+
+PERIOD = 10  # seconds between two calendar instants of the timers below
+NAMES = [f"gap{n}" for n in range(8)]
+
+
+def fired(box: SystemdBox, timer: str) -> bool:
+    return raw_usec(box, timer, "LastTriggerUSec") > 0
+
+
+def test_a_delay_past_the_next_run_skips_runs(box: SystemdBox) -> None:
+    # What validate warns about (model.validate.delay_warnings): systemd 252
+    # computes a timer's next elapse from its last trigger, which came after
+    # the delay. Seconds here, so that it shows in one run of each timer;
+    # each timer's fixed delay comes from its name.
+    for name in NAMES:
+        box.write_file(f"/etc/systemd/system/{name}.service",
+                       "[Service]\nType=oneshot\nExecStart=/bin/true\n")
+        box.write_file(f"/etc/systemd/system/{name}.timer",
+                       f"[Timer]\nOnCalendar=*:*:00/{PERIOD}\nAccuracySec=100ms\n"
+                       f"RandomizedDelaySec={3 * PERIOD}s\nFixedRandomDelay=yes\n")
+    box.systemctl("daemon-reload")
+    started = int(box.run(["date", "+%s%6N"]).stdout)
+    box.systemctl("start", *[f"{name}.timer" for name in NAMES])
+    first_calendar = (started // (PERIOD * 10**6) + 1) * PERIOD * 10**6
+    delays = {name: raw_usec(box, f"{name}.timer", "NextElapseUSecRealtime") - first_calendar
+              for name in NAMES}
+    assert all(0 <= d < 3 * PERIOD * 10**6 for d in delays.values()), delays
+    short = min(delays, key=delays.__getitem__)
+    long = min((n for n in NAMES if delays[n] > PERIOD * 10**6 + 500_000),
+               key=delays.__getitem__)
+    assert delays[short] < PERIOD * 10**6 - 500_000, delays
+    periods = {}
+    for name in (short, long):
+        timer = f"{name}.timer"
+        box.wait_until(functools.partial(fired, box, timer), timeout=4 * PERIOD,
+                       what=f"{timer} to fire")
+        periods[name] = (raw_usec(box, timer, "NextElapseUSecRealtime")
+                         - raw_usec(box, timer, "LastTriggerUSec"))
+    # A delay below the period: every run. Above it: the next calendar
+    # instant after the delayed run, plus the delay again.
+    assert round(periods[short] / 10**6) == PERIOD, periods
+    skipped = -(-delays[long] // (PERIOD * 10**6)) * PERIOD  # whole periods, rounded up
+    assert round(periods[long] / 10**6) == skipped > PERIOD, (periods, delays)
