@@ -4,8 +4,9 @@ systemd asks polkit before it starts or stops a unit for a caller that is
 not root: action ``org.freedesktop.systemd1.manage-units``, with the details
 ``unit`` (the unit's name) and ``verb`` (``start``, ``stop``, ``restart``,
 ``kill``, ...). Our rule answers yes, with no password, for members of the
-developer group, for the two verbs ``run-job`` uses (start: ``run``; stop:
-``kill`` and an interrupted ``run``), on the jobs' own services only
+developer group, for the verbs ``run-job`` uses (start: ``run``; stop:
+``kill`` and an interrupted ``run``; ref: keeping the unit loaded while
+``run`` follows it), on the jobs' own services only
 (``process-control-SLUG.service`` and ``...SLUG.slow-start.service``; never a
 unit of ours, whose names no job may take: ``model.job.RESERVED_SLUGS``). It
 leaves every other question to the rules after it: systemd's default asks for
@@ -40,7 +41,9 @@ DEFAULT_GROUP: str = KEYS_BY_NAME["developer_group"].default
 RULE_NAME = "50-process-control.rules"
 SHIPPED_RULE = "/usr/share/polkit-1/rules.d/" + RULE_NAME
 LOCAL_RULE = "/etc/polkit-1/rules.d/" + RULE_NAME
-VERBS = ("start", "stop")
+# "ref": run-job holds the unit while it follows a run (Unit.Ref), or a unit
+# that ran successfully would be unloaded with its result before it is read.
+VERBS = ("start", "stop", "ref")
 MARK = "// process-control: written by run-job reload"
 
 _RULE = """\
