@@ -121,7 +121,6 @@ def test_a_member_sees_status_list_and_next(box: SystemdBox) -> None:
     ["systemctl", "--no-ask-password", "stop", "other.service"],
     ["systemctl", "--no-ask-password", "start", "systemd-tmpfiles-clean.service"],
     ["systemctl", "--no-ask-password", "restart", "process-control-hello.service"],
-    ["systemctl", "--no-ask-password", "kill", "process-control-hello.service"],
     ["systemctl", "--no-ask-password", "start", "process-control-reload.service"],
     ["systemctl", "--no-ask-password", "start", "process-control-mail@hello.service"],
     ["systemctl", "--no-ask-password", "stop", "process-control-hello.timer"],
@@ -130,6 +129,20 @@ def test_a_member_sees_status_list_and_next(box: SystemdBox) -> None:
 def test_a_member_is_refused_anything_else(box: SystemdBox, argv: list[str]) -> None:
     code, _out, err = as_user(box, "dev", *argv)
     assert code != 0 and refused_by_polkit(err), err
+
+
+def test_a_member_may_not_signal_a_running_job_or_reset_it(box: SystemdBox) -> None:
+    # (systemctl kill / reset-failed of a unit that is not loaded fail before polkit)
+    box.systemctl("start", "--no-block", "process-control-slow.service")
+    try:
+        box.wait_until(lambda: box.show("process-control-slow.service", "ActiveState")
+                       ["ActiveState"] == "activating", what="slow job running")
+        for verb in ("kill", "reset-failed", "restart"):
+            code, _out, err = as_user(box, "dev", "systemctl", "--no-ask-password", verb,
+                                      "process-control-slow.service")
+            assert code != 0 and refused_by_polkit(err), (verb, err)
+    finally:
+        box.systemctl("stop", "process-control-slow.service")
 
 
 def test_the_rule_is_what_refuses_and_root_still_may(box: SystemdBox) -> None:
@@ -187,6 +200,8 @@ def test_another_developer_group_moves_the_rights(box: SystemdBox) -> None:
         done = box.run(["run-job", "reload"])
         assert ("run-job: wrote /etc/polkit-1/rules.d/50-process-control.rules for "
                 "developer_group 'ops'") in done.stderr
+        assert ("run-job: wrote /etc/tmpfiles.d/process-control-developer-group.conf for "
+                "developer_group 'ops'") in done.stderr
         code, out, err = as_user(box, "opsdev", "run-job", "run", "hello")
         assert (code, out) == (0, "hello-output\nsecond line\n"), err
         # the package's group no longer may: by our check, and by polkit itself
@@ -198,6 +213,7 @@ def test_another_developer_group_moves_the_rights(box: SystemdBox) -> None:
         box.run(["rm", "-f", "/etc/process-control.yaml"])
     done = box.run(["run-job", "reload"])
     assert "run-job: removed /etc/polkit-1/rules.d/50-process-control.rules" in done.stderr
+    assert "run-job: removed /etc/tmpfiles.d/process-control-developer-group.conf" in done.stderr
     code, _out, err = as_user(box, "dev", "systemctl", "--no-ask-password", "start",
                               "process-control-hello.service")
     assert code == 0, err

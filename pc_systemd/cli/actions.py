@@ -279,6 +279,7 @@ def _apply_access(config: Config) -> None:
     from pc_systemd.systemd import access  # reload and install only
 
     for what, step in (("polkit rule", access.apply_rule),
+                       ("journal namespace", access.apply_journal_acl),
                        ("output_directory", access.ensure_output_directory)):
         try:
             done = step(config)

@@ -210,3 +210,39 @@ def _create(path: str, user: str, gid: int | None, group: str) -> str | None:
     finally:
         os.close(fd)
     return f"created {path} (owner {user}, group {group}, mode 2750)"
+
+
+GROUP_TMPFILES = "/etc/tmpfiles.d/process-control-developer-group.conf"
+JOURNAL_DIRECTORY = "/var/log/journal/%m.process-control"
+
+
+def apply_journal_acl(config: Config, path: str = GROUP_TMPFILES) -> str | None:
+    """Another ``developer_group`` reads the jobs' journal namespace too: a
+    tmpfiles.d line of ours in /etc (the package's gives the default group
+    its ACL), applied at once, recursively for the files journald already
+    wrote. Back to the default group, the file goes (the ACL entries it
+    made stay until removed by hand: ``setfacl -R -x g:GROUP``)."""
+    group = config.developer_group
+    current = _read(path)
+    if group == DEFAULT_GROUP:
+        if current is not None and MARK in current:
+            os.unlink(path)
+            return f"removed {path}"
+        return None
+    wanted = (f"{MARK}, for developer_group {group}: its members read the jobs' journal\n"
+              f"A+ {JOURNAL_DIRECTORY} - - - - d:group:{group}:r-x,group:{group}:r-x\n")
+    if current != wanted:
+        if current is not None and MARK not in current:
+            return f"{path} exists and is not ours: left alone (developer_group {group!r})"
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(f"{path}.tmp", "w", encoding="utf-8") as handle:
+            handle.write(wanted)
+        os.chmod(f"{path}.tmp", 0o644)
+        os.replace(f"{path}.tmp", path)
+    import subprocess  # reload as root only
+
+    done = subprocess.run(["systemd-tmpfiles", "--create", path], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        return f"systemd-tmpfiles --create {path}: {done.stderr.strip() or done.returncode}"
+    return f"wrote {path} for developer_group {group!r}" if current != wanted else None
