@@ -201,7 +201,7 @@ def test_another_developer_group_moves_the_rights(box: SystemdBox) -> None:
         assert ("run-job: wrote /etc/polkit-1/rules.d/50-process-control.rules for "
                 "developer_group 'ops'") in done.stderr
         assert ("run-job: wrote /etc/tmpfiles.d/process-control-developer-group.conf for "
-                "developer_group 'ops'") in done.stderr
+                "developer_group 'ops'") in done.stderr, done.stderr
         code, out, err = as_user(box, "opsdev", "run-job", "run", "hello")
         assert (code, out) == (0, "hello-output\nsecond line\n"), err
         # the package's group no longer may: by our check, and by polkit itself

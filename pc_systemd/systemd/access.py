@@ -44,7 +44,7 @@ LOCAL_RULE = "/etc/polkit-1/rules.d/" + RULE_NAME
 # "ref": run-job holds the unit while it follows a run (Unit.Ref), or a unit
 # that ran successfully would be unloaded with its result before it is read.
 VERBS = ("start", "stop", "ref")
-MARK = "// process-control: written by run-job reload"
+MARK = "process-control: written by run-job reload"  # what is ours, in /etc
 
 _RULE = """\
 // process-control: members of the developer group may start and stop the
@@ -85,7 +85,7 @@ def rule(group: str = DEFAULT_GROUP, former: Sequence[str] = (), mark: str = "")
     for an administrator, as without the rule. Every value is a JSON literal
     (the group name is validated too: config._group)."""
     values = {
-        "@MARK@": mark or "// (shipped with the package)",
+        "@MARK@": f"// {mark}" if mark else "// (shipped with the package)",
         "@GROUP@": json.dumps(group),
         "@FORMER@": json.dumps(list(former)),
         "@PREFIX@": json.dumps(PREFIX),
@@ -229,7 +229,7 @@ def apply_journal_acl(config: Config, path: str = GROUP_TMPFILES) -> str | None:
             os.unlink(path)
             return f"removed {path}"
         return None
-    wanted = (f"{MARK}, for developer_group {group}: its members read the jobs' journal\n"
+    wanted = (f"# {MARK}, for developer_group {group}: its members read the jobs' journal\n"
               f"A+ {JOURNAL_DIRECTORY} - - - - d:group:{group}:r-x,group:{group}:r-x\n")
     if current != wanted:
         if current is not None and MARK not in current:
