@@ -102,6 +102,9 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "Service user every job runs as."),
     Key("allow_root", "boolean", f.flag, False,
         "Allow `user: root` (or uid 0); without it a root service user is refused."),
+    Key("allow_negative_nice", "boolean", f.flag, False,
+        "Allow a negative `nice` (a priority above other processes') in job files; "
+        "`default_job_config` may set one without it. `allow_root` does not imply it."),
     Key("job_directory", "path", _abs_path, "/var/lib/process-control",
         "Where job files (`<slug>.yaml`) live."),
     Key("default_job_config", "mapping", _entries, (),
@@ -149,6 +152,7 @@ class Config:
     path: str | None  # None: built-in defaults, no file
     user: str
     allow_root: bool
+    allow_negative_nice: bool
     job_directory: str
     default_job_config: tuple[Entry, ...]
     runner_path: str
