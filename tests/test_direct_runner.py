@@ -663,3 +663,16 @@ def test_a_niced_runner_refuses_a_lower_nice_and_applies_a_higher_one(cron_site:
     done = runner_at_nice_5()
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert output_lines(cron_site) == ["9", "none: prio 0"]
+
+
+def test_a_priority_the_kernel_refuses_is_one_logged_line_not_a_traceback(
+    cron_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # I/O class 7 does not exist: ioprio_set fails (EINVAL) between fork and exec
+    monkeypatch.setattr(direct, "ioprio", lambda io_class: 7 << 13)
+    marker = cron_site.root / "ran"
+    job = make_job(cron_site, command=f"touch {marker}", io_class="idle")
+    assert run(cron_site, job) == (1, "Job failed with code 126\n")
+    assert not marker.exists()
+    (log,) = (cron_site.root / "log" / "job").iterdir()
+    assert ("ERROR", "cannot run touch: its nice or io_class could not be set") in log_lines(log)
