@@ -261,7 +261,7 @@ def status(box: SystemdBox, slug: str) -> dict[str, Any]:
 
 
 def metrics(box: SystemdBox) -> dict[str, dict[str, float]]:
-    box.run(["journalctl", "--sync"])
+    box.sync_journal()
     box.systemctl("start", "process-control-metrics.service")
     values: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(box.run(["cat", METRICS]).stdout):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -63,12 +64,22 @@ def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _require_member(config: Config, what: str) -> None:
+    """On systemd hosts: one line, exit 2, for a user polkit would refuse,
+    before systemd is asked (nothing prompts for a password)."""
+    from pc_systemd.systemd import access  # systemd hosts only (grp, pwd: ~1 ms)
+
+    if not access.is_member(config.developer_group):
+        die(access.refusal(config.developer_group, what))
+
+
 def run(config: Config, slug: str, slow_start: bool) -> None:
     job = load_job(config, slug)
     if not _on_systemd(config):
         from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
         sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout))
+    _require_member(config, "running a job")
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
@@ -93,6 +104,7 @@ def kill(config: Config, slug: str) -> None:
         code, message = direct.kill_job(config, job)
         click.echo(message, err=code != 0)
         sys.exit(code)
+    _require_member(config, "stopping a job")
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
@@ -144,7 +156,10 @@ def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> 
 
 def logs(config: Config, slug: str, slow_start: bool, which: int) -> None:
     job = load_job(config, slug)
-    if job.logging == "file" or not _on_systemd(config):
+    on_systemd = _on_systemd(config)
+    if on_systemd:
+        _require_member(config, "reading a job's output")
+    if job.logging == "file" or not on_systemd:
         _file_logs(config, job, which)
         return
     # systemd's side (~20 ms of imports): cron hosts never load it
@@ -244,6 +259,7 @@ def reload(config: Config) -> None:
     problems = generator.refresh_cache(config.path)
     for problem in problems:
         click.echo(problem, err=True)
+    _apply_access(config)
     try:
         applied = bus.reload_and_apply()
     except PcError as err:
@@ -256,7 +272,25 @@ def reload(config: Config) -> None:
     sys.exit(1 if problems else 0)
 
 
-def install(remove: bool) -> None:
+def _apply_access(config: Config) -> None:
+    """The developer group's polkit rule, as root (see systemd.access)."""
+    if os.geteuid() != 0:
+        return
+    from pc_systemd.systemd import access  # reload and install only
+
+    for what, step in (("polkit rule", access.apply_rule),
+                       ("journal namespace", access.apply_journal_acl),
+                       ("output_directory", access.ensure_output_directory)):
+        try:
+            done = step(config)
+        except OSError as err:
+            click.echo(f"run-job: {what}: {err}", err=True)
+            continue
+        if done:
+            click.echo(f"run-job: {done}", err=True)
+
+
+def install(remove: bool, session: Session) -> None:
     # here: run-job's other commands skip the installer's pathlib and the generator (~5 ms)
     from pc_systemd.systemd import generator
     from pc_systemd.systemd import install as installer
@@ -268,6 +302,9 @@ def install(remove: bool) -> None:
         else:
             click.echo(f"installed {installer.install()}")
             generator.refresh_cache()  # its problems: see run-job --validate or --reload
+            # an invalid configuration: run-job reload names its problems
+            with contextlib.suppress(PcError):
+                _apply_access(load_config(session.config_path))
     except OSError as err:
         click.echo(f"run-job: {err}", err=True)
         sys.exit(2)

@@ -128,19 +128,21 @@ def reload_command(session: Session) -> None:
 
 
 @click.command("install-generator")
-def install_command() -> None:
+@click.pass_obj
+def install_command(session: Session) -> None:
     """Install the systemd generator.
 
     Then applies the jobs: their timers are started."""
-    actions.install(remove=False)
+    actions.install(remove=False, session=session)
 
 
 @click.command("uninstall-generator")
-def uninstall_command() -> None:
+@click.pass_obj
+def uninstall_command(session: Session) -> None:
     """Remove the systemd generator.
 
     Then stops the jobs' timers."""
-    actions.install(remove=True)
+    actions.install(remove=True, session=session)
 
 
 COMMANDS = (run_command, kill_command, list_command, status_command, logs_command,

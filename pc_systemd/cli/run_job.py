@@ -211,7 +211,7 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
     if flags.do_validate:
         actions.validate(session, list(flags.files) or None, flags.strict)
     elif flags.install_gen or flags.uninstall_gen:
-        actions.install(flags.uninstall_gen)
+        actions.install(flags.uninstall_gen, session)
     elif flags.do_reload:
         actions.reload(session.config())
     elif flags.next_job:

@@ -30,6 +30,10 @@ from pc_systemd.model.schedule import CronSchedule
 SLUG = re.compile(r"(?!.*\.yaml)(?!.*\.slow-start\Z)[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
 SLUG_RULE = ("letters, digits, '_', '-' and '.', at most 100, not starting with '-' or '.',"
              " no '.yaml', not ending in '.slow-start'")
+# The names our own units take (process-control-reload.*, -metrics.*; see
+# systemd/units.py): a job of that name would replace them (the reload
+# service runs as root) and get the developer group's rights on them.
+RESERVED_SLUGS = frozenset({"reload", "metrics"})
 
 
 # A run's own log file, ``logging: file`` on systemd (:mod:`pc_systemd.systemd.filelog`,
@@ -121,6 +125,9 @@ def check_location(path: str, job_directory: str, listed: bool = False) -> list[
         problems.append(Problem(path, 1, FILE_KEY, f"job files must end in {JOB_SUFFIX}"))
     elif not SLUG.match(slug):
         problems.append(Problem(path, 1, FILE_KEY, f"bad job name {slug!r}: use {SLUG_RULE}"))
+    elif slug in RESERVED_SLUGS:
+        problems.append(Problem(path, 1, FILE_KEY,
+                                f"job name {slug!r} is reserved for process-control's own units"))
     if not listed:
         real_dir = os.path.realpath(job_directory)
         where = os.path.realpath(os.path.dirname(os.path.abspath(path)))
