@@ -127,6 +127,13 @@ def test_the_unit_lines(site: Site) -> None:
         assert line in lines
 
 
+def test_the_slow_start_service_has_the_same_limits(site: Site) -> None:
+    job = load(site, "slow_start_command: /bin/true\nnice: 5\nmemory_max: 1G\n")
+    units = {u.name: u.text for u in Renderer(site.config()).job_units(job)}
+    for name in ("process-control-job.service", "process-control-job.slow-start.service"):
+        assert "\nNice=5\n" in units[name] and "\nMemoryMax=1073741824\n" in units[name]
+
+
 def test_a_negative_nice_in_a_job_file_needs_allow_negative_nice(site: Site) -> None:
     assert error(site, "nice: -1\n") == (
         ":3: nice: -1 is a negative nice: the global configuration must set"
