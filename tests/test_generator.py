@@ -174,7 +174,7 @@ def test_the_executable_contract(site: Site, tmp_path: Path) -> None:
     example_site(site)
     result = contract(site, tmp_path / "out")
     assert result.returncode == 0
-    assert result.stderr == "process-control-generator: generated units of 4 job(s), skipped 0\n"
+    assert result.stderr == "process-control-generator: generated units of 5 job(s), skipped 0\n"
     timer = (tmp_path / "out" / "process-control-month_start.timer").read_text()
     assert "OnCalendar=" in timer
 
@@ -226,7 +226,7 @@ def test_parallel_workers_write_the_same_units_and_messages(site: Site, tmp_path
                  for p in out.rglob("*") if not p.is_dir()}
         outputs[workers] = ({k: v.replace(str(out), "OUT") for k, v in files.items()}, messages)
     assert outputs[1] == outputs[3]
-    assert outputs[3][1][-1] == "generated units of 34 job(s), skipped 1"
+    assert outputs[3][1][-1] == "generated units of 35 job(s), skipped 1"
 
 
 def test_default_sandbox_exposure_is_low_and_can_be_turned_off(site: Site, tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ from pc_systemd.cron import lock
 from pc_systemd.cron.runlog import ERROR, INFO, Lines, RunLog, newest_log
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
-from pc_systemd.model.job import Job
+from pc_systemd.model.job import SYSTEMD_ONLY, Job
 from pc_systemd.systemd.unit_result import minutes
 
 if TYPE_CHECKING:  # the annotation only: logging is imported where the key asks for it
@@ -270,6 +270,19 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def _preexec(*steps: Callable[[], None] | None) -> Callable[[], None]:
+    """One preexec function running ``steps`` in order."""
+    todo = [step for step in steps if step is not None]
+    if len(todo) == 1:
+        return todo[0]
+
+    def preexec() -> None:
+        for step in todo:
+            step()
+
+    return preexec
+
+
 def _die_with_runner() -> Callable[[], None]:
     """A preexec function: the command gets SIGKILL if run-job dies, so a
     killed runner never leaves its command running without the lock."""
@@ -282,6 +295,67 @@ def _die_with_runner() -> Callable[[], None]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
+
+
+# -- a command's priority ----------------------------------------------------------
+
+_IOPRIO_WHO_PROCESS = 1
+_IOPRIO_CLASS_SHIFT = 13
+IO_CLASSES = {"best-effort": 2, "idle": 3}
+# The level systemd gives IOSchedulingClass=best-effort (its default
+# IOSchedulingPriority=), so a job gets the same on both backends.
+BEST_EFFORT_LEVEL = 4
+# ioprio_set(2) has no libc wrapper: its number per architecture (asm/unistd.h).
+_IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "riscv64": 30, "ppc64le": 273, "s390x": 282,
+               "i686": 289, "armv7l": 314}
+
+
+def ioprio(io_class: str) -> int:
+    """The ioprio_set(2) value of an ``io_class``."""
+    level = BEST_EFFORT_LEVEL if io_class == "best-effort" else 0
+    return (IO_CLASSES[io_class] << _IOPRIO_CLASS_SHIFT) | level
+
+
+def priority_refusal(job: Job) -> str | None:
+    """Why the direct runner will not run ``job``, or None: limits it cannot
+    enforce (they need systemd's control group), and a priority above its
+    own, which the service user may not raise (EPERM) and which the runner
+    will not take as a privilege even where it could."""
+    for key in SYSTEMD_ONLY:
+        if getattr(job, key) is not None:
+            return str(job.problem(key, "is enforced only on systemd hosts (a control group "
+                                        "limit): not run by the direct runner"))
+    if job.nice is not None:
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        if job.nice < own:
+            return str(job.problem("nice", f"{job.nice} is a higher priority than run-job's own "
+                                           f"(nice {own}), which the direct runner never gives: "
+                                           "not run"))
+    if job.io_class is not None and os.uname().machine not in _IOPRIO_SET:
+        return str(job.problem("io_class", f"not supported by the direct runner on "
+                                           f"{os.uname().machine}: not run"))
+    return None
+
+
+def _set_priority(job: Job) -> Callable[[], None] | None:
+    """A preexec step that gives the command the job's nice and I/O class
+    (absolute values, as systemd's Nice= and IOSchedulingClass=)."""
+    if job.nice is None and job.io_class is None:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    number = _IOPRIO_SET.get(os.uname().machine)
+    nice, io_class = job.nice, job.io_class
+
+    def apply() -> None:
+        if nice is not None:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        if io_class is not None and number is not None and libc.syscall(
+            number, _IOPRIO_WHO_PROCESS, 0, ioprio(io_class)
+        ) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    return apply
 
 
 # -- one run ---------------------------------------------------------------------
@@ -310,7 +384,7 @@ class _Run:
         self.log: RunLog | None = None
         self.grace = grace
         self.env = {**os.environ, **dict(job.environment)}
-        self.preexec = _die_with_runner()
+        self.preexec = _preexec(_die_with_runner(), _set_priority(job))
 
     def run(self, commands: Sequence[Command]) -> RunEnd:
         name = self.job.name
@@ -368,6 +442,12 @@ class _Run:
             log.line(ERROR, f"cannot run {command.argv[0]}: {err.strerror}")
             log.end()
             return code, None
+        except subprocess.SubprocessError:
+            # the preexec steps failed (the job's priority could not be set)
+            log.header(command.text, "not started")
+            log.line(ERROR, f"cannot run {command.argv[0]}: its nice or io_class could not be set")
+            log.end()
+            return 126, None
         assert proc.stdout is not None and proc.stderr is not None
         log.header(command.text, proc.pid)
         try:
@@ -550,6 +630,10 @@ def run_job(
     wrong = _wrong_user(config)
     if wrong is not None:
         say(f"run-job: {wrong}")
+        return EXIT_UNUSABLE
+    refused = priority_refusal(job)
+    if refused is not None:
+        say(f"run-job: {refused}")
         return EXIT_UNUSABLE
     commands = job.command
     if slow_start:

@@ -109,6 +109,9 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "Service user every job runs as."),
     Key("allow_root", "boolean", f.flag, False,
         "Allow `user: root` (or uid 0); without it a root service user is refused."),
+    Key("allow_negative_nice", "boolean", f.flag, False,
+        "Allow a negative `nice` (a priority above other processes') in job files; "
+        "`default_job_config` may set one without it. `allow_root` does not imply it."),
     Key("developer_group", "group name", _group, "process-control-dev",
         "Its members may run, stop and follow jobs and read their output with "
         "`run-job`, without root or a password (polkit on systemd hosts, a sudoers "
@@ -160,6 +163,7 @@ class Config:
     path: str | None  # None: built-in defaults, no file
     user: str
     allow_root: bool
+    allow_negative_nice: bool
     developer_group: str
     job_directory: str
     default_job_config: tuple[Entry, ...]

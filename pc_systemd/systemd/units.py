@@ -49,6 +49,8 @@ FILTERS: Mapping[str, Callable[..., str]] = {
     "seconds": esc.seconds,
     "exec": esc.exec_argv,
     "env": esc.environment,
+    "integer": esc.integer,
+    "percent": esc.percent,
 }
 Render = Callable[..., str]
 
@@ -174,6 +176,10 @@ class Renderer:
             timeout=job.timeout * 60,
             ident=job.slug,
             sandbox=job.sandbox,
+            memory_max=job.memory_max,
+            cpu_quota=job.cpu_quota,
+            nice=job.nice,
+            io_class=job.io_class,
         )
 
     def _ours(self, module: str) -> list[str]:
