@@ -97,6 +97,19 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROCESS_CONTROL_CACHE", str(tmp_path / "pc-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _no_host_access_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run-job reload`` as root writes polkit's and tmpfiles' files of the
+    developer group in /etc (pc_systemd.systemd.access): in a test on this
+    machine, under tmp_path instead (boxes have their own /etc)."""
+    from pc_systemd.systemd import access
+
+    fake = tmp_path / "host-access"
+    for name in ("SHIPPED_RULE", "LOCAL_RULE", "GROUP_TMPFILES"):
+        monkeypatch.setattr(access, name, str(fake / name / "file"))
+    monkeypatch.setattr(access, "TMPFILES", "true")
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     jobs = tmp_path / "jobs"

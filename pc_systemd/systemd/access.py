@@ -98,11 +98,13 @@ def rule(group: str = DEFAULT_GROUP, former: Sequence[str] = (), mark: str = "")
     return text
 
 
-def apply_rule(config: Config, shipped: str = SHIPPED_RULE, local: str = LOCAL_RULE) -> str | None:
+def apply_rule(config: Config, shipped: str | None = None, local: str | None = None) -> str | None:
     """Make polkit's rule match ``developer_group`` (root, at ``run-job
     reload``): what was done, or None. The rule goes to /etc when the group
     is not the default, or when no package shipped one (a wheel's install);
     ours is removed from /etc when the shipped one is right."""
+    shipped = shipped or SHIPPED_RULE
+    local = local or LOCAL_RULE
     group = config.developer_group
     wanted = None
     if group != DEFAULT_GROUP:
@@ -120,7 +122,7 @@ def apply_rule(config: Config, shipped: str = SHIPPED_RULE, local: str = LOCAL_R
     if current is not None and MARK not in current:
         return f"{local} exists and is not ours: left alone (developer_group {group!r})"
     if not os.path.isdir(os.path.dirname(local)):
-        return f"polkit is not installed: {local} not written"
+        return None  # no polkit here: nobody to tell (the refusals name the group)
     tmp = f"{local}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(wanted)
@@ -213,15 +215,17 @@ def _create(path: str, user: str, gid: int | None, group: str) -> str | None:
 
 
 GROUP_TMPFILES = "/etc/tmpfiles.d/process-control-developer-group.conf"
+TMPFILES = "systemd-tmpfiles"
 JOURNAL_DIRECTORY = "/var/log/journal/%m.process-control"
 
 
-def apply_journal_acl(config: Config, path: str = GROUP_TMPFILES) -> str | None:
+def apply_journal_acl(config: Config, path: str | None = None) -> str | None:
     """Another ``developer_group`` reads the jobs' journal namespace too: a
     tmpfiles.d line of ours in /etc (the package's gives the default group
     its ACL), applied at once, recursively for the files journald already
     wrote. Back to the default group, the file goes (the ACL entries it
     made stay until removed by hand: ``setfacl -R -x g:GROUP``)."""
+    path = path or GROUP_TMPFILES
     group = config.developer_group
     current = _read(path)
     if group == DEFAULT_GROUP:
@@ -241,7 +245,7 @@ def apply_journal_acl(config: Config, path: str = GROUP_TMPFILES) -> str | None:
         os.replace(f"{path}.tmp", path)
     import subprocess  # reload as root only
 
-    done = subprocess.run(["systemd-tmpfiles", "--create", path], capture_output=True,
+    done = subprocess.run([TMPFILES, "--create", path], capture_output=True,
                           text=True, check=False)
     if done.returncode != 0:
         return f"systemd-tmpfiles --create {path}: {done.stderr.strip() or done.returncode}"
