@@ -188,6 +188,9 @@ def test_a_non_member_is_refused_by_sudo_and_told_the_group(enabled: SystemdBox)
         result = enabled.run(args, user="other", check=False)
         # (a run's lines go to stdout, as the original's, for cron's mail)
         assert (result.returncode, result.stdout + result.stderr) == (2, wrong), args
+    result = enabled.run(["run-job", "logs", "who"], user="other", check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2, "", f"run-job: /var/log/process-control: Permission denied: {HINT}\n")
 
 
 def test_a_member_without_sudo_is_told_how(enabled: SystemdBox) -> None:
