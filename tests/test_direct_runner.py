@@ -419,6 +419,11 @@ def test_kill_job_by_another_user_says_how_to_become_the_service_user(
            "once the operator enabled /etc/sudoers.d/process-control)")
     monkeypatch.setattr(direct.os, "geteuid", lambda: 0)  # root may stop any run
     assert direct.kill_job(site.config(), job) == (1, "Job (job) is not running")
+    # the group named is the configuration's
+    site.configure(f"user: nobody\nbackend: direct\nrun_directory: {site.root / 'run'}\n"
+                   "developer_group: jobs-team\n")
+    monkeypatch.setattr(direct.os, "geteuid", lambda: 1234)
+    assert "(members of group jobs-team, once" in direct.kill_job(site.config(), job)[1]
 
 
 def test_kill_job_when_not_running(cron_site: Site) -> None:

@@ -13,15 +13,13 @@ enabled as an operator would (``install`` + ``visudo -cf``), then used.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import hide_checkout
 from tests.systemd_box import SystemdBox, require_systemd_box
-from tests.test_package import built  # noqa: F401  (the fixture: the .deb of HEAD)
 
 pytestmark = pytest.mark.systemd
 
@@ -44,23 +42,17 @@ EVIL_JOB = "name: Evil\ncommand: /usr/bin/touch /var/log/process-control/pwned\n
 
 
 @pytest.fixture(scope="module")
-def box(built: Path) -> Iterator[SystemdBox]:  # noqa: F811
+def box(built: Path) -> Iterator[SystemdBox]:
     """The package installed on a host whose run-job runs jobs itself."""
     require_systemd_box()
     with SystemdBox() as booted:
-        venv = Path(sys.prefix).resolve()
-        for path in [ROOT] if venv.is_relative_to(ROOT) else [ROOT, venv]:
-            if booted.run(["test", "-d", str(path)], check=False).returncode == 0:
-                booted.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(path)])
-        assert booted.run(["test", "-e", str(ROOT / "pyproject.toml")], check=False).returncode
+        hide_checkout(booted)
         booted.write_file("/etc/process-control.yaml", f"user: {USER}\nbackend: direct\n")
         booted.write_file(f"{JOBS}/who.yaml", WHO)
         booted.write_file(f"{JOBS}/slow.yaml", SLOW)
         booted.write_file(DEB_IN_BOX, built.read_bytes())
         booted.run(["dpkg", "-i", DEB_IN_BOX], timeout=180)
-        # (the package creates the group where its sysusers.d entry has it)
-        if booted.run(["getent", "group", GROUP], check=False).returncode:
-            booted.run(["groupadd", "--system", GROUP])
+        booted.run(["getent", "group", GROUP])  # the package made it
         booted.run(["useradd", "--create-home", "--groups", GROUP, "dev"])
         booted.run(["useradd", "--create-home", "other"])
         # a file a job's relative argument would name in dev's directory

@@ -224,7 +224,7 @@ def _refused(config: Config, why: str) -> NoReturn:
         die(why, 1)
     from pc_systemd.cron.direct import how_to_become  # cron hosts only, on this error only
 
-    die(f"{why}: {how_to_become(config.user)}")
+    die(f"{why}: {how_to_become(config)}")
 
 
 def show_next(config: Config, slug: str, count: int, as_json: bool) -> None:

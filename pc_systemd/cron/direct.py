@@ -185,17 +185,16 @@ def _plain(value: Any) -> Any:
 # -- the service user ------------------------------------------------------------
 
 
-# Who may become the service user on a cron host: the group that the
-# shipped sudoers example (examples/sudoers.d/process-control) names, once
-# an operator copies it to SUDOERS_FILE.
-DEVELOPER_GROUP = "process-control-dev"
+# Where an operator enables the shipped sudoers example
+# (examples/sudoers.d/process-control), which lets developer_group become
+# the service user on a cron host.
 SUDOERS_FILE = "/etc/sudoers.d/process-control"
 
 
-def how_to_become(user: str) -> str:
-    """The way a developer runs run-job as the service user ``user``."""
-    return (f"use `sudo -u {user} run-job ...` (members of group {DEVELOPER_GROUP}, "
-            f"once the operator enabled {SUDOERS_FILE})")
+def how_to_become(config: Config) -> str:
+    """The way a developer runs run-job as the service user."""
+    return (f"use `sudo -u {config.user} run-job ...` (members of group "
+            f"{config.developer_group}, once the operator enabled {SUDOERS_FILE})")
 
 
 def _wrong_user(config: Config, also_root: bool = False) -> str | None:
@@ -208,7 +207,7 @@ def _wrong_user(config: Config, also_root: bool = False) -> str | None:
     me = os.geteuid()
     if uid != me and not (also_root and me == 0):
         return (f"jobs run as user {wanted!r} (uid {uid}), not as uid {me}: "
-                f"{how_to_become(wanted)}")
+                f"{how_to_become(config)}")
     return None
 
 
