@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import io
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -241,9 +242,27 @@ def test_only_the_service_user_may_run_jobs(site: Site, user: str) -> None:
     status, out = run(site, job)
     assert status == 2
     assert out.startswith("run-job: ") and out.count("\n") == 1
-    assert ("must run jobs as user" in out) != ("does not exist" in out)
+    assert ("jobs run as user" in out) != ("does not exist" in out)
+    if "jobs run as user" in out:  # and how a developer gets to be that user
+        assert f"use `sudo -u {user} run-job ...` (members of group process-control-dev" in out
     assert not (site.root / "ran").exists()
     assert not (site.root / "state").exists() and not (site.root / "run").exists()
+
+
+def test_commands_start_in_the_users_home_not_where_run_job_was_started(
+    cron_site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through sudo the directory run-job starts in is the developer's:
+    a job's relative arguments must not name their files."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    job = make_job(cron_site, command="pwd")
+    assert run(cron_site, job) == (0, "")
+    lines = log_lines(direct.last_log(cron_site.config(), job) or "")
+    home = pwd.getpwuid(os.geteuid()).pw_dir
+    assert ("INFO", home if os.path.isdir(home) else "/") in lines
+    assert ("INFO", str(elsewhere)) not in lines
 
 
 # -- stopping processes ----------------------------------------------------------
@@ -386,6 +405,25 @@ def test_kill_job_stops_the_running_instance(
     assert runner.wait(10) == 128 + signal.SIGTERM
     assert not alive(command)
     assert history(cron_site).entries[0].reason == "Job was terminated by SIGTERM"
+
+
+def test_kill_job_by_another_user_says_how_to_become_the_service_user(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.configure(f"user: nobody\nbackend: direct\nrun_directory: {site.root / 'run'}\n")
+    job = make_job(site, command="true")
+    monkeypatch.setattr(direct.os, "geteuid", lambda: 1234)  # neither root nor nobody
+    assert direct.kill_job(site.config(), job) == (
+        2, f"run-job: jobs run as user 'nobody' (uid {NOBODY}), not as uid 1234: "
+           "use `sudo -u nobody run-job ...` (members of group process-control-dev, "
+           "once the operator enabled /etc/sudoers.d/process-control)")
+    monkeypatch.setattr(direct.os, "geteuid", lambda: 0)  # root may stop any run
+    assert direct.kill_job(site.config(), job) == (1, "Job (job) is not running")
+    # the group named is the configuration's
+    site.configure(f"user: nobody\nbackend: direct\nrun_directory: {site.root / 'run'}\n"
+                   "developer_group: jobs-team\n")
+    monkeypatch.setattr(direct.os, "geteuid", lambda: 1234)
+    assert "(members of group jobs-team, once" in direct.kill_job(site.config(), job)[1]
 
 
 def test_kill_job_when_not_running(cron_site: Site) -> None:

@@ -64,6 +64,7 @@ def test_the_package_holds_what_operators_need(built: Path) -> None:
         "/usr/share/polkit-1/rules.d/50-process-control.rules",
         "/usr/share/doc/process-control/process-control.example.yaml",
         "/usr/share/doc/process-control/job.example.yaml",
+        "/usr/share/doc/process-control/examples/sudoers.d/process-control",
         "/usr/share/man/man1/run-job.1.gz", "/usr/share/man/man1/cron-generate.1.gz",
         "/usr/share/man/man1/check-jobs-icinga.1.gz",
         "/usr/lib/python3/dist-packages/pc_systemd/templates/job.service.j2",

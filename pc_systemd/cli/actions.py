@@ -191,6 +191,8 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
         dir_fd, names = log_names(config.output_directory, job.slug)
     except FileNotFoundError:
         dir_fd, names = -1, []
+    except PermissionError as err:
+        _refused(config, f"{err.filename or directory}: {err.strerror}")
     except OSError as err:
         die(f"{err.filename or directory}: {err.strerror}", 1)
     try:
@@ -213,6 +215,16 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
     finally:
         if dir_fd >= 0:
             os.close(dir_fd)
+
+
+def _refused(config: Config, why: str) -> NoReturn:
+    """A directory of the service user's, refused to another user: on cron
+    hosts, one line that also says how to become that user."""
+    if _on_systemd(config):
+        die(why, 1)
+    from pc_systemd.cron.direct import how_to_become  # cron hosts only, on this error only
+
+    die(f"{why}: {how_to_become(config)}")
 
 
 def show_next(config: Config, slug: str, count: int, as_json: bool) -> None:

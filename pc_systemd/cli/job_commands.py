@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click.shell_completion import CompletionItem
 
-from pc_systemd.cli import actions
+from pc_systemd.cli import actions, sudo
 from pc_systemd.cli.actions import Session
 from pc_systemd.model.config import load_config
 from pc_systemd.model.config_file import slug_of, yaml_names
@@ -114,6 +114,7 @@ def validate_command(session: Session, strict: bool, files: tuple[str, ...]) -> 
     """Check the job directory, or the FILES given.
 
     One line per problem; non-zero exit status on problems."""
+    sudo.check_request(sudo.Request("validate", session.config_path, files))
     actions.validate(session, list(files) or None, strict)
 
 

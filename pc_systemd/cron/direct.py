@@ -38,6 +38,7 @@ import ctypes
 import datetime as dt
 import fcntl
 import os
+import pwd
 import selectors
 import signal
 import subprocess
@@ -184,15 +185,42 @@ def _plain(value: Any) -> Any:
 # -- the service user ------------------------------------------------------------
 
 
-def _wrong_user(config: Config) -> str | None:
-    """Why this process may not run jobs, or None if it is the service user."""
+# Where an operator enables the shipped sudoers example
+# (examples/sudoers.d/process-control), which lets developer_group become
+# the service user on a cron host.
+SUDOERS_FILE = "/etc/sudoers.d/process-control"
+
+
+def how_to_become(config: Config) -> str:
+    """The way a developer runs run-job as the service user."""
+    return (f"use `sudo -u {config.user} run-job ...` (members of group "
+            f"{config.developer_group}, once the operator enabled {SUDOERS_FILE})")
+
+
+def _wrong_user(config: Config, also_root: bool = False) -> str | None:
+    """Why this process may not run (or, ``also_root``, stop) jobs, or None
+    if it is the service user (or root)."""
     wanted = config.user
     uid = service_uid(wanted)
     if uid is None:
         return f"the service user {wanted!r} does not exist"
-    if uid != os.geteuid():
-        return f"You must run jobs as user {wanted!r} (uid {uid}), not as uid {os.geteuid()}"
+    me = os.geteuid()
+    if uid != me and not (also_root and me == 0):
+        return (f"jobs run as user {wanted!r} (uid {uid}), not as uid {me}: "
+                f"{how_to_become(config)}")
     return None
+
+
+def _home() -> str:
+    """Where a job's commands start: the service user's home, as under cron
+    and systemd (``WorkingDirectory=-~``), or / without one. Never the
+    caller's directory: through sudo that is the developer's choice, and a
+    job's relative arguments would name the developer's files."""
+    try:
+        home = pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        return "/"
+    return home if os.path.isdir(home) else "/"
 
 
 # -- signals to run-job ----------------------------------------------------------
@@ -384,6 +412,7 @@ class _Run:
         self.log: RunLog | None = None
         self.grace = grace
         self.env = {**os.environ, **dict(job.environment)}
+        self.cwd = _home()
         self.preexec = _preexec(_die_with_runner(), _set_priority(job))
 
     def run(self, commands: Sequence[Command]) -> RunEnd:
@@ -432,6 +461,7 @@ class _Run:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,  # its own process group, to kill as one
                 preexec_fn=self.preexec,
                 bufsize=0,
@@ -769,6 +799,11 @@ def job_state(config: Config, slug: str) -> JobState:
 def kill_job(config: Config, job: Job) -> tuple[int, str]:
     """SIGTERM the running run-job of ``job``, which stops its command's
     process group and records the run as terminated."""
+    # Root may stop any run; anyone else would only meet a permission
+    # error on the run directory (0700): say instead how to do it.
+    wrong = _wrong_user(config, also_root=True)
+    if wrong is not None:
+        return EXIT_UNUSABLE, f"run-job: {wrong}"
     path = lock.lock_path(config.run_directory, job.slug)
     not_running = (EXIT_FAILED, f"{job.name} ({job.slug}) is not running")
     try:
