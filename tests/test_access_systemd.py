@@ -26,6 +26,10 @@ JOB_FILES = {
     "hello": "name: Hello\ncommand: /bin/sh -c 'echo hello-output; echo second line'\n",
     "slow": "name: Slow\ncommand: /bin/sh -c 'echo slow-started; exec sleep 300'\n",
     "filed": "name: Filed\ncommand: /bin/echo filed-output\nlogging: file\n",
+    "ticker": ("name: Ticker\ncommand: /bin/sh -c 'echo tick-1; sleep 2; echo tick-2; "
+               "sleep 1; echo tick-3; exit 4'\n"),
+    "fileticker": ("name: File ticker\nlogging: file\ncommand: /bin/sh -c 'echo tick-1; "
+                   "sleep 2; echo tick-2; sleep 1; echo tick-3'\n"),
 }
 OTHER = ("[Service]\nType=oneshot\nRemainAfterExit=yes\n"
          "ExecStart=/bin/echo other-secret\n")
@@ -90,6 +94,20 @@ def test_a_member_stops_a_running_job(box: SystemdBox) -> None:
     assert code == 0, err
     assert out.startswith("Slow (slow): stopped process-control-slow.service")
     assert box.show("process-control-slow.service", "ActiveState")["ActiveState"] != "activating"
+
+
+@pytest.mark.parametrize(("slug", "code"), [("ticker", 4), ("fileticker", 0)])
+def test_a_member_follows_a_running_job_to_its_end(box: SystemdBox, slug: str,
+                                                   code: int) -> None:
+    unit = f"process-control-{slug}.service"
+    box.systemctl("start", "--no-block", unit)
+    box.wait_until(lambda: box.show(unit, "ActiveState")["ActiveState"] == "activating",
+                   what=f"{slug} running")
+    got, out, err = as_user(box, "dev", "run-job", "logs", slug, "--follow")
+    assert (got, out) == (code, "tick-1\ntick-2\ntick-3\n"), err
+    # not running any more: --follow shows the last run and ends
+    got, out, err = as_user(box, "dev", "run-job", "logs", slug, "-f")
+    assert (got, out) == (0, "tick-1\ntick-2\ntick-3\n"), err
 
 
 def test_a_member_reads_logging_file_output_and_others_do_not(box: SystemdBox) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
@@ -154,34 +155,58 @@ def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> 
             click.echo(printable(info.slug))
 
 
-def logs(config: Config, slug: str, slow_start: bool, which: int) -> None:
+def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool = False) -> None:
+    """``logs``: one run's output; with ``follow``, the running run's as it
+    comes, until the run ends (exit status: the run's, as ``run`` gives it),
+    or the last run's when none is running."""
     job = load_job(config, slug)
     on_systemd = _on_systemd(config)
     if on_systemd:
         _require_member(config, "reading a job's output")
+    if follow and which != -1:
+        die("--follow follows the running run; it takes no --run")
     if job.logging == "file" or not on_systemd:
-        _file_logs(config, job, which)
+        _file_logs(config, job, which, _running(config, job, slow_start) if follow else None)
         return
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
+    from pc_systemd.systemd.bus import BusError
     from pc_systemd.systemd.journal import JournalError
 
     try:
+        if follow:
+            code = systemd_runner.follow(job, slow_start=slow_start, show=_show, say=_say)
+            if code is not None:
+                sys.exit(code)
         log = systemd_runner.logs(job, slow_start=slow_start, which=which)
         _say(systemd_runner.describe_run(job, log))
         for line in log.lines:
             click.echo(line)
-    except (systemd_runner.RunError, JournalError) as err:
+    except (systemd_runner.RunError, JournalError, BusError) as err:
         die(str(err))
 
 
-def _file_logs(config: Config, job: Job, which: int) -> None:
-    """Per-run log files (the direct runner's, or `logging: file` jobs').
+def _running(config: Config, job: Job, slow_start: bool) -> Callable[[], bool]:
+    """Whether the job is running now, asked again at each call."""
+    if _on_systemd(config):
+        from pc_systemd.systemd import runner as systemd_runner  # systemd hosts only
+
+        return lambda: systemd_runner.is_running(job, slow_start)
+    from pc_systemd.cron import direct  # cron hosts only
+
+    return lambda: direct.job_state(config, job.slug).running
+
+
+def _file_logs(config: Config, job: Job, which: int,
+               running: Callable[[], bool] | None = None) -> None:
+    """Per-run log files (the direct runner's, or `logging: file` jobs');
+    with ``running``, the newest one followed while the job runs.
 
     Root reads them from a directory the service user (so every job) can
     write: only a regular file of the service user's is shown, opened
     without following a symlink or blocking on a FIFO, and only as much
-    as it held when opened (:mod:`pc_systemd.core.safe_open`)."""
+    as it held when opened (:mod:`pc_systemd.core.safe_open`), or, when
+    following, what is appended to that same open file."""
     # here: listings need neither (~5 ms of imports)
     from pc_systemd.core.safe_open import copy_to, open_at, service_uid
     from pc_systemd.cron.runlog import log_names
@@ -207,6 +232,9 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
             fd = open_at(dir_fd, names[index], service_uid(config.user), path)
             try:
                 copy_to(fd, sys.stdout.buffer)
+                sys.stdout.flush()
+                if running is not None:
+                    _follow_file(fd, running)
             finally:
                 os.close(fd)
             sys.stdout.flush()
@@ -215,6 +243,23 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
     finally:
         if dir_fd >= 0:
             os.close(dir_fd)
+
+
+FOLLOW_POLL = 0.2  # seconds between looks at a followed log file
+
+
+def _follow_file(fd: int, running: Callable[[], bool]) -> None:
+    """What is appended to ``fd`` while ``running()``, and once more after."""
+    import time  # --follow only
+
+    while True:
+        alive = running()
+        while block := os.read(fd, 1 << 16):
+            sys.stdout.buffer.write(block)
+        sys.stdout.flush()
+        if not alive:
+            return
+        time.sleep(FOLLOW_POLL)
 
 
 def _refused(config: Config, why: str) -> NoReturn:

@@ -85,12 +85,16 @@ def status_command(session: Session, only_running: bool, as_json: bool) -> None:
 @click.option("--run", "which_run", metavar="N", type=int, default=-1, show_default=True,
               help="Which run; -1 the last, -2 the one before, 1 the oldest kept.")
 @click.option("-w", "--slow-start", is_flag=True, help="The slow-start runs.")
+@click.option("-f", "--follow", is_flag=True,
+              help="Follow the running run until it ends (exit status: its own).")
 @click.pass_obj
-def logs_command(session: Session, name: str, which_run: int, slow_start: bool) -> None:
+def logs_command(session: Session, name: str, which_run: int, slow_start: bool,
+                 follow: bool) -> None:
     """Show the output of the job's last run.
 
-    Or of the running one, or with --run of an earlier one."""
-    actions.logs(session.config(), name, slow_start, which_run)
+    Or of the running one, or with --run of an earlier one; with --follow,
+    the running one's as it comes."""
+    actions.logs(session.config(), name, slow_start, which_run, follow)
 
 
 @click.command("next")

@@ -240,6 +240,53 @@ def stop(job: Job, say: Say) -> int:
     return EXIT_OK
 
 
+def is_running(job: Job, slow_start: bool) -> bool:
+    unit = unit_of(job, slow_start)
+    with systemd() as sd:
+        return _Look.take(sd, _loaded_path(sd, unit)).running
+
+
+def follow(job: Job, *, slow_start: bool, show: Say, say: Say) -> int | None:
+    """``logs --follow``: the running run's output from its start, as it
+    is logged, until the run ends; its exit status then, as :func:`run`
+    gives it. None when the unit is not running (the caller shows the
+    last run). An interrupt stops following, never the run."""
+    unit = unit_of(job, slow_start)
+    with systemd() as sd:
+        path = _loaded_path(sd, unit)
+        look = _Look.take(sd, path)
+        if not look.running:
+            return None
+        sd.ref_unit(path)
+        follower = journal.Follower(unit, look.started)
+        follower.invocation = _invocation(sd, path)
+        started = look.started
+        try:
+            with _Interrupts() as interrupts:
+                while interrupts.received is None:
+                    for line in follower.read(POLL):
+                        show(line)
+                    look = _Look.take(sd, path)
+                    if look.done or look.started != started:
+                        break
+                if interrupts.received is not None:
+                    return 128 + interrupts.received
+            for line in follower.finish():
+                show(line)
+        finally:
+            follower.close()
+        if look.started != started:
+            say(f"{job.name}: another run has begun")
+            return EXIT_OK
+        result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
+        code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
+        status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
+    done = outcome(job.name, result, code, status, job.timeout)
+    if done.reason is not None:
+        say(done.reason)
+    return done.exit_status
+
+
 # -- logs ------------------------------------------------------------------------
 
 
