@@ -78,6 +78,11 @@ def test_a_member_reads_a_jobs_output_from_the_journal(box: SystemdBox) -> None:
     code, out, err = as_user(box, "dev", "run-job", "logs", "hello")
     assert (code, out) == (0, "hello-output\nsecond line\n"), err
     assert err.startswith("-- run ") and "process-control-hello.service" in err
+    assert err.endswith(": success\n")  # systemd's answer, though its records are unread
+    as_user(box, "dev", "run-job", "run", "ticker")
+    code, out, err = as_user(box, "dev", "run-job", "logs", "ticker")
+    assert (code, out) == (0, "tick-1\ntick-2\ntick-3\n")
+    assert err.endswith(": Ticker failed with code 4\n"), err
     code, out, _err = as_user(box, "dev", "run-job", "--logs", "hello", "--run", "1")
     assert (code, out) == (0, "hello-output\nsecond line\n")
     # journalctl itself: the jobs' namespace, nothing of the system journal

@@ -23,7 +23,7 @@ from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.job import Job
 from pc_systemd.systemd import journal
 from pc_systemd.systemd.bus import SERVICE_IFACE, UNIT_IFACE, Systemd, systemd
-from pc_systemd.systemd.unit_result import EXIT_FAILED, RUNNING, outcome
+from pc_systemd.systemd.unit_result import CLD_NAMES, EXIT_FAILED, RUNNING, outcome
 from pc_systemd.systemd.units import service_name, slow_start_name
 
 EXIT_OK = 0
@@ -312,10 +312,32 @@ def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
             f"(use 1..{len(found)}, or -1 for the last)"
         )
     run_ = found[index]
+    if run_.result is None and index == len(found) - 1:
+        run_ = _ended_by_bus(unit, run_)
     following = found[index + 1] if index + 1 < len(found) else None
     end = following.start if following is not None else None
     return RunLog(index + 1, len(found), run_,
                   journal.output(unit, run_.invocation, run_.start, end))
+
+
+def _ended_by_bus(unit: str, run_: journal.Run) -> journal.Run:
+    """The last run, known from its output only (a reader of the jobs'
+    namespace but not of systemd's records, such as the developer group),
+    with its end from systemd when it is over: a unit that failed keeps its
+    result loaded; one that succeeded is unloaded, and loads again as
+    ``success``."""
+    import dataclasses  # this case only
+
+    with systemd() as sd:
+        path = sd.load_unit(unit)
+        if _Look.take(sd, path).running:
+            return run_
+        result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
+        code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
+        status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
+    names = {number: name for name, number in CLD_NAMES.items()}
+    return dataclasses.replace(run_, result=result, exit_code=names.get(code),
+                               exit_status=status)
 
 
 def describe_run(job: Job, log: RunLog) -> str:
