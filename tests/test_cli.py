@@ -610,8 +610,9 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
     assert out.startswith("Usage: run-job [OPTIONS] [COMMAND] [ARGS]...\n")
     commands = out.split("\nCommands:\n")[1].split("\n\n")[0]
     assert [line[2:].split("  ")[0] for line in commands.splitlines()] == [
-        "run NAME [-w] [--scheduled]", "kill NAME", "list [-r] [--json]", "status [-r] [--json]",
-        "logs NAME [--run N] [-w]", "next NAME [--count N] [--json]",
+        "run NAME [-w] [--scheduled]", "kill NAME", "list [-r] [--json]",
+        "status [-r] [--json]",
+        "logs NAME [--run N] [-w] [-f]", "next NAME [--count N] [--json]",
         "validate [--strict] [FILES]...", "reload", "install-generator", "uninstall-generator",
     ]
     flags = out.split("\nFlags (as the commands):\n")[1]

@@ -6,10 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pc_systemd.model import backend
+from pc_systemd.model.backend import DIRECT, choose
 from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
-from pc_systemd.model.job import Job, cron_problems
+from pc_systemd.model.job import Job, cron_host_warnings, cron_problems
 from pc_systemd.model.jobset import load_jobs
 
 
@@ -41,16 +41,17 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
             invalid.add(job.slug)
     checked = len(jobset.jobs) + len(jobset.broken)
     warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings,
-                *cron_warnings(config, jobset.jobs), *delay_warnings(jobset.jobs))
+                *delay_warnings(jobset.jobs))
+    if choose(config) == DIRECT:  # what run-job or cron-generate would refuse on this host
+        warnings += tuple(w for job in jobset.jobs for w in cron_host_warnings(job))
+        warnings += cron_warnings(jobset.jobs)
     return Report(checked, len(invalid), tuple(errors), warnings)
 
 
-def cron_warnings(config: Config, jobs: Sequence[Job]) -> tuple[Problem, ...]:
-    """On a host without systemd, what ``cron-generate`` would refuse (see
+def cron_warnings(jobs: Sequence[Job]) -> tuple[Problem, ...]:
+    """On a host without systemd, what ``cron-generate`` refuses (see
     :func:`cron_problems`): a warning, since such a host may be a job
     repository's CI checking jobs for systemd hosts."""
-    if backend.choose(config) != backend.DIRECT:
-        return ()
     return tuple(dataclasses.replace(p, warning=True) for job in jobs for p in cron_problems(job))
 
 
