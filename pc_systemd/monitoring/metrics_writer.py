@@ -27,7 +27,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pc_systemd.core.atomic import write_atomically
@@ -63,6 +63,11 @@ class Pending:
 
     start: int
     code: int | None = None
+    unit: str = ""
+    # A failure counted, kept until it is known not to have been retried:
+    # the job's figures before it (a retried attempt's failure is undone).
+    undo: dict[str, Any] | None = None
+    restarted: bool = False  # systemd scheduled a restart after this attempt
 
 
 @dataclass
@@ -70,13 +75,19 @@ class Ledger:
     cursor: str | None
     jobs: dict[str, JobRuns]
     pending: dict[str, Pending]  # invocation -> its run so far
+    # unit -> the start of a run whose attempt failed and is started again
+    # (retry): the next attempt is the same run.
+    carry: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Ledger:
         return cls(None, {}, {})
 
     def add(self, entry: dict[str, Any]) -> None:
-        """Fold one of systemd's records of a run of a job's unit."""
+        """Fold one of systemd's records of a run of a job's unit. With
+        ``retry`` an attempt that failed is followed by systemd's "Scheduled
+        restart job": its failure is then undone, and the run goes on in the
+        next attempt (:mod:`pc_systemd.systemd.journal`'s docstring)."""
         unit, invocation = entry.get("UNIT"), entry.get("INVOCATION_ID")
         if not isinstance(unit, str) or not isinstance(invocation, str) or not _job_unit(unit):
             return
@@ -84,22 +95,36 @@ class Ledger:
         kind = entry.get("MESSAGE_ID")
         run = self.pending.get(invocation)
         if run is None:
-            run = self.pending[invocation] = Pending(when)
+            run = self.pending[invocation] = Pending(when, unit=unit)
         if kind == journal.STARTING:
-            run.start = min(run.start, when)
+            run.start = min(run.start, self.carry.pop(unit, run.start))
+            for other in [i for i, p in self.pending.items() if p.unit == unit and i != invocation]:
+                del self.pending[other]  # runs of a unit never overlap: those are over
         elif kind == journal.EXITED:
             run.code = _code(entry.get("EXIT_CODE"), entry.get("EXIT_STATUS"))
-        elif kind in (journal.FAILED, journal.SUCCEEDED):
+        elif kind == journal.SUCCEEDED:
             del self.pending[invocation]
             job = self.jobs.setdefault(unit_slug(unit), JobRuns())
-            ok = kind == journal.SUCCEEDED
-            job.start, job.end, job.success, job.code = run.start, when, ok, run.code
-            if ok:
-                job.last_success, job.failures = when, 0
-                if job.code is None:
-                    job.code = 0
+            job.start, job.end, job.success, job.code = run.start, when, True, run.code
+            job.last_success, job.failures = when, 0
+            if job.code is None:
+                job.code = 0
+        elif kind == journal.FAILED and run.undo is None:
+            job = self.jobs.setdefault(unit_slug(unit), JobRuns())
+            before = asdict(job)
+            job.start, job.end, job.success, job.code = run.start, when, False, run.code
+            job.failures += 1
+            if run.restarted:  # the restart was refused (start limit): the run's end
+                del self.pending[invocation]
+                self.carry.pop(unit, None)
             else:
-                job.failures += 1
+                run.undo = before
+        elif kind == journal.RESTARTING:
+            if run.undo is not None:
+                self.jobs[unit_slug(unit)] = JobRuns(**run.undo)
+                run.undo = None
+            run.restarted = True
+            self.carry[unit] = run.start
         if len(self.pending) > PENDING_LIMIT:  # runs whose end never came
             oldest = min(self.pending, key=lambda i: self.pending[i].start)
             del self.pending[oldest]
@@ -109,6 +134,7 @@ class Ledger:
             "cursor": self.cursor,
             "jobs": {slug: asdict(runs) for slug, runs in self.jobs.items()},
             "pending": {i: asdict(run) for i, run in self.pending.items()},
+            "carry": self.carry,
         })
 
     @classmethod
@@ -116,7 +142,8 @@ class Ledger:
         data = json.loads(text)
         return cls(data["cursor"],
                    {slug: JobRuns(**runs) for slug, runs in data["jobs"].items()},
-                   {i: Pending(**run) for i, run in data["pending"].items()})
+                   {i: Pending(**run) for i, run in data["pending"].items()},
+                   dict(data.get("carry", {})))
 
 
 def _job_unit(unit: str) -> bool:
