@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from pc_systemd.model.errors import PcError
 from pc_systemd.model.jobset import job_slugs
 from pc_systemd.monitoring import prometheus
 from pc_systemd.systemd import journal
-from pc_systemd.systemd.status_memo import PREFIX, unit_slug
+from pc_systemd.systemd.status_memo import PREFIX, generated_restarts, unit_slug
 from pc_systemd.systemd.unit_result import CLD_EXITED, CLD_NAMES, signal_number
 
 LEDGER = "ledger.json"
@@ -64,10 +64,11 @@ class Pending:
     start: int
     code: int | None = None
     unit: str = ""
-    # A failure counted, kept until it is known not to have been retried:
-    # the job's figures before it (a retried attempt's failure is undone).
-    undo: dict[str, Any] | None = None
-    restarted: bool = False  # systemd scheduled a restart after this attempt
+    restarted: bool = False  # systemd restarted this attempt (retry) after its delay
+
+
+def never(unit: str) -> bool:
+    return False
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Ledger:
     cursor: str | None
     jobs: dict[str, JobRuns]
     pending: dict[str, Pending]  # invocation -> its run so far
-    # unit -> the start of a run whose attempt failed and is started again
+    # unit -> the start of a run whose attempt failed and was started again
     # (retry): the next attempt is the same run.
     carry: dict[str, int] = field(default_factory=dict)
 
@@ -83,11 +84,15 @@ class Ledger:
     def empty(cls) -> Ledger:
         return cls(None, {}, {})
 
-    def add(self, entry: dict[str, Any]) -> None:
-        """Fold one of systemd's records of a run of a job's unit. With
-        ``retry`` an attempt that failed is followed by systemd's "Scheduled
-        restart job": its failure is then undone, and the run goes on in the
-        next attempt (:mod:`pc_systemd.systemd.journal`'s docstring)."""
+    def add(self, entry: dict[str, Any], restarts: Callable[[str], bool] = never) -> None:
+        """Fold one of systemd's records of a run of a job's unit.
+
+        ``restarts``: whether a unit has ``Restart=`` (its job has
+        ``retry``). Its failed attempt is then not the run's end: systemd
+        logs "Scheduled restart job" once the delay is over and starts the
+        next attempt, the same run; or, when the start limit refuses that
+        restart, a second failure, which ends the run
+        (:mod:`pc_systemd.systemd.journal`'s docstring)."""
         unit, invocation = entry.get("UNIT"), entry.get("INVOCATION_ID")
         if not isinstance(unit, str) or not isinstance(invocation, str) or not _job_unit(unit):
             return
@@ -102,29 +107,23 @@ class Ledger:
                 del self.pending[other]  # runs of a unit never overlap: those are over
         elif kind == journal.EXITED:
             run.code = _code(entry.get("EXIT_CODE"), entry.get("EXIT_STATUS"))
-        elif kind == journal.SUCCEEDED:
-            del self.pending[invocation]
-            job = self.jobs.setdefault(unit_slug(unit), JobRuns())
-            job.start, job.end, job.success, job.code = run.start, when, True, run.code
-            job.last_success, job.failures = when, 0
-            if job.code is None:
-                job.code = 0
-        elif kind == journal.FAILED and run.undo is None:
-            job = self.jobs.setdefault(unit_slug(unit), JobRuns())
-            before = asdict(job)
-            job.start, job.end, job.success, job.code = run.start, when, False, run.code
-            job.failures += 1
-            if run.restarted:  # the restart was refused (start limit): the run's end
-                del self.pending[invocation]
-                self.carry.pop(unit, None)
-            else:
-                run.undo = before
         elif kind == journal.RESTARTING:
-            if run.undo is not None:
-                self.jobs[unit_slug(unit)] = JobRuns(**run.undo)
-                run.undo = None
             run.restarted = True
             self.carry[unit] = run.start
+        elif kind in (journal.FAILED, journal.SUCCEEDED):
+            ok = kind == journal.SUCCEEDED
+            if not ok and not run.restarted and restarts(unit):
+                return  # its restart comes once the delay is over
+            del self.pending[invocation]
+            self.carry.pop(unit, None)
+            job = self.jobs.setdefault(unit_slug(unit), JobRuns())
+            job.start, job.end, job.success, job.code = run.start, when, ok, run.code
+            if ok:
+                job.last_success, job.failures = when, 0
+                if job.code is None:
+                    job.code = 0
+            else:
+                job.failures += 1
         if len(self.pending) > PENDING_LIMIT:  # runs whose end never came
             oldest = min(self.pending, key=lambda i: self.pending[i].start)
             del self.pending[oldest]
@@ -200,7 +199,7 @@ def _load(directory: str | None) -> Ledger:
         return Ledger.empty()  # none yet, or not ours to trust: read everything
 
 
-def update(ledger: Ledger) -> Ledger:
+def update(ledger: Ledger, restarts: Callable[[str], bool] = never) -> Ledger:
     """The ledger with the journal's records since its cursor folded in."""
     try:
         entries = list(_records(ledger.cursor))
@@ -210,7 +209,7 @@ def update(ledger: Ledger) -> Ledger:
         ledger = Ledger.empty()  # the cursor is gone (journal rotated): start over
         entries = list(_records(None))
     for entry in entries:
-        ledger.add(entry)
+        ledger.add(entry, restarts)
         cursor = entry.get("__CURSOR")
         if isinstance(cursor, str):
             ledger.cursor = cursor
@@ -242,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config.metrics_file is None:
             return 0
         state = os.environ.get("STATE_DIRECTORY") or None
-        ledger = update(_load(state))
+        ledger = update(_load(state), generated_restarts())
         write(config, ledger)
         if state is not None:
             write_atomically(os.path.join(state, LEDGER), ledger.to_json(), mode=0o600)

@@ -89,11 +89,17 @@ class _RunBuilder:
     restarted: int | None = None  # when systemd scheduled a restart after this attempt
     attempts: int = 1
 
+    restarts: bool = False  # the unit has Restart= (the job has retry)
+
     @property
     def retried(self) -> bool:
-        """An attempt systemd started again: not a run's end (module docstring)."""
-        return self.restarted is not None and (
-            self.failed_last is None or self.failed_last < self.restarted)
+        """An attempt systemd started again, or (``restarts``) will start
+        again once the delay is over: not a run's end (module docstring).
+        The restart record comes as the delay ends, so until then only the
+        unit's having ``Restart=`` says the failure is not the run's end."""
+        if self.restarted is not None:
+            return self.failed_last is None or self.failed_last < self.restarted
+        return self.restarts and self.result is not None and self.result != "success"
 
     def fold(self, earlier: _RunBuilder) -> None:
         """Take in a retried attempt before this one: the run began with it."""
@@ -191,8 +197,10 @@ def _run_matches(units: list[str]) -> list[str]:
     return ["_PID=1", *(f"UNIT={u}" for u in units), *(f"MESSAGE_ID={m}" for m in RUN_MESSAGES)]
 
 
-def runs(unit: str) -> list[Run]:
-    """The unit's runs in the journal, oldest first."""
+def runs(unit: str, restarts: bool = False) -> list[Run]:
+    """The unit's runs in the journal, oldest first; ``restarts``: the unit
+    has ``Restart=`` (a failed attempt whose restart is not logged yet is
+    waiting for it)."""
     builders: dict[str, _RunBuilder] = {}
     for entry in entries([f"--output-fields={RUN_FIELDS}", *_run_matches([unit])]):
         invocation = entry.get("INVOCATION_ID")
@@ -201,7 +209,7 @@ def runs(unit: str) -> list[Run]:
         builder = builders.get(invocation)
         if builder is None:
             builder = builders[invocation] = _RunBuilder(
-                unit, invocation, record_time(entry))
+                unit, invocation, record_time(entry), restarts=restarts)
         builder.add(entry)
     return list(_folded(sorted(builders.values(), key=lambda b: b.start)))
 
@@ -226,10 +234,11 @@ def _folded(attempts: list[_RunBuilder]) -> Iterator[Run]:
         yield replace(last.build(), result=None, end=None)
 
 
-def last_runs(units: list[str]) -> dict[str, Run]:
+def last_runs(units: list[str], restarting: frozenset[str] = frozenset()) -> dict[str, Run]:
     """The newest finished run of each unit, in one journalctl reading the
     journal backwards and stopping once every unit has one (with the
-    attempts it took: the retried ones before it are read too)."""
+    attempts it took: the retried ones before it are read too);
+    ``restarting``: the units with ``Restart=`` (see :func:`runs`)."""
     if not units:
         return {}
     found: dict[str, Run] = {}
@@ -248,7 +257,8 @@ def last_runs(units: list[str]) -> dict[str, Run]:
                     break
                 continue
         if last.current is None:
-            last.current = _RunBuilder(unit, invocation, record_time(entry))
+            last.current = _RunBuilder(unit, invocation, record_time(entry),
+                                       restarts=unit in restarting)
         last.current.add(entry)
     for unit, last in reading.items():
         if unit not in found:
@@ -286,7 +296,9 @@ class _LastRun:
 STREAK_LIMIT = 10_000
 
 
-def streak(units: list[str], failed: str, limit: int = STREAK_LIMIT) -> tuple[int, Run | None]:
+def streak(
+    units: list[str], failed: str, limit: int = STREAK_LIMIT, restarts: bool = False,
+) -> tuple[int, Run | None]:
     """How many runs of ``units`` in a row have failed, counting the run
     ``failed`` (an invocation ID known to have failed, whose own records may
     not be in the journal yet), and that run as far as the journal has it.
@@ -322,7 +334,7 @@ def streak(units: list[str], failed: str, limit: int = STREAK_LIMIT) -> tuple[in
             seen += 1
             if seen > limit:
                 break
-            current = _RunBuilder(unit, invocation, record_time(entry))
+            current = _RunBuilder(unit, invocation, record_time(entry), restarts=restarts)
             if invocation == failed:
                 this = current
         current.add(entry)
@@ -336,8 +348,9 @@ class LastRuns:
     journal is read while the caller does something else; leaving the block
     without :meth:`result` (the caller failed) ends the child."""
 
-    def __init__(self, units: list[str]) -> None:
+    def __init__(self, units: list[str], restarting: frozenset[str] = frozenset()) -> None:
         self.units = units
+        self.restarting = restarting
         self._child: Child | None = None
 
     def __enter__(self) -> LastRuns:
@@ -348,7 +361,7 @@ class LastRuns:
     def _read(self) -> bytes:
         """In the child: the runs found, or why the journal could not be read."""
         try:
-            found = last_runs(self.units)
+            found = last_runs(self.units, self.restarting)
         except JournalError as err:
             return json.dumps({"problem": str(err)}).encode()
         return json.dumps({"runs": {unit: asdict(run) for unit, run in found.items()}}).encode()

@@ -286,7 +286,7 @@ def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
     """The output of one run: ``which`` -1 is the last (or the running
     one), -2 the one before; 1 the oldest the journal still has."""
     unit = unit_of(job, slow_start)
-    found = journal.runs(unit)
+    found = journal.runs(unit, restarts=job.retry is not None)
     if not found:
         raise RunError(f"{job.slug}: {unit} has no runs in the journal")
     index = which - 1 if which > 0 else len(found) + which
