@@ -70,8 +70,11 @@ class StartLimit:
     """What bounds the attempts on systemd 252, which has no setting for
     a number of restarts: its start limit. Every start counts (the first
     attempt and each restart); the ``burst + 1``-th start within
-    ``interval`` seconds of the first is refused, which ends the retries
-    (measured in tests/test_retry_systemd.py)."""
+    ``interval`` seconds of the first is refused, which ends the retries.
+    A run that ends in success clears the count; one whose attempts all
+    failed leaves it full, so a start within the window is refused: the
+    timer's next run must come after it (:func:`systemd_refusals`), and
+    ``run-job run`` clears it first (measured in tests/test_retry_systemd.py)."""
 
     burst: int
     interval: float  # seconds
