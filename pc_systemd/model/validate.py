@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pc_systemd.model.backend import DIRECT, choose
+from pc_systemd.model.backend import DIRECT, SYSTEMD, choose
 from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
-from pc_systemd.model.job import cron_host_warnings
+from pc_systemd.model.job import cron_host_warnings, systemd_problems
 from pc_systemd.model.jobset import load_jobs
 
 
@@ -38,8 +38,22 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
         if job.schedule is not None and not job.schedule.can_fire():
             errors.append(job.problem("schedule", f"{job.schedule.expr!r} can never fire"))
             invalid.add(job.slug)
+    # What systemd cannot do fails the job where systemd runs it, and is a
+    # warning elsewhere (the job repository's CI may not run systemd).
+    on_systemd = choose(config) == SYSTEMD
+    systemd_warnings: list[Problem] = []
+    for job in jobset.jobs:
+        refused = systemd_problems(job)
+        if refused and on_systemd:
+            errors.extend(refused)
+            invalid.add(job.slug)
+        else:
+            systemd_warnings += [dataclasses.replace(p, warning=True,
+                                                     message=f"on systemd hosts: {p.message}")
+                                 for p in refused]
     checked = len(jobset.jobs) + len(jobset.broken)
-    warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings)
+    warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings,
+                *systemd_warnings)
     if choose(config) == DIRECT:  # what run-job would refuse on this host
         warnings += tuple(w for job in jobset.jobs for w in cron_host_warnings(job))
     return Report(checked, len(invalid), tuple(errors), warnings)
