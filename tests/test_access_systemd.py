@@ -26,6 +26,8 @@ JOB_FILES = {
     "hello": "name: Hello\ncommand: /bin/sh -c 'echo hello-output; echo second line'\n",
     "slow": "name: Slow\ncommand: /bin/sh -c 'echo slow-started; exec sleep 300'\n",
     "filed": "name: Filed\ncommand: /bin/echo filed-output\nlogging: file\n",
+    "retrying": ("name: Retrying\ncommand: /bin/sh -c 'echo trying; exit 5'\ntimeout: 1\n"
+                 "retry: {attempts: 1, delay: 0.02}\n"),
     "ticker": ("name: Ticker\ncommand: /bin/sh -c 'echo tick-1; sleep 2; echo tick-2; "
                "sleep 1; echo tick-3; exit 4'\n"),
     "fileticker": ("name: File ticker\nlogging: file\ncommand: /bin/sh -c 'echo tick-1; "
@@ -71,6 +73,14 @@ def test_a_member_runs_a_job_and_sees_its_output(box: SystemdBox) -> None:
     # and with the original's flag
     code, out, err = as_user(box, "dev", "run-job", "-j", "hello")
     assert (code, out) == (0, "hello-output\nsecond line\n"), err
+
+
+def test_a_member_runs_a_job_with_retries(box: SystemdBox) -> None:
+    # run-job clears the job's start limit first (polkit verb reset-failed)
+    for _ in range(2):
+        code, out, err = as_user(box, "dev", "run-job", "run", "retrying")
+        assert (code, out) == (5, "trying\ntrying\n"), err
+        assert "attempt 2 of 2" in err
 
 
 def test_a_member_reads_a_jobs_output_from_the_journal(box: SystemdBox) -> None:
@@ -154,13 +164,13 @@ def test_a_member_is_refused_anything_else(box: SystemdBox, argv: list[str]) -> 
     assert code != 0 and refused_by_polkit(err), err
 
 
-def test_a_member_may_not_signal_a_running_job_or_reset_it(box: SystemdBox) -> None:
+def test_a_member_may_not_signal_freeze_or_restart_a_running_job(box: SystemdBox) -> None:
     # (systemctl kill / reset-failed of a unit that is not loaded fail before polkit)
     box.systemctl("start", "--no-block", "process-control-slow.service")
     try:
         box.wait_until(lambda: box.show("process-control-slow.service", "ActiveState")
                        ["ActiveState"] == "activating", what="slow job running")
-        for verb in ("kill", "reset-failed", "restart"):
+        for verb in ("kill", "restart", "freeze"):
             code, _out, err = as_user(box, "dev", "systemctl", "--no-ask-password", verb,
                                       "process-control-slow.service")
             assert code != 0 and refused_by_polkit(err), (verb, err)

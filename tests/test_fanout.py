@@ -64,13 +64,15 @@ def test_the_children_are_killed_when_the_parents_own_share_fails(tmp_path: Path
 def test_the_journal_is_read_in_a_child_and_its_runs_come_back_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(journal, "last_runs", lambda units: {u: RUN for u in units})
-    with journal.LastRuns([RUN.unit]) as reading:
+    # the units with Restart= reach the child too
+    monkeypatch.setattr(journal, "last_runs",
+                        lambda units, restarting: {u: RUN for u in units if u in restarting})
+    with journal.LastRuns([RUN.unit], frozenset({RUN.unit})) as reading:
         assert reading.result() == ({RUN.unit: RUN}, None)
 
 
 def test_a_journal_that_cannot_be_read_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(units: list[str]) -> dict[str, journal.Run]:
+    def fail(units: list[str], restarting: frozenset[str]) -> dict[str, journal.Run]:
         raise journal.JournalError("journalctl: no journal files were found")
 
     monkeypatch.setattr(journal, "last_runs", fail)
@@ -81,7 +83,7 @@ def test_a_journal_that_cannot_be_read_is_one_line(monkeypatch: pytest.MonkeyPat
 def test_the_journal_reader_is_killed_when_the_caller_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(journal, "last_runs", lambda units: sleeper(tmp_path))
+    monkeypatch.setattr(journal, "last_runs", lambda units, restarting: sleeper(tmp_path))
     started = time.monotonic()
     with pytest.raises(RuntimeError), journal.LastRuns([RUN.unit]):
         wait_for(tmp_path, 1)

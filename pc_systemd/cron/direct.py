@@ -421,7 +421,7 @@ class _Run:
         code: int | None = None
         for command in commands:
             if self.signals.received is not None:
-                return self._terminated(code)
+                return self.terminated(code)
             if deadline is not None and time.monotonic() >= deadline:
                 return RunEnd(code, self._timed_out())
             if self.log is None:
@@ -435,17 +435,17 @@ class _Run:
             if stop == "timeout":
                 return RunEnd(code, self._timed_out())
             if stop is not None:
-                return self._terminated(code)
+                return self.terminated(code)
             if code != 0:
                 return RunEnd(code, f"{name} failed with code {code}")
         if self.signals.received is not None:
-            return self._terminated(code)
+            return self.terminated(code)
         return RunEnd(code, None)
 
     def _timed_out(self) -> str:
         return f"{self.job.name} timed out after {minutes(self.job.timeout)} minutes"
 
-    def _terminated(self, code: int | None) -> RunEnd:
+    def terminated(self, code: int | None) -> RunEnd:
         sig = self.signals.received
         assert sig is not None
         return RunEnd(code, f"{self.job.name} was terminated by {sig.name}", sig)
@@ -754,7 +754,7 @@ def run_job(
             own,
         )
         try:
-            outcome = runner.run(commands)
+            outcome = _attempts(runner, commands, signals)
         finally:
             if runner.log is not None:
                 runner.log.close()
@@ -780,6 +780,54 @@ def run_job(
     if outcome.terminated_by is not None:
         return 128 + outcome.terminated_by.value  # as a shell reports a signalled process
     return EXIT_FAILED
+
+
+def _attempts(runner: _Run, commands: Sequence[Command], signals: _Signals) -> RunEnd:
+    """The run: its first attempt and, with ``retry``, up to ``attempts``
+    more after a failed one (a timeout included; not one stopped by a
+    signal), each after its delay, all within the run's lock. Only the
+    last attempt's outcome is the run's: nothing is printed for the others
+    (cron mails what is printed); the log file and run-job's own log
+    mark each attempt."""
+    job = runner.job
+    outcome = runner.run(commands)
+    if job.retry is None:
+        return outcome
+    total = job.retry.attempts + 1
+    for number in range(2, total + 1):
+        if outcome.reason is None or outcome.terminated_by is not None:
+            break
+        wait = job.retry.wait(number - 1)
+        _note(runner, f"----------- attempt {number - 1} of {total} failed: {outcome.reason};"
+                      f" attempt {number} in {wait:g} s")
+        if _sleep(wait, signals):
+            return runner.terminated(outcome.code)
+        _note(runner, f"----------- attempt {number} of {total}")
+        outcome = runner.run(commands)
+    return outcome
+
+
+def _note(runner: _Run, text: str) -> None:
+    runner.own(LOG_INFO, text.removeprefix("----------- "))
+    if runner.log is not None:
+        runner.log.line(INFO, text)
+
+
+def _sleep(seconds: float, signals: _Signals) -> bool:
+    """Wait between attempts; True if SIGTERM or SIGINT came meanwhile."""
+    deadline = time.monotonic() + seconds
+    while signals.received is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if signals.wakeup is not None:
+            with selectors.DefaultSelector() as selector:
+                selector.register(signals.wakeup, selectors.EVENT_READ)
+                selector.select(left)
+            signals.drain()
+        else:
+            time.sleep(min(left, POLL))
+    return True
 
 
 def _not_run(

@@ -17,6 +17,7 @@ from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job_keys import JOB_KEYS, KEYS_BY_NAME, Failmail, parse_entries
 from pc_systemd.model.nodes import FILE_KEY, load, mapping_entries
+from pc_systemd.model.retry import Retry, systemd_refusals
 from pc_systemd.model.schedule import CronSchedule
 
 # The slug becomes part of unit names (process-control-<slug>.service) and
@@ -84,6 +85,7 @@ class Job:
     cpu_quota: float | None
     nice: int | None
     io_class: str | None
+    retry: Retry | None
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     # where each key was written ("file", line), for checks made after loading
     lines: Mapping[str, tuple[str, int]] = field(default_factory=dict, compare=False)
@@ -209,3 +211,12 @@ def load_job(path: str, config: Config, listed: bool = False) -> Job:
 
 def _reported(problems: list[Problem], key: str) -> bool:
     return any(p.key == key or p.key.startswith(key + ".") for p in problems)
+
+
+def systemd_problems(job: Job) -> list[Problem]:
+    """What systemd 252 cannot carry out of this job (its ``retry``), one
+    problem per reason: the generator skips such a job."""
+    if job.retry is None:
+        return []
+    return [job.problem("retry", why)
+            for why in systemd_refusals(job.retry, job.timeout, job.schedule)]

@@ -15,6 +15,7 @@ from pc_systemd.model import fields as f
 from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.fields import Key
 from pc_systemd.model.nodes import Entry
+from pc_systemd.model.retry import retry
 from pc_systemd.model.schedule import CronSchedule, ScheduleError, parse_schedule
 
 
@@ -125,6 +126,12 @@ JOB_KEYS: tuple[Key[Any], ...] = (
     Key("logging", "journal | file", f.choice("journal", "file"), "journal",
         "Where each run's output goes: the journal, or "
         "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`."),
+    Key("retry", "mapping", retry, None,
+        "`{attempts, delay, backoff}`: a failed run (a timeout included) is tried again up "
+        "to `attempts` more times, `delay` minutes after a failed attempt, each later delay "
+        "`backoff` times the one before (default 1); the run fails only if its last attempt "
+        "fails. On systemd it needs a `timeout`, `backoff: 1`, and runs further apart than "
+        "its attempts can take."),
 )
 KEYS_BY_NAME = {key.name: key for key in JOB_KEYS}
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import itertools  # loaded at every Python start: costs the generator nothing
 import os
 import re
 import zoneinfo
@@ -160,31 +159,6 @@ class CronSchedule:
         dom = day.day in self.days_of_month
         dow = (day.weekday() + 1) % 7 in self.days_of_week
         return (dom or dow) if self.days_ored else (dom and dow)
-
-    def shortest_gap(self) -> int | None:
-        """The fewest minutes between two runs (wall clock, DST aside), or
-        None for a schedule that never runs twice within a day."""
-        times = sorted(hour * 60 + minute for hour in self.hours for minute in self.minutes)
-        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-        if self._on_consecutive_days():
-            gaps.append(24 * 60 - times[-1] + times[0])
-        return min(gaps, default=None)
-
-    def _on_consecutive_days(self) -> bool:
-        """Whether the schedule runs on two days in a row: dates repeat
-        their weekdays every 28 years (within a century), so 28 years from
-        2001 (not a leap year) hold every case."""
-        day = dt.date(2001, 1, 1)
-        end = dt.date(2029, 1, 1)
-        one = dt.timedelta(days=1)
-        previous = False
-        while day < end:
-            fires = self.fires_on(day)
-            if fires and previous:
-                return True
-            previous = fires
-            day += one
-        return False
 
     def _dom_fits_months(self) -> bool:
         return any(

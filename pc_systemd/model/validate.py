@@ -6,11 +6,12 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pc_systemd.model.backend import DIRECT, choose
+from pc_systemd.model.backend import DIRECT, SYSTEMD, choose
 from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
-from pc_systemd.model.job import Job, cron_host_warnings, cron_problems
+from pc_systemd.model.job import Job, cron_host_warnings, cron_problems, systemd_problems
 from pc_systemd.model.jobset import load_jobs
+from pc_systemd.model.retry import shortest_gap
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,22 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
         if job.schedule is not None and not job.schedule.can_fire():
             errors.append(job.problem("schedule", f"{job.schedule.expr!r} can never fire"))
             invalid.add(job.slug)
+    # What systemd cannot do fails the job where systemd runs it, and is a
+    # warning elsewhere (the job repository's CI may not run systemd).
+    on_systemd = choose(config) == SYSTEMD
+    systemd_warnings: list[Problem] = []
+    for job in jobset.jobs:
+        refused = systemd_problems(job)
+        if refused and on_systemd:
+            errors.extend(refused)
+            invalid.add(job.slug)
+        else:
+            systemd_warnings += [dataclasses.replace(p, warning=True,
+                                                     message=f"on systemd hosts: {p.message}")
+                                 for p in refused]
     checked = len(jobset.jobs) + len(jobset.broken)
     warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings,
-                *delay_warnings(jobset.jobs))
+                *systemd_warnings, *delay_warnings(jobset.jobs))
     if choose(config) == DIRECT:  # what run-job or cron-generate would refuse on this host
         warnings += tuple(w for job in jobset.jobs for w in cron_host_warnings(job))
         warnings += cron_warnings(jobset.jobs)
@@ -64,12 +78,12 @@ def delay_warnings(jobs: Sequence[Job]) -> tuple[Problem, ...]:
     for job in jobs:
         if job.random_delay <= 0 or job.schedule is None:
             continue
-        gap = job.schedule.shortest_gap()
-        if gap is not None and job.random_delay >= gap:
+        gap = shortest_gap(job.schedule)  # seconds; an hour less for a fixed time (DST)
+        if gap is not None and job.random_delay * 60 >= gap:
             problem = job.problem(
-                "random_delay", f"{job.random_delay:g} minutes is not shorter than the {gap} "
-                f"between two runs of {job.schedule.expr!r}: on systemd hosts a run whose "
-                "delay passes the next scheduled time skips that one")
+                "random_delay", f"{job.random_delay:g} minutes is not shorter than the "
+                f"{gap / 60:g} between two runs of {job.schedule.expr!r}: on systemd hosts a "
+                "run whose delay passes the next scheduled time skips that one")
             warnings.append(dataclasses.replace(problem, warning=True))
     return tuple(warnings)
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pc_systemd.core.atomic import write_atomically
@@ -36,7 +36,7 @@ from pc_systemd.model.errors import PcError
 from pc_systemd.model.jobset import job_slugs
 from pc_systemd.monitoring import prometheus
 from pc_systemd.systemd import journal
-from pc_systemd.systemd.status_memo import PREFIX, unit_slug
+from pc_systemd.systemd.status_memo import PREFIX, generated_restarts, unit_slug
 from pc_systemd.systemd.unit_result import CLD_EXITED, CLD_NAMES, signal_number
 
 LEDGER = "ledger.json"
@@ -63,6 +63,12 @@ class Pending:
 
     start: int
     code: int | None = None
+    unit: str = ""
+    restarted: bool = False  # systemd restarted this attempt (retry) after its delay
+
+
+def never(unit: str) -> bool:
+    return False
 
 
 @dataclass
@@ -70,13 +76,23 @@ class Ledger:
     cursor: str | None
     jobs: dict[str, JobRuns]
     pending: dict[str, Pending]  # invocation -> its run so far
+    # unit -> the start of a run whose attempt failed and was started again
+    # (retry): the next attempt is the same run.
+    carry: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Ledger:
         return cls(None, {}, {})
 
-    def add(self, entry: dict[str, Any]) -> None:
-        """Fold one of systemd's records of a run of a job's unit."""
+    def add(self, entry: dict[str, Any], restarts: Callable[[str], bool] = never) -> None:
+        """Fold one of systemd's records of a run of a job's unit.
+
+        ``restarts``: whether a unit has ``Restart=`` (its job has
+        ``retry``). Its failed attempt is then not the run's end: systemd
+        logs "Scheduled restart job" once the delay is over and starts the
+        next attempt, the same run; or, when the start limit refuses that
+        restart, a second failure, which ends the run
+        (:mod:`pc_systemd.systemd.journal`'s docstring)."""
         unit, invocation = entry.get("UNIT"), entry.get("INVOCATION_ID")
         if not isinstance(unit, str) or not isinstance(invocation, str) or not _job_unit(unit):
             return
@@ -84,15 +100,23 @@ class Ledger:
         kind = entry.get("MESSAGE_ID")
         run = self.pending.get(invocation)
         if run is None:
-            run = self.pending[invocation] = Pending(when)
+            run = self.pending[invocation] = Pending(when, unit=unit)
         if kind == journal.STARTING:
-            run.start = min(run.start, when)
+            run.start = min(run.start, self.carry.pop(unit, run.start))
+            for other in [i for i, p in self.pending.items() if p.unit == unit and i != invocation]:
+                del self.pending[other]  # runs of a unit never overlap: those are over
         elif kind == journal.EXITED:
             run.code = _code(entry.get("EXIT_CODE"), entry.get("EXIT_STATUS"))
+        elif kind == journal.RESTARTING:
+            run.restarted = True
+            self.carry[unit] = run.start
         elif kind in (journal.FAILED, journal.SUCCEEDED):
-            del self.pending[invocation]
-            job = self.jobs.setdefault(unit_slug(unit), JobRuns())
             ok = kind == journal.SUCCEEDED
+            if not ok and not run.restarted and restarts(unit):
+                return  # its restart comes once the delay is over
+            del self.pending[invocation]
+            self.carry.pop(unit, None)
+            job = self.jobs.setdefault(unit_slug(unit), JobRuns())
             job.start, job.end, job.success, job.code = run.start, when, ok, run.code
             if ok:
                 job.last_success, job.failures = when, 0
@@ -109,6 +133,7 @@ class Ledger:
             "cursor": self.cursor,
             "jobs": {slug: asdict(runs) for slug, runs in self.jobs.items()},
             "pending": {i: asdict(run) for i, run in self.pending.items()},
+            "carry": self.carry,
         })
 
     @classmethod
@@ -116,7 +141,8 @@ class Ledger:
         data = json.loads(text)
         return cls(data["cursor"],
                    {slug: JobRuns(**runs) for slug, runs in data["jobs"].items()},
-                   {i: Pending(**run) for i, run in data["pending"].items()})
+                   {i: Pending(**run) for i, run in data["pending"].items()},
+                   dict(data.get("carry", {})))
 
 
 def _job_unit(unit: str) -> bool:
@@ -173,7 +199,7 @@ def _load(directory: str | None) -> Ledger:
         return Ledger.empty()  # none yet, or not ours to trust: read everything
 
 
-def update(ledger: Ledger) -> Ledger:
+def update(ledger: Ledger, restarts: Callable[[str], bool] = never) -> Ledger:
     """The ledger with the journal's records since its cursor folded in."""
     try:
         entries = list(_records(ledger.cursor))
@@ -183,7 +209,7 @@ def update(ledger: Ledger) -> Ledger:
         ledger = Ledger.empty()  # the cursor is gone (journal rotated): start over
         entries = list(_records(None))
     for entry in entries:
-        ledger.add(entry)
+        ledger.add(entry, restarts)
         cursor = entry.get("__CURSOR")
         if isinstance(cursor, str):
             ledger.cursor = cursor
@@ -215,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config.metrics_file is None:
             return 0
         state = os.environ.get("STATE_DIRECTORY") or None
-        ledger = update(_load(state))
+        ledger = update(_load(state), generated_restarts())
         write(config, ledger)
         if state is not None:
             write_atomically(os.path.join(state, LEDGER), ledger.to_json(), mode=0o600)

@@ -84,7 +84,7 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
         return False
     try:
         failures, run = journal.streak([service_name(job.slug), slow_start_name(job.slug)],
-                                       invocation)
+                                       invocation, restarts=job.retry is not None)
     except journal.JournalError as err:
         warn(f"{err} (counted as the first failure)")
         failures, run = 1, None

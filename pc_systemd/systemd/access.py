@@ -6,7 +6,8 @@ not root: action ``org.freedesktop.systemd1.manage-units``, with the details
 ``kill``, ...). Our rule answers yes, with no password, for members of the
 developer group, for the verbs ``run-job`` uses (start: ``run``; stop:
 ``kill`` and an interrupted ``run``; ref: keeping the unit loaded while
-``run`` follows it), on the jobs' own services only
+``run`` follows it; reset-failed: ``run`` of a job with ``retry``), on the
+jobs' own services only
 (``process-control-SLUG.service`` and ``...SLUG.slow-start.service``; never a
 unit of ours, whose names no job may take: ``model.job.RESERVED_SLUGS``). It
 leaves every other question to the rules after it: systemd's default asks for
@@ -43,7 +44,9 @@ SHIPPED_RULE = "/usr/share/polkit-1/rules.d/" + RULE_NAME
 LOCAL_RULE = "/etc/polkit-1/rules.d/" + RULE_NAME
 # "ref": run-job holds the unit while it follows a run (Unit.Ref), or a unit
 # that ran successfully would be unloaded with its result before it is read.
-VERBS = ("start", "stop", "ref")
+# "reset-failed": a run by hand of a job with `retry` first clears the start
+# limit that ends a run's attempts (model.retry), so it gets all of its own.
+VERBS = ("start", "stop", "ref", "reset-failed")
 MARK = "process-control: written by run-job reload"  # what is ours, in /etc
 
 _RULE = """\

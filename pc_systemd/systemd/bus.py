@@ -192,6 +192,10 @@ class Systemd:
         job: bytes = self._call(b"StartUnit", b"ss", name.encode(), b"replace")
         return job
 
+    def reset_failed(self, name: str) -> None:
+        """Forget the unit's failure and the starts its start limit counted."""
+        self._call(b"ResetFailedUnit", b"s", name.encode())
+
     def stop_unit(self, name: str) -> bytes:
         job: bytes = self._call(b"StopUnit", b"ss", name.encode(), b"replace")
         return job

@@ -312,7 +312,7 @@ def _build_part(
 ) -> bytes:
     # the job parser: only for files read afresh (tests/test_file_cache.py)
     from pc_systemd.model.errors import PcError, Problem, printable
-    from pc_systemd.model.job import load_job
+    from pc_systemd.model.job import load_job, systemd_problems
     from pc_systemd.model.nodes import FILE_KEY
     from pc_systemd.systemd.unit_escape import UnitValueError
 
@@ -335,6 +335,11 @@ def _build_part(
             out.append((path, ident, (0, _capped(messages, path), units)))
             continue
         messages += [(WARNING, str(warning)) for warning in job.warnings]
+        refused = systemd_problems(job)
+        if refused:
+            messages += [(ERR, f"{problem} (job skipped)") for problem in refused]
+            out.append((path, ident, (0, _capped(messages, path), ())))
+            continue
         try:
             units = tuple((u.name, u.text, u.wanted_by) for u in renderer.job_units(job))
         except UnitValueError as err:

@@ -10,6 +10,14 @@ measured 1 run in 20 for a oneshot ``echo``). Runs of one unit never
 overlap, so such a line belongs to the run that started last before it:
 the output of a run is every line of the unit from its start to the next
 run's start, less lines tagged with another run.
+
+A job with ``retry`` (``Restart=on-failure``) runs each attempt under an
+invocation ID of its own. An attempt that failed and was restarted has
+systemd's "Scheduled restart job" record after its failure; the last
+attempt has none, or (when the start limit refused the restart that was
+scheduled: every attempt failed) a second failure record after it. A run
+is its attempts together: it starts with the first, ends and has the
+result of the last; an attempt that was retried is not a failed run.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pc_systemd.core.fanout import Child
@@ -39,7 +47,8 @@ STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
 EXITED = "98e322203f7a4ed290d09fe03c09fe15"  # EXIT_CODE, EXIT_STATUS
 FAILED = "d9b373ed55a64feb8242e02dbe79a49c"  # UNIT_RESULT
 SUCCEEDED = "7ad2d189f7e94e70a38c781354912448"  # "Deactivated successfully"
-RUN_MESSAGES = (STARTING, EXITED, FAILED, SUCCEEDED)
+RESTARTING = "5eb03494b6584870a536b337290809b3"  # "Scheduled restart job" (Restart=)
+RUN_MESSAGES = (STARTING, EXITED, FAILED, SUCCEEDED, RESTARTING)
 RUN_FIELDS = ("INVOCATION_ID,MESSAGE_ID,UNIT,UNIT_RESULT,EXIT_CODE,EXIT_STATUS,"
               "_SOURCE_REALTIME_TIMESTAMP")
 OUTPUT_FIELDS = "MESSAGE,_SYSTEMD_INVOCATION_ID"
@@ -60,6 +69,7 @@ class Run:
     result: str | None  # systemd's Result: success, exit-code, timeout, ...
     exit_code: str | None  # EXIT_CODE: exited | killed | dumped
     exit_status: int | None
+    attempts: int = 1  # with retry: how many attempts the run took
 
     def last_run(self, name: str, timeout_minutes: float) -> LastRun:
         if self.result is None:
@@ -80,6 +90,26 @@ class _RunBuilder:
     exit_code: str | None = None
     exit_status: int | None = None
     seen_start: bool = field(default=False)
+    failed_last: int | None = None  # the latest failure record (there may be two)
+    restarted: int | None = None  # when systemd scheduled a restart after this attempt
+    attempts: int = 1
+
+    restarts: bool = False  # the unit has Restart= (the job has retry)
+
+    @property
+    def retried(self) -> bool:
+        """An attempt systemd started again, or (``restarts``) will start
+        again once the delay is over: not a run's end (module docstring).
+        The restart record comes as the delay ends, so until then only the
+        unit's having ``Restart=`` says the failure is not the run's end."""
+        if self.restarted is not None:
+            return self.failed_last is None or self.failed_last < self.restarted
+        return self.restarts and self.result is not None and self.result != "success"
+
+    def fold(self, earlier: _RunBuilder) -> None:
+        """Take in a retried attempt before this one: the run began with it."""
+        self.start = min(self.start, earlier.start)
+        self.attempts += earlier.attempts
 
     def add(self, entry: dict[str, Any]) -> None:
         when = record_time(entry)
@@ -97,14 +127,20 @@ class _RunBuilder:
             else:
                 self.exit_status = int(status) if status.isdigit() else None
         elif kind == FAILED:
-            self.result, self.end = entry.get("UNIT_RESULT") or "failed", when
+            # Read forwards or backwards: the end is the first failure record
+            # (a second one comes when a scheduled restart is refused).
+            self.result = entry.get("UNIT_RESULT") or "failed"
+            self.end = when if self.end is None else min(self.end, when)
+            self.failed_last = max(self.failed_last or when, when)
         elif kind == SUCCEEDED:
             self.result, self.end = "success", when
+        elif kind == RESTARTING:
+            self.restarted = when
         self.start = min(self.start, when)
 
     def build(self) -> Run:
         return Run(self.unit, self.invocation, self.start, self.end, self.result,
-                   self.exit_code, self.exit_status)
+                   self.exit_code, self.exit_status, self.attempts)
 
 
 def _journalctl(args: list[str]) -> subprocess.Popen[bytes]:
@@ -166,8 +202,10 @@ def _run_matches(units: list[str]) -> list[str]:
     return ["_PID=1", *(f"UNIT={u}" for u in units), *(f"MESSAGE_ID={m}" for m in RUN_MESSAGES)]
 
 
-def runs(unit: str) -> list[Run]:
-    """The unit's runs in the journal, oldest first."""
+def runs(unit: str, restarts: bool = False) -> list[Run]:
+    """The unit's runs in the journal, oldest first; ``restarts``: the unit
+    has ``Restart=`` (a failed attempt whose restart is not logged yet is
+    waiting for it)."""
     builders: dict[str, _RunBuilder] = {}
     for entry in entries([f"--output-fields={RUN_FIELDS}", *_run_matches([unit])]):
         invocation = entry.get("INVOCATION_ID")
@@ -176,13 +214,30 @@ def runs(unit: str) -> list[Run]:
         builder = builders.get(invocation)
         if builder is None:
             builder = builders[invocation] = _RunBuilder(
-                unit, invocation, record_time(entry))
+                unit, invocation, record_time(entry), restarts=restarts)
         builder.add(entry)
-    found = [b.build() for b in builders.values()]
-    if not found:
-        found = _runs_from_output(unit)
-    found.sort(key=lambda run: run.start)
-    return found
+    found = list(_folded(sorted(builders.values(), key=lambda b: b.start)))
+    return found or _runs_from_output(unit)
+
+
+def _folded(attempts: list[_RunBuilder]) -> Iterator[Run]:
+    """Runs from one unit's attempts, oldest first: retried attempts go into
+    the run of the attempt after them. Trailing retried attempts are a run
+    whose end is not known (its next attempt has not started)."""
+    earlier: list[_RunBuilder] = []
+    for attempt in attempts:
+        if attempt.retried:
+            earlier.append(attempt)
+            continue
+        for before in earlier:
+            attempt.fold(before)
+        earlier = []
+        yield attempt.build()
+    if earlier:
+        last = earlier[-1]
+        for before in earlier[:-1]:
+            last.fold(before)
+        yield replace(last.build(), result=None, end=None)
 
 
 def _runs_from_output(unit: str) -> list[Run]:
@@ -198,44 +253,71 @@ def _runs_from_output(unit: str) -> list[Run]:
     return [Run(unit, tag, start, None, None, None, None) for tag, start in first.items()]
 
 
-def last_runs(units: list[str]) -> dict[str, Run]:
+def last_runs(units: list[str], restarting: frozenset[str] = frozenset()) -> dict[str, Run]:
     """The newest finished run of each unit, in one journalctl reading the
-    journal backwards and stopping once every unit has one."""
+    journal backwards and stopping once every unit has one (with the
+    attempts it took: the retried ones before it are read too);
+    ``restarting``: the units with ``Restart=`` (see :func:`runs`)."""
     if not units:
         return {}
     found: dict[str, Run] = {}
-    current: dict[str, _RunBuilder] = {}  # unit -> the run being read back
+    reading: dict[str, _LastRun] = {unit: _LastRun() for unit in units}
     args = ["--reverse", f"--output-fields={RUN_FIELDS}", *_run_matches(units)]
     for entry in entries(args):
         unit, invocation = entry.get("UNIT"), entry.get("INVOCATION_ID")
-        if not unit or not invocation or unit in found:
+        if not unit or not invocation or unit in found or unit not in reading:
             continue
-        builder = current.get(unit)
-        if builder is None or builder.invocation != invocation:
-            if builder is not None and builder.result is not None:
-                found[unit] = builder.build()  # an older run begins: this one is complete
+        last = reading[unit]
+        if last.current is not None and last.current.invocation != invocation:
+            done = last.close()  # an older attempt begins: the one read is whole
+            if done is not None:
+                found[unit] = done
                 if len(found) == len(units):
                     break
                 continue
-            # The first run seen, or one that has not ended (still running).
-            builder = current[unit] = _RunBuilder(
-                unit, invocation, record_time(entry))
-        builder.add(entry)
-        if builder.seen_start and builder.result is not None:
-            found[unit] = builder.build()
-            if len(found) == len(units):
-                break
-    for unit, builder in current.items():
-        if unit not in found and builder.result is not None:
-            found[unit] = builder.build()
+        if last.current is None:
+            last.current = _RunBuilder(unit, invocation, record_time(entry),
+                                       restarts=unit in restarting)
+        last.current.add(entry)
+    for unit, last in reading.items():
+        if unit not in found:
+            done = last.close(at_end=True)
+            if done is not None:
+                found[unit] = done
     return found
+
+
+@dataclass
+class _LastRun:
+    """One unit's newest finished run, read backwards attempt by attempt."""
+
+    current: _RunBuilder | None = None  # the attempt being read
+    run: _RunBuilder | None = None  # the run's last attempt, once read
+
+    def close(self, at_end: bool = False) -> Run | None:
+        """The attempt read is whole: the finished run, once it is known."""
+        attempt, self.current = self.current, None
+        if attempt is None:
+            return self.run.build() if self.run is not None else None
+        if self.run is not None:
+            if attempt.retried:
+                self.run.fold(attempt)
+                return self.run.build() if at_end else None
+            return self.run.build()
+        if attempt.result is None or attempt.retried:
+            # still running, or an attempt of a run not finished: read on back
+            return None
+        self.run = attempt
+        return self.run.build() if at_end else None
 
 
 # How far back a failure streak is counted (runs of the job's units).
 STREAK_LIMIT = 10_000
 
 
-def streak(units: list[str], failed: str, limit: int = STREAK_LIMIT) -> tuple[int, Run | None]:
+def streak(
+    units: list[str], failed: str, limit: int = STREAK_LIMIT, restarts: bool = False,
+) -> tuple[int, Run | None]:
     """How many runs of ``units`` in a row have failed, counting the run
     ``failed`` (an invocation ID known to have failed, whose own records may
     not be in the journal yet), and that run as far as the journal has it.
@@ -253,6 +335,8 @@ def streak(units: list[str], failed: str, limit: int = STREAK_LIMIT) -> tuple[in
         nonlocal count
         if builder is None or builder.invocation == failed or builder.result is None:
             return False
+        if builder.retried:
+            return False  # an attempt that was retried is not a failed run
         if builder.result == "success":
             return True
         count += 1
@@ -269,7 +353,7 @@ def streak(units: list[str], failed: str, limit: int = STREAK_LIMIT) -> tuple[in
             seen += 1
             if seen > limit:
                 break
-            current = _RunBuilder(unit, invocation, record_time(entry))
+            current = _RunBuilder(unit, invocation, record_time(entry), restarts=restarts)
             if invocation == failed:
                 this = current
         current.add(entry)
@@ -283,8 +367,9 @@ class LastRuns:
     journal is read while the caller does something else; leaving the block
     without :meth:`result` (the caller failed) ends the child."""
 
-    def __init__(self, units: list[str]) -> None:
+    def __init__(self, units: list[str], restarting: frozenset[str] = frozenset()) -> None:
         self.units = units
+        self.restarting = restarting
         self._child: Child | None = None
 
     def __enter__(self) -> LastRuns:
@@ -295,7 +380,7 @@ class LastRuns:
     def _read(self) -> bytes:
         """In the child: the runs found, or why the journal could not be read."""
         try:
-            found = last_runs(self.units)
+            found = last_runs(self.units, self.restarting)
         except JournalError as err:
             return json.dumps({"problem": str(err)}).encode()
         return json.dumps({"runs": {unit: asdict(run) for unit, run in found.items()}}).encode()
@@ -343,12 +428,13 @@ def of_run(entry: dict[str, Any], invocation: str | None, start: int,
 
 
 def output(
-    unit: str, invocation: str, start: int | None, end: int | None = None, *,
+    unit: str, invocation: str | None, start: int | None, end: int | None = None, *,
     last: int | None = None, timeout: float | None = None,
 ) -> Iterator[str]:
     """The output of the run ``invocation`` of ``unit``, which started at
     ``start`` (None: not known, so only the lines tagged with the run) and
-    was followed by another run at ``end`` (:func:`of_run`); ``last``: only
+    was followed by another run at ``end`` (:func:`of_run`; ``invocation``
+    None: every line of that time, given a ``start``); ``last``: only
     the last entries, at most that many; ``timeout`` as for :func:`entries`."""
     args = [f"--output-fields={OUTPUT_FIELDS}", f"_SYSTEMD_UNIT={unit}"]
     if start is None:

@@ -151,12 +151,18 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
             # A start of a running oneshot would wait for it, silently.
             return _busy(job, sd, path, say)
         sd.ref_unit(path)
+        if job.retry is not None:
+            # The start limit ends the attempts (model.retry.StartLimit): a
+            # run by hand gets all of its own, whatever runs came before.
+            sd.reset_failed(unit)
         asked = time.time_ns() // 1000
         follower = journal.Follower(unit, asked)
+        attempts = _Attempts(job, say)
         try:
             with _Interrupts() as interrupts:
                 sd.start_unit(unit)
-                look, others = _follow(sd, path, follower, show, interrupts, unit, asked)
+                look, others = _follow(sd, path, follower, show, interrupts, unit, asked,
+                                       attempts)
             for line in follower.finish():
                 show(line)
         finally:
@@ -192,12 +198,35 @@ def _busy_after(job: Job, say: Say) -> int:
     return EXIT_FAILED
 
 
+class _Attempts:
+    """The attempts of a job with ``retry``: systemd starts each anew
+    (``Restart=``), under a new invocation ID, and the unit stays
+    activating in between; each new one is announced."""
+
+    def __init__(self, job: Job, say: Say) -> None:
+        self.job = job
+        self.say = say
+        self.seen: list[str] = []
+
+    def invocation(self, invocation: str | None) -> None:
+        if self.job.retry is None or invocation is None or invocation in self.seen:
+            return
+        self.seen.append(invocation)
+        if len(self.seen) > 1:
+            total = self.job.retry.attempts + 1
+            self.say(f"{self.job.name}: attempt {len(self.seen)} of {total}")
+
+
 def _follow(
     sd: Systemd, path: bytes, follower: journal.Follower, show: Say,
-    interrupts: _Interrupts, unit: str, asked: int,
+    interrupts: _Interrupts, unit: str, asked: int, attempts: _Attempts,
 ) -> tuple[_Look, bool]:
-    """Show the output until the start job is done; the last look, and
-    whether a run that began before ``asked`` (someone else's) was seen."""
+    """Show the output until the start job is done and, with ``retry``,
+    until no attempt is left (the unit is no longer activating); the last
+    look, and whether a run that began before ``asked`` (someone else's)
+    was seen. With ``retry`` every attempt's output is shown: the follower
+    takes every line of the unit since ``asked`` (runs never overlap, and
+    none was running)."""
     stopping = False
     others = False
     while True:
@@ -209,7 +238,9 @@ def _follow(
         look = _Look.take(sd, path)
         if look.running and look.started < asked:
             others = True
-        if follower.invocation is None and look.running:
+        if look.running and attempts.job.retry is not None:
+            attempts.invocation(_invocation(sd, path))
+        elif follower.invocation is None and look.running:
             follower.invocation = _invocation(sd, path)
         if look.done:
             return look, others
@@ -302,7 +333,7 @@ def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
     """The output of one run: ``which`` -1 is the last (or the running
     one), -2 the one before; 1 the oldest the journal still has."""
     unit = unit_of(job, slow_start)
-    found = journal.runs(unit)
+    found = journal.runs(unit, restarts=job.retry is not None)
     if not found:
         raise RunError(f"{job.slug}: {unit} has no runs in the journal")
     index = which - 1 if which > 0 else len(found) + which
@@ -316,8 +347,10 @@ def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
         run_ = _ended_by_bus(unit, run_)
     following = found[index + 1] if index + 1 < len(found) else None
     end = following.start if following is not None else None
-    return RunLog(index + 1, len(found), run_,
-                  journal.output(unit, run_.invocation, run_.start, end))
+    # A run of several attempts (retry) is all of their output: every line
+    # of the unit from the first attempt's start to the next run's.
+    invocation = run_.invocation if run_.attempts == 1 else None
+    return RunLog(index + 1, len(found), run_, journal.output(unit, invocation, run_.start, end))
 
 
 def _ended_by_bus(unit: str, run_: journal.Run) -> journal.Run:
@@ -348,5 +381,6 @@ def describe_run(job: Job, log: RunLog) -> str:
         how = "running" if log.number == log.count else "end not recorded"
     else:
         how = last.reason or "success"
-    return f"-- run {log.number} of {log.count} of {log.run.unit}, started {start}: {how}"
+    tries = f" ({log.run.attempts} attempts)" if log.run.attempts > 1 else ""
+    return f"-- run {log.number} of {log.count} of {log.run.unit}, started {start}: {how}{tries}"
 

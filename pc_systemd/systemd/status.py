@@ -37,7 +37,13 @@ from pc_systemd.systemd.bus import (
     get_many,
     systemd,
 )
-from pc_systemd.systemd.status_memo import PREFIX, SLOW, StatusMemo
+from pc_systemd.systemd.status_memo import (
+    GENERATED,
+    PREFIX,
+    SLOW,
+    StatusMemo,
+    generated_restarts,
+)
 from pc_systemd.systemd.unit_result import RUNNING, outcome
 
 if TYPE_CHECKING:  # the annotation only: journal is imported where it is read
@@ -45,7 +51,6 @@ if TYPE_CHECKING:  # the annotation only: journal is imported where it is read
 
 PATTERN = PREFIX + "*"
 # Where systemd has the generator write (systemd.generator(7): the "normal" directory).
-GENERATED = "/run/systemd/generator"
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,8 @@ def collect() -> View:
     if forgotten:
         from pc_systemd.systemd.journal import LastRuns  # only then: journal costs ~7 ms of imports
 
-        reading = LastRuns(forgotten)
+        restarts = generated_restarts()
+        reading = LastRuns(forgotten, frozenset(u for u in forgotten if restarts(u)))
     with reading as from_journal:  # its own process, meanwhile
         asked = [(row, _requests(row) if known.get(row.name) is None else []) for row in rows]
         values = iter(get_many([r for _row, requests in asked for r in requests]))

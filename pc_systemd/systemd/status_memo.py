@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pc_systemd.model import file_cache
@@ -34,6 +35,8 @@ from pc_systemd.systemd import units
 KIND = "status-memo"
 MARGIN_USEC = 1_000_000
 LOCALTIME = "/etc/localtime"
+# Where systemd has its generators write: the job units as generated.
+GENERATED = "/run/systemd/generator"
 PREFIX = units.PREFIX
 SLOW = units.SLOW_START
 
@@ -111,3 +114,21 @@ def _target(path: str) -> str | None:
         return os.readlink(path)
     except OSError:
         return None
+
+
+def generated_restarts(directory: str = GENERATED) -> Callable[[str], bool]:
+    """Whether a job's unit, as the generator wrote it, has ``Restart=``
+    (the job has ``retry``: see :mod:`pc_systemd.systemd.journal`); each
+    unit file read once."""
+    known: dict[str, bool] = {}
+
+    def restarts(unit: str) -> bool:
+        if unit not in known:
+            try:
+                with open(os.path.join(directory, unit), encoding="utf-8") as handle:
+                    known[unit] = "\nRestart=on-failure\n" in handle.read(1 << 20)
+            except (OSError, ValueError):
+                known[unit] = False
+        return known[unit]
+
+    return restarts

@@ -119,6 +119,11 @@ def comment(value: str) -> str:
     return value
 
 
+def span(value: float) -> str:
+    """A time span in seconds where 0 is zero (``RestartSec=``), not "no limit"."""
+    return "0" if value <= 0 else seconds(value)
+
+
 def seconds(value: float) -> str:
     """A time span in seconds, ``infinity`` for 0 (no limit)."""
     if value <= 0:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
+from pc_systemd.model.retry import start_limit
 from pc_systemd.model.schedule import DST_YEARS, dst_extras, host_zone
 from pc_systemd.systemd import _templates, filelog
 from pc_systemd.systemd import unit_escape as esc
@@ -47,6 +48,7 @@ FILTERS: Mapping[str, Callable[..., str]] = {
     "path": esc.path,
     "comment": esc.comment,
     "seconds": esc.seconds,
+    "span": esc.span,
     "exec": esc.exec_argv,
     "env": esc.environment,
     "integer": esc.integer,
@@ -182,6 +184,7 @@ class Renderer:
             cpu_quota=job.cpu_quota,
             nice=job.nice,
             io_class=job.io_class,
+            **_retry_values(job),
         )
 
     def _ours(self, module: str) -> list[str]:
@@ -217,6 +220,16 @@ class Renderer:
             units.append(UnitFile(METRICS + ".timer", self.metrics_timer(
                 service=METRICS + ".service"), "timers.target"))
         return units
+
+
+def _retry_values(job: Job) -> dict[str, Any]:
+    """The template's retry settings (``retry`` false: none). The job was
+    checked against :func:`systemd_refusals` before it got here."""
+    if job.retry is None:
+        return {"retry": False, "retry_interval": 0.0, "retry_burst": "", "retry_delay": 0.0}
+    limit = start_limit(job.retry, job.timeout)
+    return {"retry": True, "retry_interval": limit.interval, "retry_burst": str(limit.burst),
+            "retry_delay": job.retry.delay * 60}
 
 
 def dst_context() -> tuple[str, int]:
