@@ -24,12 +24,27 @@ class Failmail:
     to_address: str
 
 
+FAILMAIL_KEYS = ("from_address", "to_address")
+FAILMAIL = f.mapping_schema(FAILMAIL_KEYS, dict.fromkeys(FAILMAIL_KEYS, f.NONEMPTY_TEXT))
+LOGGING = ("journal", "file")
+
+
 def failmail(entry: Entry) -> Failmail:
-    sub = f.sub_entries(entry, ("from_address", "to_address"))
-    for key in ("from_address", "to_address"):
+    sub = f.sub_entries(entry, FAILMAIL_KEYS)
+    for key in FAILMAIL_KEYS:
         if key not in sub:
             raise entry.problem(f"{key} is missing")
     return Failmail(f.nonempty_text(sub["from_address"]), f.nonempty_text(sub["to_address"]))
+
+
+# Five fields of the items parse_schedule takes (a value, a range, '*', each
+# with an optional /step), separated by spaces (a tab is refused by f.text);
+# whether each value is in range is parse_schedule's to say.
+_CRON_ITEM = r"(?:\*|[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?)(?:/[0-9A-Za-z]*)?"
+_CRON_FIELD = f"{_CRON_ITEM}(?:,{_CRON_ITEM})*"
+SCHEDULE = f.text_schema(
+    {"pattern": f"^ *{_CRON_FIELD}(?: +{_CRON_FIELD}){{4}} *$"}, types=("string",)
+)
 
 
 def schedule(entry: Entry) -> CronSchedule:
@@ -38,6 +53,11 @@ def schedule(entry: Entry) -> CronSchedule:
         return parse_schedule(text)
     except ScheduleError as err:
         raise entry.problem(str(err)) from None
+
+
+# The characters of IANA zone names (Europe/Berlin, Etc/GMT+5, America/Port-au-Prince);
+# whether the zone exists on the host is zoneinfo's to say.
+TIMEZONE = f.text_schema({"pattern": "^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$"}, types=("string",))
 
 
 def timezone(entry: Entry) -> str:
@@ -52,48 +72,55 @@ def timezone(entry: Entry) -> str:
 
 
 JOB_KEYS: tuple[Key[Any], ...] = (
-    Key("name", "string", f.unit_text, None, "Human name of the job.", required=True),
-    Key("description", "text", f.free_text, None, "Optional text explaining the job."),
+    Key("name", "string", f.unit_text, None, "Human name of the job.", required=True,
+        schema=f.UNIT_TEXT),
+    Key("description", "text", f.free_text, None, "Optional text explaining the job.",
+        schema=f.FREE_TEXT),
     Key(
         "command", "command or list", f.commands, None,
         "Command line run without a shell (split with shell-like quoting), or a list "
         "of them run in order, stopping at the first failure.",
-        required=True,
+        required=True, schema=f.COMMANDS,
     ),
     Key(
         "slow_start_command", "command or list", f.commands, None,
         "Alternative command run by `run-job --slow-start`.",
+        schema=f.COMMANDS,
     ),
     Key(
         "schedule", "cron expression", schedule, None,
         "Five-field Vixie cron schedule (`minute hour day-of-month month day-of-week`); "
         "`@` aliases and `=` are refused. Without it the job only runs by hand.",
+        schema=SCHEDULE,
     ),
     Key("timezone", "IANA zone", timezone, None,
-        "Time zone the schedule is read in (e.g. `Europe/Berlin`); default: local time."),
+        "Time zone the schedule is read in (e.g. `Europe/Berlin`); default: local time.",
+        schema=TIMEZONE),
     Key("disabled", "boolean", f.flag, False,
-        "`true` keeps the job runnable by hand but unscheduled."),
+        "`true` keeps the job runnable by hand but unscheduled.", schema=f.BOOLEAN),
     Key("timeout", "minutes", f.minutes, 0.0,
         "Run time limit in minutes, fractions allowed; `0` means no limit.",
-        default_doc="`0` (no limit)"),
+        default_doc="`0` (no limit)", schema=f.MINUTES),
     Key("environment", "mapping", f.environment, (),
         "Extra environment variables; values become strings (`true` -> `True`).",
-        default_doc="none"),
+        default_doc="none", schema=f.ENVIRONMENT),
     Key("tag", "string or list", f.string_list, (), "Tags for grouping jobs.",
-        default_doc="none"),
+        default_doc="none", schema=f.STRINGS),
     Key("allow_overtime", "boolean", f.flag, False,
-        "If the previous run is still going, record this run as skipped instead of failed."),
+        "If the previous run is still going, record this run as skipped instead of failed.",
+        schema=f.BOOLEAN),
     Key("failure_threshold_for_mail", "integer", f.positive_int, 1,
-        "Send failure mail once this many consecutive runs have failed."),
+        "Send failure mail once this many consecutive runs have failed.",
+        schema=f.POSITIVE_INT),
     Key("failmail", "mapping", failmail, None,
-        "`{from_address, to_address}` for failure mail."),
+        "`{from_address, to_address}` for failure mail.", schema=FAILMAIL),
     Key("sandbox", "boolean", f.flag, True,
         "systemd hardening of the job's service (no new privileges, read-only "
         "/usr /boot /etc, private /tmp and /dev, ...); `false` turns it off for jobs "
-        "that need more."),
-    Key("logging", "journal | file", f.choice("journal", "file"), "journal",
+        "that need more.", schema=f.BOOLEAN),
+    Key("logging", "journal | file", f.choice(*LOGGING), "journal",
         "Where each run's output goes: the journal, or "
-        "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`."),
+        "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`.", schema=f.one_of(*LOGGING)),
 )
 KEYS_BY_NAME = {key.name: key for key in JOB_KEYS}
 
