@@ -340,22 +340,31 @@ def missing(source: str, key: str) -> Problem:
 # Schema can say (a schedule's ranges, a zone that exists, quoting), the
 # fragment is looser, never stricter. Patterns are written for both
 # Python's ``re`` and JavaScript (editors): no ``\Z``, no lookbehind, and no
-# ``$`` where Python's "before a final newline" would matter.
+# bare ``$`` where Python's "before a final newline" would matter.
 
 # The characters check_line refuses that a pattern can name in every regex
 # dialect (lone surrogates and astral noncharacters cannot be written for
 # JavaScript without its "u" flag; YAML cannot carry them anyway).
 _CONTROLS = r"\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029\ufdd0-\ufdef\ufffe\uffff"
 _TAB = r"\u0009"
+_CONTROL_MESSAGE = "must be one line, without control characters"
+_TAB_MESSAGE = "must be one line, without tabs or control characters"
 # Plain scalars that are numbers or booleans are taken as written (name: 2024).
 SCALAR = ("string", "number", "boolean")
 
 
-def refuse(pattern: str) -> Schema:
-    """Strings that contain ``pattern`` are refused (other types pass): the
-    negative form needs no end anchor, whose meaning differs between
-    dialects."""
-    return {"not": {"type": "string", "pattern": pattern}}
+def refuse(characters: str, message: str) -> Schema:
+    """Strings with any of ``characters`` (the inside of a character class)
+    are refused. ``(?!\\n)``: Python's ``$`` also matches before a final
+    newline, JavaScript's does not."""
+    return matching(f"^[^{characters}]*$(?!\\n)", message)
+
+
+def matching(pattern: str, message: str) -> Schema:
+    """Strings must contain a match of ``pattern``; ``message`` says what is
+    wanted: yaml-language-server shows it (``patternErrorMessage``) instead
+    of the pattern; validators that do not know the keyword ignore it."""
+    return {"pattern": pattern, "patternErrorMessage": message}
 
 
 def text_schema(*rules: Schema, types: tuple[str, ...] = SCALAR, tabs: bool = False) -> Schema:
@@ -365,7 +374,7 @@ def text_schema(*rules: Schema, types: tuple[str, ...] = SCALAR, tabs: bool = Fa
     return {
         "type": list(types) if len(types) > 1 else types[0],
         "maxLength": MAX_VALUE,
-        "allOf": [refuse(f"[{controls}]"), *rules],
+        "allOf": [refuse(controls, _CONTROL_MESSAGE if tabs else _TAB_MESSAGE), *rules],
     }
 
 
@@ -380,12 +389,14 @@ def text_or_list(item: Schema) -> Schema:
     return {"anyOf": [item, {"type": "array", "minItems": 1, "items": item}]}
 
 
-NOT_BLANK = {"pattern": r"\S"}  # Python's \s is str.isspace(), as strip() uses
+NOT_BLANK = matching(r"\S", "must not be empty")  # Python's \s is str.isspace(), as strip()
 TEXT = text_schema()  # text
 NONEMPTY_TEXT = text_schema(NOT_BLANK)  # nonempty_text
 # unit_text: the last character that is not white space is not a backslash.
-UNIT_TEXT = text_schema({"pattern": r"[^\s\\]\s*$"})
-FREE_TEXT = {"type": list(SCALAR), "maxLength": MAX_VALUE, **refuse(r"\u0000")}  # free_text
+UNIT_TEXT = text_schema(matching(r"[^\s\\]\s*$", "must not be empty or end with a backslash"))
+FREE_TEXT = {  # free_text
+    "type": list(SCALAR), "maxLength": MAX_VALUE, **refuse(r"\u0000", "must not contain NUL"),
+}
 # flag: YAML 1.1 (ours, the original's) reads yes/no/on/off as booleans; an
 # editor reading YAML 1.2 sees strings, which must not be marked wrong.
 YAML11_BOOLEANS = tuple(
@@ -400,12 +411,15 @@ STRINGS = text_or_list(NONEMPTY_TEXT)  # string_list
 # commands: a string (numbers are not taken as written), tabs allowed, and
 # the program does not start with one of systemd's ExecStart= flags.
 COMMAND_LINE = text_schema(
-    {"pattern": f"^[ \\t]*[^{PROGRAM_PREFIXES} \\t]"}, types=("string",), tabs=True
+    matching(f"^[ \\t]*[^{PROGRAM_PREFIXES} \\t]",
+             f"a command line; the program must not start with {' '.join(PROGRAM_PREFIXES)}"),
+    types=("string",), tabs=True,
 )
 COMMANDS = text_or_list(COMMAND_LINE)
 ENVIRONMENT = {  # environment
     "type": "object",
-    "propertyNames": {"pattern": "^" + _ENV_NAME.pattern.removesuffix(r"\Z") + "$"},
+    "propertyNames": matching("^" + _ENV_NAME.pattern.removesuffix(r"\Z") + "$",
+                              "a variable name: letters, digits and _, not a digit first"),
     "additionalProperties": TEXT,
 }
 

@@ -43,7 +43,9 @@ def failmail(entry: Entry) -> Failmail:
 _CRON_ITEM = r"(?:\*|[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?)(?:/[0-9A-Za-z]*)?"
 _CRON_FIELD = f"{_CRON_ITEM}(?:,{_CRON_ITEM})*"
 SCHEDULE = f.text_schema(
-    {"pattern": f"^ *{_CRON_FIELD}(?: +{_CRON_FIELD}){{4}} *$"}, types=("string",)
+    f.matching(f"^ *{_CRON_FIELD}(?: +{_CRON_FIELD}){{4}} *$",
+               "five cron fields: minute hour day-of-month month day-of-week"),
+    types=("string",),
 )
 
 
@@ -57,7 +59,10 @@ def schedule(entry: Entry) -> CronSchedule:
 
 # The characters of IANA zone names (Europe/Berlin, Etc/GMT+5, America/Port-au-Prince);
 # whether the zone exists on the host is zoneinfo's to say.
-TIMEZONE = f.text_schema({"pattern": "^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$"}, types=("string",))
+TIMEZONE = f.text_schema(
+    f.matching("^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$", "an IANA zone name (Europe/Berlin)"),
+    types=("string",),
+)
 
 
 def timezone(entry: Entry) -> str:
