@@ -43,7 +43,6 @@ def validator_problems(site: Site, data: bytes, slug: str = "job") -> list[str]:
     return []
 
 
-
 def fragment_errors(key: str, value: Any) -> list[str]:
     """The schema's complaints about one value of one key (name and command given)."""
     job = {"name": "x", "command": "/bin/true", key: value}

@@ -10,6 +10,7 @@ quoting in command lines are only checked there.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -39,7 +40,7 @@ def job_schema(strict: bool = False) -> dict[str, Any]:
     ``run-job validate --strict``), instead of passing (the validator only
     warns about them, as the original ignored them)."""
     title = "process-control job file"
-    return {
+    schema = {
         "$schema": DIALECT,
         "$id": SCHEMA_ID + (":strict" if strict else ""),
         "title": title + (" (strict: no unknown keys)" if strict else ""),
@@ -51,6 +52,7 @@ def job_schema(strict: bool = False) -> dict[str, Any]:
         "required": [key.name for key in JOB_KEYS if key.required],
         "additionalProperties": not strict,
     }
+    return copy.deepcopy(schema)  # the fragments are shared constants: hand out a copy
 
 
 def schema_text(strict: bool = False) -> str:
