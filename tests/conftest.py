@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from pc_systemd.model.config import Config, load_config
+
+if TYPE_CHECKING:
+    from tests.systemd_box import SystemdBox
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -91,6 +97,19 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROCESS_CONTROL_CACHE", str(tmp_path / "pc-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _no_host_access_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run-job reload`` as root writes polkit's and tmpfiles' files of the
+    developer group in /etc (pc_systemd.systemd.access): in a test on this
+    machine, under tmp_path instead (boxes have their own /etc)."""
+    from pc_systemd.systemd import access
+
+    fake = tmp_path / "host-access"
+    for name in ("SHIPPED_RULE", "LOCAL_RULE", "GROUP_TMPFILES"):
+        monkeypatch.setattr(access, name, str(fake / name / "file"))
+    monkeypatch.setattr(access, "TMPFILES", "true")
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     jobs = tmp_path / "jobs"
@@ -111,3 +130,38 @@ def mailed_output(body: str) -> list[str]:
             break
         quoted.append(line[4:])
     return quoted
+
+
+# -- the Debian package ------------------------------------------------------------
+
+# Debian's tools, not the test virtualenv's Python or a pyenv one first in PATH
+BUILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .deb, built once from a fresh clone of the checkout's HEAD
+    (tests/test_package.py, tests/test_access_systemd.py)."""
+    if shutil.which("dpkg-buildpackage") is None and "CI" not in os.environ:
+        pytest.skip("dpkg-buildpackage is not installed (./dev.sh installs it)")
+    top = tmp_path_factory.mktemp("deb")
+    src = top / "process-control"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(src)], check=True)
+    result = subprocess.run(
+        ["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=BUILD_ENV,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (deb,) = top.glob("process-control_*_all.deb")
+    return deb
+
+
+def hide_checkout(box: SystemdBox) -> None:
+    """Nothing of the checkout or the test virtualenv visible inside ``box``,
+    so everything that runs there comes from the package. (Under /tmp they
+    are hidden already: the box has a /tmp of its own.)"""
+    venv = Path(sys.prefix).resolve()
+    for path in [ROOT] if venv.is_relative_to(ROOT) else [ROOT, venv]:
+        if box.run(["test", "-d", str(path)], check=False).returncode == 0:
+            box.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(path)])
+    assert box.run(["test", "-e", str(ROOT / "pyproject.toml")], check=False).returncode

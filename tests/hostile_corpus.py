@@ -151,6 +151,10 @@ class Declared:
     timeout: float  # minutes
     disabled: bool
     logging: str
+    memory_max: int | None = None  # bytes
+    cpu_quota: float | None = None  # percent of one CPU
+    nice: int | None = None
+    io_class: str | None = None
 
     @property
     def scheduled(self) -> bool:
@@ -227,7 +231,37 @@ def declared(case: Case) -> Declared:
         timeout=float(explicit.get("timeout", doc.get("timeout", 0))),
         disabled=bool(explicit.get("disabled", doc.get("disabled", False))),
         logging=str(explicit.get("logging", doc.get("logging", "journal"))),
+        memory_max=explicit.get("memory_max", _bytes(case, doc.get("memory_max"))),
+        cpu_quota=_float(explicit.get("cpu_quota", _percent(case, doc.get("cpu_quota")))),
+        nice=explicit.get("nice", doc.get("nice")),
+        io_class=explicit.get("io_class", doc.get("io_class")),
     )
+
+
+_POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
+
+
+def _bytes(case: Case, value: Any) -> int | None:
+    """``memory_max`` as documented: bytes, K/M/G/T powers of 1024."""
+    if value is None or isinstance(value, int):
+        return value
+    found = re.fullmatch(r"(\d+)([KMGT]?)", str(value))
+    if found is None:
+        raise ManifestError(f"{case.id}: give memory_max explicitly")
+    return int(found.group(1)) * 1024 ** _POWERS[found.group(2)]
+
+
+def _percent(case: Case, value: Any) -> float | None:
+    """``cpu_quota`` as documented: percent of one CPU, ``50`` or ``'50%'``."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    if not str(value).endswith("%"):
+        raise ManifestError(f"{case.id}: give cpu_quota explicitly")
+    return float(str(value)[:-1])
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 # -- reading units as systemd 252 does -----------------------------------------

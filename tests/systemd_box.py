@@ -660,9 +660,12 @@ class SystemdBox:
     def _unit_entries(self, unit: str) -> list[_JournalEntry]:
         # journald writes asynchronously; without a sync the last lines of a
         # unit that has just finished may not be in the files yet.
-        self.run(["journalctl", "--sync"])
+        # Every namespace: our job services log to their own (LogNamespace=),
+        # systemd's records of them stay in the system journal.
+        self.sync_journal()
         result = self.run(
-            ["journalctl", "--quiet", "--no-pager", "--all", "--output=json", f"--unit={unit}"]
+            ["journalctl", "--namespace=*", "--quiet", "--no-pager", "--all", "--output=json",
+             f"--unit={unit}"]
         )
         entries = []
         for line in result.stdout.splitlines():
@@ -678,6 +681,12 @@ class SystemdBox:
                 )
             )
         return entries
+
+    def sync_journal(self) -> None:
+        """journald writes asynchronously: have the system's and the job
+        services' journald (if it runs yet) write out what they hold."""
+        self.run(["journalctl", "--sync"])
+        self.run(["journalctl", "--namespace=process-control", "--sync"], check=False)
 
     @staticmethod
     def wait_until(

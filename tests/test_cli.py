@@ -611,7 +611,7 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
     commands = out.split("\nCommands:\n")[1].split("\n\n")[0]
     assert [line[2:].split("  ")[0] for line in commands.splitlines()] == [
         "run NAME [-w]", "kill NAME", "list [-r] [--json]", "status [-r] [--json]",
-        "logs NAME [--run N] [-w]", "next NAME [--count N] [--json]",
+        "logs NAME [--run N] [-w] [-f]", "next NAME [--count N] [--json]",
         "validate [--strict] [FILES]...", "schema [--strict]", "reload", "install-generator",
         "uninstall-generator",
     ]

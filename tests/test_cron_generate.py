@@ -125,7 +125,7 @@ def test_many_jobs_in_parallel_give_the_same_file(site: Site) -> None:
     config = site.config()
     # the parallel path is what this test is about wherever there are 2 CPUs
     assert fanout.workers_for(450) == min(2, len(os.sched_getaffinity(0)))
-    text, problems = render(config)
+    text, problems, _warnings = render(config)
     expected = []
     for n in range(450):
         if n % 3 == 0:

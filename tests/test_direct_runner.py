@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import io
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -241,9 +242,27 @@ def test_only_the_service_user_may_run_jobs(site: Site, user: str) -> None:
     status, out = run(site, job)
     assert status == 2
     assert out.startswith("run-job: ") and out.count("\n") == 1
-    assert ("must run jobs as user" in out) != ("does not exist" in out)
+    assert ("jobs run as user" in out) != ("does not exist" in out)
+    if "jobs run as user" in out:  # and how a developer gets to be that user
+        assert f"use `sudo -u {user} run-job ...` (members of group process-control-dev" in out
     assert not (site.root / "ran").exists()
     assert not (site.root / "state").exists() and not (site.root / "run").exists()
+
+
+def test_commands_start_in_the_users_home_not_where_run_job_was_started(
+    cron_site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through sudo the directory run-job starts in is the developer's:
+    a job's relative arguments must not name their files."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    job = make_job(cron_site, command="pwd")
+    assert run(cron_site, job) == (0, "")
+    lines = log_lines(direct.last_log(cron_site.config(), job) or "")
+    home = pwd.getpwuid(os.geteuid()).pw_dir
+    assert ("INFO", home if os.path.isdir(home) else "/") in lines
+    assert ("INFO", str(elsewhere)) not in lines
 
 
 # -- stopping processes ----------------------------------------------------------
@@ -386,6 +405,25 @@ def test_kill_job_stops_the_running_instance(
     assert runner.wait(10) == 128 + signal.SIGTERM
     assert not alive(command)
     assert history(cron_site).entries[0].reason == "Job was terminated by SIGTERM"
+
+
+def test_kill_job_by_another_user_says_how_to_become_the_service_user(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.configure(f"user: nobody\nbackend: direct\nrun_directory: {site.root / 'run'}\n")
+    job = make_job(site, command="true")
+    monkeypatch.setattr(direct.os, "geteuid", lambda: 1234)  # neither root nor nobody
+    assert direct.kill_job(site.config(), job) == (
+        2, f"run-job: jobs run as user 'nobody' (uid {NOBODY}), not as uid 1234: "
+           "use `sudo -u nobody run-job ...` (members of group process-control-dev, "
+           "once the operator enabled /etc/sudoers.d/process-control)")
+    monkeypatch.setattr(direct.os, "geteuid", lambda: 0)  # root may stop any run
+    assert direct.kill_job(site.config(), job) == (1, "Job (job) is not running")
+    # the group named is the configuration's
+    site.configure(f"user: nobody\nbackend: direct\nrun_directory: {site.root / 'run'}\n"
+                   "developer_group: jobs-team\n")
+    monkeypatch.setattr(direct.os, "geteuid", lambda: 1234)
+    assert "(members of group jobs-team, once" in direct.kill_job(site.config(), job)[1]
 
 
 def test_kill_job_when_not_running(cron_site: Site) -> None:
@@ -590,3 +628,89 @@ def test_another_user_cannot_take_our_locks_or_delay_a_run(shared_site: Site) ->
     finally:
         squatter.kill()
         squatter.communicate()
+
+
+# -- priority and limits -----------------------------------------------------------
+
+# What each command reports about itself: its nice value (/proc/self/stat
+# field 19, as the kernel holds it) and its I/O class.
+PROBE = "sh -c 'cut -d\" \" -f19 /proc/self/stat; ionice -p $$'"
+
+
+def output_lines(site: Site) -> list[str]:
+    (log,) = (site.root / "log" / "job").iterdir()
+    return [text for level, text in log_lines(log) if level == "INFO" and text[:1] != "="
+            and not text.startswith(("sh -c", "-----------"))]
+
+
+def test_nice_and_io_class_reach_every_command(cron_site: Site) -> None:
+    job = make_job(cron_site, command=[PROBE, PROBE], nice=7, io_class="idle")
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert run(cron_site, job) == (0, "")
+    assert output_lines(cron_site) == ["7", "idle", "7", "idle"]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # set in the command, not the runner
+
+
+def test_best_effort_is_systemds_level_4(cron_site: Site) -> None:
+    job = make_job(cron_site, command=PROBE, io_class="best-effort")
+    assert run(cron_site, job) == (0, "")
+    assert output_lines(cron_site) == [str(os.getpriority(os.PRIO_PROCESS, 0)),
+                                       "best-effort: prio 4"]
+
+
+@pytest.mark.parametrize(("key", "value", "line"), [("memory_max", "1G", 2), ("cpu_quota", 50, 2)])
+def test_limits_only_a_control_group_enforces_are_refused(
+    cron_site: Site, key: str, value: Any, line: int
+) -> None:
+    marker = cron_site.root / "ran"
+    job = make_job(cron_site, command=f"touch {marker}", **{key: value})
+    assert run(cron_site, job) == (
+        2, f"run-job: {cron_site.jobs}/job.yaml:{line}: {key}: is enforced only on systemd hosts"
+           " (a control group limit): not run by the direct runner\n")
+    assert not marker.exists()
+    assert not (cron_site.root / "state" / "job.yaml").exists()
+
+
+def test_a_priority_above_the_runners_own_is_refused(cron_site: Site) -> None:
+    # as root too: the direct runner never gives a priority it would need privileges for
+    cron_site.configure_direct("allow_negative_nice: true\n")
+    marker = cron_site.root / "ran"
+    job = make_job(cron_site, command=f"touch {marker}", nice=-1)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert run(cron_site, job) == (
+        2, f"run-job: {cron_site.jobs}/job.yaml:3: nice: -1 is a higher priority than run-job's"
+           f" own (nice {own}), which the direct runner never gives: not run\n")
+    assert not marker.exists()
+
+
+def test_a_niced_runner_refuses_a_lower_nice_and_applies_a_higher_one(cron_site: Site) -> None:
+    def runner_at_nice_5() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["nice", "-n", "5", sys.executable, "-m", "pc_systemd.cli.run_job",
+             "--config", str(cron_site.config_file), "--job", "job"],
+            capture_output=True, text=True, check=False, timeout=60)
+
+    make_job(cron_site, command=PROBE, nice=3)
+    refused = runner_at_nice_5()
+    # on stdout, as every line run-job prints for cron's mail
+    assert (refused.returncode, refused.stderr) == (2, "")
+    assert refused.stdout == (
+        f"run-job: {cron_site.jobs}/job.yaml:3: nice: 3 is a higher priority than run-job's"
+        " own (nice 5), which the direct runner never gives: not run\n")
+    make_job(cron_site, command=PROBE, nice=9)
+    done = runner_at_nice_5()
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert output_lines(cron_site) == ["9", "none: prio 0"]
+
+
+def test_a_priority_the_kernel_refuses_is_one_logged_line_not_a_traceback(
+    cron_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # I/O class 7 does not exist: ioprio_set fails (EINVAL) between fork and exec
+    monkeypatch.setattr(direct, "ioprio", lambda io_class: 7 << 13)
+    marker = cron_site.root / "ran"
+    job = make_job(cron_site, command=f"touch {marker}", io_class="idle")
+    assert run(cron_site, job) == (1, "Job failed with code 126\n")
+    assert not marker.exists()
+    (log,) = (cron_site.root / "log" / "job").iterdir()
+    assert ("ERROR", "cannot run touch: its nice or io_class could not be set") in log_lines(log)

@@ -37,6 +37,7 @@ def box() -> Iterator[SystemdBox]:
         "process-control-month_start.service",
         "process-control-month_start.slow-start.service",
         "process-control-by_hand.service",
+        "process-control-reindex.service",
     ],
 )
 def test_example_job_succeeds_in_its_sandbox(box: SystemdBox, unit: str) -> None:

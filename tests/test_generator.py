@@ -114,6 +114,32 @@ def test_a_broken_job_is_logged_and_the_others_generated(site: Site, tmp_path: P
     assert messages[-1] == "generated units of 1 job(s), skipped 2"
 
 
+def test_a_job_cannot_take_the_name_of_our_own_units(site: Site, tmp_path: Path) -> None:
+    # A job "reload" would have replaced process-control-reload.service, which
+    # runs as root, with its own command (the generator truncates as it writes).
+    from pc_systemd.model.job import RESERVED_SLUGS
+
+    site.configure("metrics_file: /var/lib/node/pc.prom\n")
+    for slug in ("reload", "metrics", "good"):
+        site.job(slug, "name: X\ncommand: /bin/false\nschedule: '0 * * * *'\n")
+    out = tmp_path / "out"
+    code, messages = run(site, out)
+    assert code == 0
+    for slug in ("reload", "metrics"):
+        assert (f"{site.jobs}/{slug}.yaml:1: (file): job name {slug!r} is reserved for "
+                "process-control's own units (job skipped)") in messages
+    assert "/bin/false" not in (out / "process-control-reload.service").read_text()
+    assert "/bin/false" not in (out / "process-control-metrics.service").read_text()
+    assert "/bin/false" in (out / "process-control-good.service").read_text()
+    # and every unit of ours is named from a reserved slug (or is a template)
+    ours = {p.name for p in out.glob("process-control-*") if p.is_file()} - {
+        "process-control-good.service", "process-control-good.timer"}
+    assert ours
+    for name in ours:
+        stem = name[len("process-control-"):].rsplit(".", 1)[0]
+        assert stem in RESERVED_SLUGS or stem.endswith("@"), name
+
+
 def test_a_broken_global_config_generates_nothing(site: Site, tmp_path: Path) -> None:
     site.configure("user: [x]\n")
     out = tmp_path / "out"
@@ -148,7 +174,7 @@ def test_the_executable_contract(site: Site, tmp_path: Path) -> None:
     example_site(site)
     result = contract(site, tmp_path / "out")
     assert result.returncode == 0
-    assert result.stderr == "process-control-generator: generated units of 4 job(s), skipped 0\n"
+    assert result.stderr == "process-control-generator: generated units of 5 job(s), skipped 0\n"
     timer = (tmp_path / "out" / "process-control-month_start.timer").read_text()
     assert "OnCalendar=" in timer
 
@@ -200,7 +226,7 @@ def test_parallel_workers_write_the_same_units_and_messages(site: Site, tmp_path
                  for p in out.rglob("*") if not p.is_dir()}
         outputs[workers] = ({k: v.replace(str(out), "OUT") for k, v in files.items()}, messages)
     assert outputs[1] == outputs[3]
-    assert outputs[3][1][-1] == "generated units of 34 job(s), skipped 1"
+    assert outputs[3][1][-1] == "generated units of 35 job(s), skipped 1"
 
 
 def test_default_sandbox_exposure_is_low_and_can_be_turned_off(site: Site, tmp_path: Path) -> None:

@@ -126,8 +126,9 @@ def test_a_failing_command_stops_the_list_and_fails_the_unit(box: SystemdBox) ->
 def test_two_hundred_thousand_lines_all_reach_the_journal(box: SystemdBox) -> None:
     box.systemctl("start", "process-control-chatty.service")
     run = box.invocations("process-control-chatty.service")[-1]
-    box.run(["journalctl", "--sync"])
-    out = box.run(["journalctl", f"_SYSTEMD_INVOCATION_ID={run}", "-o", "cat", "--no-pager"],
+    box.sync_journal()
+    out = box.run(["journalctl", "--namespace=process-control", f"_SYSTEMD_INVOCATION_ID={run}",
+                   "-o", "cat", "--no-pager"],
                   timeout=120).stdout.splitlines()
     assert out == [str(n) for n in range(1, 200001)]
 

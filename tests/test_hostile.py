@@ -100,6 +100,8 @@ def case_param(case: Case) -> Any:
 # -- comparing a case's units with the reference job's --------------------------
 
 _SPECIAL = {"ExecStart", "Environment", "TimeoutStartSec", "OnFailure"}
+# the limits a job may declare: each checked against the declared value
+_LIMITS = {"MemoryMax", "CPUQuota", "Nice", "IOSchedulingClass"}
 _TIMER_SPECIAL = {"OnCalendar"}
 
 
@@ -118,12 +120,13 @@ def compare_service(
     problems = []
     if any(section == "" for section, _k, _v in entries):
         problems.append("an assignment outside any section")
-    got = [(s, k, resolve_specifiers(v)) for s, k, v in entries if k not in _SPECIAL]
+    got = [(s, k, resolve_specifiers(v)) for s, k, v in entries if k not in _SPECIAL | _LIMITS]
     want = [
         (s, k, _swap(resolve_specifiers(v), ref, slug, decl.name))
         for s, k, v in ref_entries
-        if k not in _SPECIAL
+        if k not in _SPECIAL | _LIMITS
     ]
+    problems += limit_problems(entries, decl)
     if got != want:
         extra = [e for e in got if e not in want]
         missing = [e for e in want if e not in got]
@@ -158,6 +161,30 @@ def compare_service(
             problems.append(
                 f"TimeoutStartSec={timeouts[0]} for a declared timeout of {decl.timeout} min"
             )
+    return problems
+
+
+def limit_problems(entries: list[tuple[str, str, str]], decl: Declared) -> list[str]:
+    """Each limit setting once, in [Service], exactly the declared value
+    (read as systemd 252 reads it: bytes, a percentage, a number, a class;
+    it expands no specifier in these settings), and none that was not
+    declared."""
+    declared_values: dict[str, object] = {
+        "MemoryMax": decl.memory_max, "CPUQuota": decl.cpu_quota, "Nice": decl.nice,
+        "IOSchedulingClass": decl.io_class,
+    }
+    readers = {"MemoryMax": int, "CPUQuota": lambda v: float(v.removesuffix("%")),
+               "Nice": int, "IOSchedulingClass": str}
+    problems = []
+    for key, want in declared_values.items():
+        found = [(s, v) for s, k, v in entries if k == key]
+        expected = [] if want is None else [("Service", want)]
+        try:
+            got = [(s, readers[key](v)) for s, v in found]
+        except ValueError:
+            got = [(s, f"<unreadable {v!r}>") for s, v in found]
+        if got != expected:
+            problems.append(f"{key}= is {got!r}, declared {expected!r}")
     return problems
 
 

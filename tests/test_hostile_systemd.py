@@ -100,6 +100,9 @@ json.dump(out, sys.stdout, ensure_ascii=True)
 # its own below (or, for timers, is about when they fire).
 SERVICE_OWN = {"Id", "Names", "Description", "ExecStart", "ExecStartEx", "Environment",
                "TimeoutStartUSec", "TriggeredBy", "After", "OnFailure"}
+# The limits a job may declare, each checked against the declared value.
+LIMITS = {"MemoryMax", "CPUQuotaPerSecUSec", "Nice", "IOSchedulingClass"}
+IO_CLASSES = {"best-effort": 2, "idle": 3}  # IOPRIO_CLASS_*
 TIMER_OWN = {"Id", "Names", "Description", "TimersCalendar", "NextElapseUSecRealtime",
              "NextElapseUSecMonotonic", "LastTriggerUSec", "LastTriggerUSecMonotonic",
              "ActiveState", "SubState", "WantedBy", "Result", "InvocationID",
@@ -209,7 +212,7 @@ def service_problems(
         return [f"LoadState={got.get('LoadState')}, LoadError={got.get('LoadError')}"]
     want = swap(dict(ref_props), ref, slug, decl.name)
     for key in sorted(set(got) | set(want)):
-        if key in SERVICE_OWN:
+        if key in SERVICE_OWN or key in LIMITS:
             continue
         if not same(got.get(key), want.get(key)):
             problems.append(f"{key}={got.get(key)!r}, the template gives {want.get(key)!r}")
@@ -234,6 +237,16 @@ def service_problems(
         limit != INFINITY and abs(limit - usec) > 1000
     ):
         problems.append(f"TimeoutStartUSec={limit} for a declared {decl.timeout} min")
+    declared_limits = {
+        "MemoryMax": decl.memory_max,
+        "CPUQuotaPerSecUSec": None if decl.cpu_quota is None else round(decl.cpu_quota * 10_000),
+        "Nice": decl.nice,
+        "IOSchedulingClass": None if decl.io_class is None else IO_CLASSES[decl.io_class],
+    }
+    for key, value in declared_limits.items():
+        expected = want.get(key) if value is None else value  # undeclared: as the reference
+        if got.get(key) != expected:
+            problems.append(f"{key}={got.get(key)!r}, declared {expected!r}")
     return problems
 
 

@@ -76,6 +76,9 @@ BEYOND_THE_SCHEMA = {
     r"expected true or false, got a string": "yes/no/on/off quoted: the words are allowed as "
         "strings, which is how an editor reading YAML 1.2 sees them unquoted",
     r"expected a variable name, got null": "a null key is the string 'null' in JSON",
+    r"bytes is less than 1M|is more than 1024T": "the bytes of a size with a unit ('2000T')",
+    r"at most two decimals": "two decimals at most: multipleOf is computed in floating point",
+    r"is a negative nice": "allow_negative_nice, in the global configuration",
 }
 
 
@@ -170,7 +173,8 @@ def test_the_job_example_with_each_commented_out_key_put_in_passes(site: Site) -
     blocks = list(re.finditer(r"^#(\w+):.*\n(?:#    .*\n)*", text, re.MULTILINE))
     assert {b.group(1) for b in blocks} == {
         "command", "slow_start_command", "timezone", "disabled", "allow_overtime",
-        "failure_threshold_for_mail", "failmail", "sandbox", "logging"}
+        "failure_threshold_for_mail", "failmail", "sandbox", "memory_max", "cpu_quota", "nice",
+        "io_class", "logging"}
     for block in blocks:
         job = oracle_load(text) | oracle_load(re.sub(r"^#", "", block.group(0), flags=re.M))
         data = yaml.safe_dump(job).encode()
@@ -285,6 +289,24 @@ TYPE_ERRORS = [
     ("failmail: {from_address: '', to_address: c@d}", "failmail.from_address: must not be empty"),
     ("failmail: {from_address: [a@b], to_address: c@d}",
      "failmail.from_address: expected a string, got a list"),
+    ("memory_max: 512", "memory_max: 512 bytes is less than 1M"),
+    ("memory_max: -1", "memory_max: expected a size such as 512M or 2G"),
+    ("memory_max: 512MB", "memory_max: expected a size such as 512M or 2G"),
+    ("memory_max: 1.5G", "memory_max: expected a size such as 512M or 2G"),
+    ("memory_max: [512M]", "memory_max: expected a single value, got a list"),
+    ("memory_max: true", "memory_max: expected a size such as 512M or 2G, got a boolean"),
+    ("cpu_quota: 0", "cpu_quota: must be a percentage > 0"),
+    ("cpu_quota: -50", "cpu_quota: must be a percentage > 0"),
+    ("cpu_quota: 100001", "cpu_quota: must be a percentage > 0 and <= 100000"),
+    ("cpu_quota: 50 %", "cpu_quota: expected a percentage such as 50 or 150%"),
+    ("cpu_quota: half", "cpu_quota: expected a percentage such as 50 or 150%"),
+    ("cpu_quota: true", "cpu_quota: expected a percentage such as 50 or 150%, got a boolean"),
+    ("nice: 20", "nice: must be a whole number from -20 to 19, got 20"),
+    ("nice: -21", "nice: must be a whole number from -20 to 19, got -21"),
+    ("nice: 1.5", "nice: must be a whole number from -20 to 19"),
+    ("nice: '5'", "nice: expected a number, got a string"),
+    ("io_class: realtime", "io_class: must be one of idle, best-effort, got 'realtime'"),
+    ("io_class: [idle]", "io_class: expected a string, got a list"),
     ("logging: syslog", "logging: must be one of journal, file, got 'syslog'"),
     ("logging: Journal", "logging: must be one of journal, file, got 'Journal'"),
     ("logging: [journal]", "logging: expected a string, got a list"),

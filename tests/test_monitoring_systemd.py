@@ -261,7 +261,7 @@ def status(box: SystemdBox, slug: str) -> dict[str, Any]:
 
 
 def metrics(box: SystemdBox) -> dict[str, dict[str, float]]:
-    box.run(["journalctl", "--sync"])
+    box.sync_journal()
     box.systemctl("start", "process-control-metrics.service")
     values: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(box.run(["cat", METRICS]).stdout):
@@ -431,7 +431,7 @@ def test_failures_are_counted_and_mailed_from_the_threshold_on(box: SystemdBox) 
     assert mailed_output(text) == [str(n) for n in range(12, 31)] + ["boom"]
     assert text.endswith(
         "All of its output:\n"
-        f"    journalctl _SYSTEMD_INVOCATION_ID={invocation}\n"
+        f"    journalctl --namespace=process-control _SYSTEMD_INVOCATION_ID={invocation}\n"
         "    run-job --logs flaky (while it is the last run)\n"
     )
     values = job_metrics(box, "flaky")
@@ -464,7 +464,8 @@ def test_a_file_logged_failure_mails_the_end_of_its_file(box: SystemdBox) -> Non
     logs = box.run(["sh", "-c", "ls /var/log/process-control/tofile/*.log"]).stdout.split()
     (log,) = logs  # both commands of the list wrote the run's one file
     assert box.run(["stat", "-c", "%U %a", log]).stdout.split() == [USER, "640"]
-    assert box.run(["stat", "-c", "%a", "/var/log/process-control/tofile"]).stdout.strip() == "750"
+    # (setgid, from output_directory: the developer group reads the files)
+    assert box.run(["stat", "-c", "%a", "/var/log/process-control/tofile"]).stdout.strip() == "2750"
     (got,) = mails(box)
     assert mailed_output(body(got)) == [str(n) for n in range(6, 26)]
     assert body(got).endswith(f"All of its output:\n    {log}\n")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import BUILD_ENV, ROOT, hide_checkout
 from tests.systemd_box import BASE_ROOT, SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
@@ -37,25 +37,6 @@ ORIGINAL = ROOT / "tests" / "data" / "original"
 JOBS = "/var/lib/process-control"
 USER = "process-control"
 DEB_IN_BOX = "/root/process-control_all.deb"
-# Debian's tools, not the test virtualenv's Python or a pyenv one first in PATH
-BUILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The .deb, built from a fresh clone of the checkout's HEAD."""
-    if shutil.which("dpkg-buildpackage") is None and "CI" not in os.environ:
-        pytest.skip("dpkg-buildpackage is not installed (./dev.sh installs it)")
-    top = tmp_path_factory.mktemp("deb")
-    src = top / "process-control"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(src)], check=True)
-    result = subprocess.run(
-        ["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=BUILD_ENV,
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (deb,) = top.glob("process-control_*_all.deb")
-    return deb
 
 
 def deb_files(deb: Path) -> list[str]:
@@ -80,9 +61,11 @@ def test_the_package_holds_what_operators_need(built: Path) -> None:
         "/usr/lib/systemd/system-generators/process-control-generator",
         "/usr/lib/sysusers.d/process-control.conf", "/usr/lib/tmpfiles.d/process-control.conf",
         "/lib/systemd/system/process-control-after-var.service",
+        "/usr/share/polkit-1/rules.d/50-process-control.rules",
         "/usr/share/doc/process-control/process-control.example.yaml",
         "/usr/share/doc/process-control/job.example.yaml",
         "/usr/share/process-control/job.schema.json",
+        "/usr/share/doc/process-control/examples/sudoers.d/process-control",
         "/usr/share/man/man1/run-job.1.gz", "/usr/share/man/man1/cron-generate.1.gz",
         "/usr/share/man/man1/check-jobs-icinga.1.gz",
         "/usr/lib/python3/dist-packages/pc_systemd/templates/job.service.j2",
@@ -116,13 +99,7 @@ def box(built: Path) -> Iterator[SystemdBox]:
     """A booted systemd with the original's files, then the package installed."""
     require_systemd_box()
     with SystemdBox() as booted:
-        # Nothing of the checkout or the test virtualenv is visible inside.
-        # (under /tmp they are hidden already: the box has a /tmp of its own)
-        venv = Path(sys.prefix).resolve()
-        for path in [ROOT] if venv.is_relative_to(ROOT) else [ROOT, venv]:
-            if booted.run(["test", "-d", str(path)], check=False).returncode == 0:
-                booted.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(path)])
-        assert booted.run(["test", "-e", str(ROOT / "pyproject.toml")], check=False).returncode
+        hide_checkout(booted)
         config = (ORIGINAL / "process-control.example.yaml").read_text()
         booted.write_file("/etc/process-control.yaml", config.replace("user: jenkins",
                                                                      f"user: {USER}"))
@@ -167,7 +144,8 @@ def test_the_directories_belong_to_whom_the_security_model_says(installed: Syste
     # the job directory: the service user may read it, never change it
     assert owner_mode(JOBS) == "root 755"
     # what the jobs write is not for other users
-    assert owner_mode("/var/log/process-control") == f"{USER} 750"
+    # setgid: each job's log directory and file inherits the developer group
+    assert owner_mode("/var/log/process-control") == f"{USER} 2750"
     assert owner_mode("/var/cache/process-control") == f"{USER} 750"
     assert owner_mode("/run/process-control") == f"{USER} 700"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
@@ -63,12 +65,22 @@ def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _require_member(config: Config, what: str) -> None:
+    """On systemd hosts: one line, exit 2, for a user polkit would refuse,
+    before systemd is asked (nothing prompts for a password)."""
+    from pc_systemd.systemd import access  # systemd hosts only (grp, pwd: ~1 ms)
+
+    if not access.is_member(config.developer_group):
+        die(access.refusal(config.developer_group, what))
+
+
 def run(config: Config, slug: str, slow_start: bool) -> None:
     job = load_job(config, slug)
     if not _on_systemd(config):
         from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
         sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout))
+    _require_member(config, "running a job")
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
@@ -93,6 +105,7 @@ def kill(config: Config, slug: str) -> None:
         code, message = direct.kill_job(config, job)
         click.echo(message, err=code != 0)
         sys.exit(code)
+    _require_member(config, "stopping a job")
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
@@ -142,31 +155,58 @@ def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> 
             click.echo(printable(info.slug))
 
 
-def logs(config: Config, slug: str, slow_start: bool, which: int) -> None:
+def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool = False) -> None:
+    """``logs``: one run's output; with ``follow``, the running run's as it
+    comes, until the run ends (exit status: the run's, as ``run`` gives it),
+    or the last run's when none is running."""
     job = load_job(config, slug)
-    if job.logging == "file" or not _on_systemd(config):
-        _file_logs(config, job, which)
+    on_systemd = _on_systemd(config)
+    if on_systemd:
+        _require_member(config, "reading a job's output")
+    if follow and which != -1:
+        die("--follow follows the running run; it takes no --run")
+    if job.logging == "file" or not on_systemd:
+        _file_logs(config, job, which, _running(config, job, slow_start) if follow else None)
         return
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
+    from pc_systemd.systemd.bus import BusError
     from pc_systemd.systemd.journal import JournalError
 
     try:
+        if follow:
+            code = systemd_runner.follow(job, slow_start=slow_start, show=_show, say=_say)
+            if code is not None:
+                sys.exit(code)
         log = systemd_runner.logs(job, slow_start=slow_start, which=which)
         _say(systemd_runner.describe_run(job, log))
         for line in log.lines:
             click.echo(line)
-    except (systemd_runner.RunError, JournalError) as err:
+    except (systemd_runner.RunError, JournalError, BusError) as err:
         die(str(err))
 
 
-def _file_logs(config: Config, job: Job, which: int) -> None:
-    """Per-run log files (the direct runner's, or `logging: file` jobs').
+def _running(config: Config, job: Job, slow_start: bool) -> Callable[[], bool]:
+    """Whether the job is running now, asked again at each call."""
+    if _on_systemd(config):
+        from pc_systemd.systemd import runner as systemd_runner  # systemd hosts only
+
+        return lambda: systemd_runner.is_running(job, slow_start)
+    from pc_systemd.cron import direct  # cron hosts only
+
+    return lambda: direct.job_state(config, job.slug).running
+
+
+def _file_logs(config: Config, job: Job, which: int,
+               running: Callable[[], bool] | None = None) -> None:
+    """Per-run log files (the direct runner's, or `logging: file` jobs');
+    with ``running``, the newest one followed while the job runs.
 
     Root reads them from a directory the service user (so every job) can
     write: only a regular file of the service user's is shown, opened
     without following a symlink or blocking on a FIFO, and only as much
-    as it held when opened (:mod:`pc_systemd.core.safe_open`)."""
+    as it held when opened (:mod:`pc_systemd.core.safe_open`), or, when
+    following, what is appended to that same open file."""
     # here: listings need neither (~5 ms of imports)
     from pc_systemd.core.safe_open import copy_to, open_at, service_uid
     from pc_systemd.cron.runlog import log_names
@@ -176,6 +216,8 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
         dir_fd, names = log_names(config.output_directory, job.slug)
     except FileNotFoundError:
         dir_fd, names = -1, []
+    except PermissionError as err:
+        _refused(config, f"{err.filename or directory}: {err.strerror}")
     except OSError as err:
         die(f"{err.filename or directory}: {err.strerror}", 1)
     try:
@@ -190,6 +232,9 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
             fd = open_at(dir_fd, names[index], service_uid(config.user), path)
             try:
                 copy_to(fd, sys.stdout.buffer)
+                sys.stdout.flush()
+                if running is not None:
+                    _follow_file(fd, running)
             finally:
                 os.close(fd)
             sys.stdout.flush()
@@ -198,6 +243,33 @@ def _file_logs(config: Config, job: Job, which: int) -> None:
     finally:
         if dir_fd >= 0:
             os.close(dir_fd)
+
+
+FOLLOW_POLL = 0.2  # seconds between looks at a followed log file
+
+
+def _follow_file(fd: int, running: Callable[[], bool]) -> None:
+    """What is appended to ``fd`` while ``running()``, and once more after."""
+    import time  # --follow only
+
+    while True:
+        alive = running()
+        while block := os.read(fd, 1 << 16):
+            sys.stdout.buffer.write(block)
+        sys.stdout.flush()
+        if not alive:
+            return
+        time.sleep(FOLLOW_POLL)
+
+
+def _refused(config: Config, why: str) -> NoReturn:
+    """A directory of the service user's, refused to another user: on cron
+    hosts, one line that also says how to become that user."""
+    if _on_systemd(config):
+        die(why, 1)
+    from pc_systemd.cron.direct import how_to_become  # cron hosts only, on this error only
+
+    die(f"{why}: {how_to_become(config)}")
 
 
 def show_next(config: Config, slug: str, count: int, as_json: bool) -> None:
@@ -244,6 +316,7 @@ def reload(config: Config) -> None:
     problems = generator.refresh_cache(config.path)
     for problem in problems:
         click.echo(problem, err=True)
+    _apply_access(config)
     try:
         applied = bus.reload_and_apply()
     except PcError as err:
@@ -256,7 +329,25 @@ def reload(config: Config) -> None:
     sys.exit(1 if problems else 0)
 
 
-def install(remove: bool) -> None:
+def _apply_access(config: Config) -> None:
+    """The developer group's polkit rule, as root (see systemd.access)."""
+    if os.geteuid() != 0:
+        return
+    from pc_systemd.systemd import access  # reload and install only
+
+    for what, step in (("polkit rule", access.apply_rule),
+                       ("journal namespace", access.apply_journal_acl),
+                       ("output_directory", access.ensure_output_directory)):
+        try:
+            done = step(config)
+        except OSError as err:
+            click.echo(f"run-job: {what}: {err}", err=True)
+            continue
+        if done:
+            click.echo(f"run-job: {done}", err=True)
+
+
+def install(remove: bool, session: Session) -> None:
     # here: run-job's other commands skip the installer's pathlib and the generator (~5 ms)
     from pc_systemd.systemd import generator
     from pc_systemd.systemd import install as installer
@@ -268,6 +359,9 @@ def install(remove: bool) -> None:
         else:
             click.echo(f"installed {installer.install()}")
             generator.refresh_cache()  # its problems: see run-job --validate or --reload
+            # an invalid configuration: run-job reload names its problems
+            with contextlib.suppress(PcError):
+                _apply_access(load_config(session.config_path))
     except OSError as err:
         click.echo(f"run-job: {err}", err=True)
         sys.exit(2)

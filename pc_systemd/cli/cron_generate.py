@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     loaded = store.load() if store is not None else None
     hit = cached(loaded) if loaded is not None else None
     if hit is not None:
-        text, problems, output = hit
+        text, problems, warnings, output = hit
     else:
         # here: the cached path never loads the configuration's parser (~30 ms of imports)
         from pc_systemd.model.config import load_config
@@ -37,13 +37,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(problem, file=sys.stderr)
             return 2
         try:
-            text, problems = render(config, store, loaded)
+            text, problems, warnings = render(config, store, loaded)
         except OSError as err:
             where = f"{config.job_directory}: {err.strerror or err}"
             print(config.problem("job_directory", where), file=sys.stderr)
             return 2
         output = config.output_crontab
-    for line in problems:
+    for line in (*problems, *warnings):
         print(line, file=sys.stderr)
     if output == "console":
         print(text)  # print's extra newline is the original's too

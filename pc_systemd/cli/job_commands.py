@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click.shell_completion import CompletionItem
 
-from pc_systemd.cli import actions
+from pc_systemd.cli import actions, sudo
 from pc_systemd.cli.actions import Session
 from pc_systemd.model.config import load_config
 from pc_systemd.model.config_file import slug_of, yaml_names
@@ -85,12 +85,16 @@ def status_command(session: Session, only_running: bool, as_json: bool) -> None:
 @click.option("--run", "which_run", metavar="N", type=int, default=-1, show_default=True,
               help="Which run; -1 the last, -2 the one before, 1 the oldest kept.")
 @click.option("-w", "--slow-start", is_flag=True, help="The slow-start runs.")
+@click.option("-f", "--follow", is_flag=True,
+              help="Follow the running run until it ends (exit status: its own).")
 @click.pass_obj
-def logs_command(session: Session, name: str, which_run: int, slow_start: bool) -> None:
+def logs_command(session: Session, name: str, which_run: int, slow_start: bool,
+                 follow: bool) -> None:
     """Show the output of the job's last run.
 
-    Or of the running one, or with --run of an earlier one."""
-    actions.logs(session.config(), name, slow_start, which_run)
+    Or of the running one, or with --run of an earlier one; with --follow,
+    the running one's as it comes."""
+    actions.logs(session.config(), name, slow_start, which_run, follow)
 
 
 @click.command("next")
@@ -114,6 +118,7 @@ def validate_command(session: Session, strict: bool, files: tuple[str, ...]) -> 
     """Check the job directory, or the FILES given.
 
     One line per problem; non-zero exit status on problems."""
+    sudo.check_request(sudo.Request("validate", session.config_path, files))
     actions.validate(session, list(files) or None, strict)
 
 
@@ -139,19 +144,21 @@ def reload_command(session: Session) -> None:
 
 
 @click.command("install-generator")
-def install_command() -> None:
+@click.pass_obj
+def install_command(session: Session) -> None:
     """Install the systemd generator.
 
     Then applies the jobs: their timers are started."""
-    actions.install(remove=False)
+    actions.install(remove=False, session=session)
 
 
 @click.command("uninstall-generator")
-def uninstall_command() -> None:
+@click.pass_obj
+def uninstall_command(session: Session) -> None:
     """Remove the systemd generator.
 
     Then stops the jobs' timers."""
-    actions.install(remove=True)
+    actions.install(remove=True, session=session)
 
 
 COMMANDS = (run_command, kill_command, list_command, status_command, logs_command,

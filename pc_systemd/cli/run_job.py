@@ -9,7 +9,7 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
-from pc_systemd.cli import actions
+from pc_systemd.cli import actions, sudo
 from pc_systemd.cli.actions import Session
 from pc_systemd.cli.job_commands import COMMANDS, JOB_NAME
 
@@ -177,9 +177,24 @@ def run_job(ctx: click.Context, /, config_path: str | None, **given: Any) -> Non
     The flags of the original run-job, and of earlier versions of this one,
     keep working: each does what its command does, with the same output
     and exit status."""
+    flags = Flags(**given)
+    action = ctx.invoked_subcommand or flag_action(flags)
+    # validate's FILES after the subcommand: checked by that command
+    sudo.check_request(sudo.Request(action, config_path, flags.files))
     ctx.obj = Session(config_path)
     if ctx.invoked_subcommand is None:
-        run_flags(ctx, ctx.obj, Flags(**given))
+        run_flags(ctx, ctx.obj, flags)
+
+
+def flag_action(flags: Flags) -> str:
+    """The command a flag-style command line stands for, where sudo cares
+    (any other is named ``flags``)."""
+    for name, given in (("validate", flags.do_validate), ("reload", flags.do_reload),
+                        ("install-generator", flags.install_gen),
+                        ("uninstall-generator", flags.uninstall_gen)):
+        if given:
+            return name
+    return "flags"
 
 
 def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
@@ -211,7 +226,7 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
     if flags.do_validate:
         actions.validate(session, list(flags.files) or None, flags.strict)
     elif flags.install_gen or flags.uninstall_gen:
-        actions.install(flags.uninstall_gen)
+        actions.install(flags.uninstall_gen, session)
     elif flags.do_reload:
         actions.reload(session.config())
     elif flags.next_job:
@@ -237,6 +252,7 @@ for command in COMMANDS:
 
 
 def main() -> None:
+    sudo.check_environment()
     run_job(prog_name="run-job")
 
 

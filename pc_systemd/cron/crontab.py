@@ -18,14 +18,18 @@ if TYPE_CHECKING:  # the annotation only: cron-generate's cached path never load
     from pc_systemd.model.config import Config
 
 KIND = "cron"
-Result = tuple[str, tuple[str, ...]]  # the file's text, its problems (one line each)
+# the file's text, its problems and its warnings (one line each)
+Result = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 
-def join(results: list[Result]) -> tuple[str, list[str]]:
-    return "".join(r[0] for r in results), [p for r in results for p in r[1]]
+def join(results: list[Result]) -> tuple[str, list[str], list[str]]:
+    return ("".join(r[0] for r in results), [p for r in results for p in r[1]],
+            [w for r in results for w in r[2]])
 
 
-def cached(loaded: tuple[Any, file_cache.Entries]) -> tuple[str, list[str], str] | None:
+def cached(
+    loaded: tuple[Any, file_cache.Entries],
+) -> tuple[str, list[str], list[str], str] | None:
     """(text, problems, output_crontab) from what the cache ``loaded`` when
     every job file is as cached; None when anything must be read."""
     (job_directory, output), entries = loaded
@@ -43,8 +47,9 @@ def render(
     config: Config,
     store: file_cache.Cache | None = None,
     loaded: tuple[Any, file_cache.Entries] | None = None,
-) -> tuple[str, list[str]]:
-    """The cron file text and the problems (one line each) of the jobs left out.
+) -> tuple[str, list[str], list[str]]:
+    """The cron file text, the problems (one line each) of the jobs left
+    out, and warnings about jobs run-job will refuse to run here.
 
     Same bytes as the original for the same inputs: one template per
     scheduled job in slug order, ``# Skipping disabled job <slug>`` for the
@@ -78,9 +83,9 @@ def render_part(config: Config, paths: list[str]) -> bytes:
     identity, result) of each file, marshalled (what a worker hands back)."""
     # here: only changed files are read; the cached path skips the parser's imports (~30 ms)
     from pc_systemd.model.errors import PcError, printable
-    from pc_systemd.model.job import load_job
+    from pc_systemd.model.job import cron_host_warnings, load_job
 
-    out = []
+    out: list[tuple[str, file_cache.Identity | None, Result]] = []
     for path in paths:
         ident = file_cache.identity(path)  # first: a change while reading is never cached
         slug = slug_of(path)
@@ -89,7 +94,7 @@ def render_part(config: Config, paths: list[str]) -> bytes:
         except PcError as err:
             # the name of an invalid file may hold anything, a newline too
             problems = tuple(str(p).replace("\n", " ") for p in err.problems)
-            out.append((path, ident, (f"# Skipping invalid job {printable(slug)}\n", problems)))
+            out.append((path, ident, (f"# Skipping invalid job {printable(slug)}\n", problems, ())))
             continue
         if not job.scheduled:
             text = f"# Skipping disabled job {slug}\n"
@@ -101,5 +106,7 @@ def render_part(config: Config, paths: list[str]) -> bytes:
                 user=config.user,
                 command=f"{config.runner_path} --job {slug}",
             )
-        out.append((path, ident, (text, ())))
+        # kept in the cron file: each refused run is then a line in cron's mail
+        warnings = tuple(str(w) for w in cron_host_warnings(job))
+        out.append((path, ident, (text, (), warnings)))
     return marshal.dumps(out)

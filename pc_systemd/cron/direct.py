@@ -38,6 +38,7 @@ import ctypes
 import datetime as dt
 import fcntl
 import os
+import pwd
 import selectors
 import signal
 import subprocess
@@ -55,7 +56,7 @@ from pc_systemd.cron import lock
 from pc_systemd.cron.runlog import ERROR, INFO, Lines, RunLog, newest_log
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
-from pc_systemd.model.job import Job
+from pc_systemd.model.job import SYSTEMD_ONLY, Job
 from pc_systemd.systemd.unit_result import minutes
 
 if TYPE_CHECKING:  # the annotation only: logging is imported where the key asks for it
@@ -184,15 +185,42 @@ def _plain(value: Any) -> Any:
 # -- the service user ------------------------------------------------------------
 
 
-def _wrong_user(config: Config) -> str | None:
-    """Why this process may not run jobs, or None if it is the service user."""
+# Where an operator enables the shipped sudoers example
+# (examples/sudoers.d/process-control), which lets developer_group become
+# the service user on a cron host.
+SUDOERS_FILE = "/etc/sudoers.d/process-control"
+
+
+def how_to_become(config: Config) -> str:
+    """The way a developer runs run-job as the service user."""
+    return (f"use `sudo -u {config.user} run-job ...` (members of group "
+            f"{config.developer_group}, once the operator enabled {SUDOERS_FILE})")
+
+
+def _wrong_user(config: Config, also_root: bool = False) -> str | None:
+    """Why this process may not run (or, ``also_root``, stop) jobs, or None
+    if it is the service user (or root)."""
     wanted = config.user
     uid = service_uid(wanted)
     if uid is None:
         return f"the service user {wanted!r} does not exist"
-    if uid != os.geteuid():
-        return f"You must run jobs as user {wanted!r} (uid {uid}), not as uid {os.geteuid()}"
+    me = os.geteuid()
+    if uid != me and not (also_root and me == 0):
+        return (f"jobs run as user {wanted!r} (uid {uid}), not as uid {me}: "
+                f"{how_to_become(config)}")
     return None
+
+
+def _home() -> str:
+    """Where a job's commands start: the service user's home, as under cron
+    and systemd (``WorkingDirectory=-~``), or / without one. Never the
+    caller's directory: through sudo that is the developer's choice, and a
+    job's relative arguments would name the developer's files."""
+    try:
+        home = pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        return "/"
+    return home if os.path.isdir(home) else "/"
 
 
 # -- signals to run-job ----------------------------------------------------------
@@ -270,6 +298,19 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def _preexec(*steps: Callable[[], None] | None) -> Callable[[], None]:
+    """One preexec function running ``steps`` in order."""
+    todo = [step for step in steps if step is not None]
+    if len(todo) == 1:
+        return todo[0]
+
+    def preexec() -> None:
+        for step in todo:
+            step()
+
+    return preexec
+
+
 def _die_with_runner() -> Callable[[], None]:
     """A preexec function: the command gets SIGKILL if run-job dies, so a
     killed runner never leaves its command running without the lock."""
@@ -282,6 +323,67 @@ def _die_with_runner() -> Callable[[], None]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
+
+
+# -- a command's priority ----------------------------------------------------------
+
+_IOPRIO_WHO_PROCESS = 1
+_IOPRIO_CLASS_SHIFT = 13
+IO_CLASSES = {"best-effort": 2, "idle": 3}
+# The level systemd gives IOSchedulingClass=best-effort (its default
+# IOSchedulingPriority=), so a job gets the same on both backends.
+BEST_EFFORT_LEVEL = 4
+# ioprio_set(2) has no libc wrapper: its number per architecture (asm/unistd.h).
+_IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "riscv64": 30, "ppc64le": 273, "s390x": 282,
+               "i686": 289, "armv7l": 314}
+
+
+def ioprio(io_class: str) -> int:
+    """The ioprio_set(2) value of an ``io_class``."""
+    level = BEST_EFFORT_LEVEL if io_class == "best-effort" else 0
+    return (IO_CLASSES[io_class] << _IOPRIO_CLASS_SHIFT) | level
+
+
+def priority_refusal(job: Job) -> str | None:
+    """Why the direct runner will not run ``job``, or None: limits it cannot
+    enforce (they need systemd's control group), and a priority above its
+    own, which the service user may not raise (EPERM) and which the runner
+    will not take as a privilege even where it could."""
+    for key in SYSTEMD_ONLY:
+        if getattr(job, key) is not None:
+            return str(job.problem(key, "is enforced only on systemd hosts (a control group "
+                                        "limit): not run by the direct runner"))
+    if job.nice is not None:
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        if job.nice < own:
+            return str(job.problem("nice", f"{job.nice} is a higher priority than run-job's own "
+                                           f"(nice {own}), which the direct runner never gives: "
+                                           "not run"))
+    if job.io_class is not None and os.uname().machine not in _IOPRIO_SET:
+        return str(job.problem("io_class", f"not supported by the direct runner on "
+                                           f"{os.uname().machine}: not run"))
+    return None
+
+
+def _set_priority(job: Job) -> Callable[[], None] | None:
+    """A preexec step that gives the command the job's nice and I/O class
+    (absolute values, as systemd's Nice= and IOSchedulingClass=)."""
+    if job.nice is None and job.io_class is None:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    number = _IOPRIO_SET.get(os.uname().machine)
+    nice, io_class = job.nice, job.io_class
+
+    def apply() -> None:
+        if nice is not None:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        if io_class is not None and number is not None and libc.syscall(
+            number, _IOPRIO_WHO_PROCESS, 0, ioprio(io_class)
+        ) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    return apply
 
 
 # -- one run ---------------------------------------------------------------------
@@ -310,7 +412,8 @@ class _Run:
         self.log: RunLog | None = None
         self.grace = grace
         self.env = {**os.environ, **dict(job.environment)}
-        self.preexec = _die_with_runner()
+        self.cwd = _home()
+        self.preexec = _preexec(_die_with_runner(), _set_priority(job))
 
     def run(self, commands: Sequence[Command]) -> RunEnd:
         name = self.job.name
@@ -358,6 +461,7 @@ class _Run:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,  # its own process group, to kill as one
                 preexec_fn=self.preexec,
                 bufsize=0,
@@ -368,6 +472,12 @@ class _Run:
             log.line(ERROR, f"cannot run {command.argv[0]}: {err.strerror}")
             log.end()
             return code, None
+        except subprocess.SubprocessError:
+            # the preexec steps failed (the job's priority could not be set)
+            log.header(command.text, "not started")
+            log.line(ERROR, f"cannot run {command.argv[0]}: its nice or io_class could not be set")
+            log.end()
+            return 126, None
         assert proc.stdout is not None and proc.stderr is not None
         log.header(command.text, proc.pid)
         try:
@@ -551,6 +661,10 @@ def run_job(
     if wrong is not None:
         say(f"run-job: {wrong}")
         return EXIT_UNUSABLE
+    refused = priority_refusal(job)
+    if refused is not None:
+        say(f"run-job: {refused}")
+        return EXIT_UNUSABLE
     commands = job.command
     if slow_start:
         if job.slow_start_command is None:
@@ -685,6 +799,11 @@ def job_state(config: Config, slug: str) -> JobState:
 def kill_job(config: Config, job: Job) -> tuple[int, str]:
     """SIGTERM the running run-job of ``job``, which stops its command's
     process group and records the run as terminated."""
+    # Root may stop any run; anyone else would only meet a permission
+    # error on the run directory (0700): say instead how to do it.
+    wrong = _wrong_user(config, also_root=True)
+    if wrong is not None:
+        return EXIT_UNUSABLE, f"run-job: {wrong}"
     path = lock.lock_path(config.run_directory, job.slug)
     not_running = (EXIT_FAILED, f"{job.name} ({job.slug}) is not running")
     try:

@@ -38,6 +38,13 @@ def _user(entry: Entry) -> str:
     return name
 
 
+def _group(entry: Entry) -> str:
+    name = f.text(entry)
+    if not _USER.match(name) or name.endswith("$"):
+        raise entry.problem(f"{name!r} is not a valid group name")
+    return name
+
+
 def _abs_path(entry: Entry) -> str:
     value = f.nonempty_text(entry)
     if not value.startswith("/"):
@@ -102,6 +109,13 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "Service user every job runs as."),
     Key("allow_root", "boolean", f.flag, False,
         "Allow `user: root` (or uid 0); without it a root service user is refused."),
+    Key("allow_negative_nice", "boolean", f.flag, False,
+        "Allow a negative `nice` (a priority above other processes') in job files; "
+        "`default_job_config` may set one without it. `allow_root` does not imply it."),
+    Key("developer_group", "group name", _group, "process-control-dev",
+        "Its members may run, stop and follow jobs and read their output with "
+        "`run-job`, without root or a password (polkit on systemd hosts, a sudoers "
+        "drop-in on cron hosts); the package creates the default group."),
     Key("job_directory", "path", _abs_path, "/var/lib/process-control",
         "Where job files (`<slug>.yaml`) live."),
     Key("default_job_config", "mapping", _entries, (),
@@ -149,6 +163,8 @@ class Config:
     path: str | None  # None: built-in defaults, no file
     user: str
     allow_root: bool
+    allow_negative_nice: bool
+    developer_group: str
     job_directory: str
     default_job_config: tuple[Entry, ...]
     runner_path: str

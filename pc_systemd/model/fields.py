@@ -169,6 +169,65 @@ def positive_int(entry: Entry) -> int:
     return value
 
 
+_SIZE = re.compile(r"([1-9][0-9]{0,15})([KMGT]?)\Z")
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MIN_MEMORY = 1 << 20  # less is surely a mistake ("512" meant as megabytes)
+MAX_MEMORY = 1 << 50  # 1024T; systemd's own limit is 2**64 - 2 bytes
+
+
+def memory_size(entry: Entry) -> int:
+    """Bytes: a whole number, optionally with K, M, G or T (powers of 1024,
+    as systemd reads them), e.g. ``512M``; at least 1M."""
+    value = scalar(entry, entry.value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise entry.problem(f"expected a size such as 512M or 2G, got {type_name(value)}")
+    found = _SIZE.match(str(value)) if isinstance(value, str) or value > 0 else None
+    if found is None:
+        raise entry.problem(
+            f"expected a size such as 512M or 2G (K, M, G, T: powers of 1024), "
+            f"got {check_line(entry, _written(entry.value))!r}")
+    size = int(found.group(1)) * SIZE_UNITS[found.group(2)]
+    if size < MIN_MEMORY:
+        raise entry.problem(f"{size} bytes is less than 1M (write 512M for 512 megabytes)")
+    if size > MAX_MEMORY:
+        raise entry.problem("is more than 1024T")
+    return size
+
+
+_PERCENT = re.compile(r"([0-9]{1,6}(?:\.[0-9]{1,2})?)%\Z")
+MAX_CPU_PERCENT = 100_000  # a thousand CPUs
+
+
+def cpu_percent(entry: Entry) -> float:
+    """Percent of one CPU (``50``, ``150`` for one and a half, or ``'50%'``),
+    at most two decimals (systemd's resolution), more than 0."""
+    value = scalar(entry, entry.value)
+    if isinstance(value, str):
+        found = _PERCENT.match(value)
+        if found is None:
+            raise entry.problem(
+                f"expected a percentage such as 50 or 150%, got {check_line(entry, value)!r}")
+        percent = float(found.group(1))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        percent = float(value)
+    else:
+        raise entry.problem(f"expected a percentage such as 50 or 150%, got {type_name(value)}")
+    if not math.isfinite(percent) or percent <= 0 or percent > MAX_CPU_PERCENT:
+        raise entry.problem(
+            f"must be a percentage > 0 and <= {MAX_CPU_PERCENT}, got {_written(entry.value)}")
+    if abs(percent * 100 - round(percent * 100)) > 1e-6:
+        raise entry.problem(f"at most two decimals, got {_written(entry.value)}")
+    return round(percent, 2)
+
+
+def nice(entry: Entry) -> int:
+    """A nice value, -20 (first) to 19 (last)."""
+    value = number(entry)
+    if not isinstance(value, int) or not -20 <= value <= 19:
+        raise entry.problem(f"must be a whole number from -20 to 19, got {_written(entry.value)}")
+    return value
+
+
 def choice(*allowed: str) -> Callable[[Entry], str]:
     def parse(entry: Entry) -> str:
         value = text(entry)
@@ -408,6 +467,23 @@ BOOLEAN = {"anyOf": [{"type": "boolean"}, {"enum": list(YAML11_BOOLEANS)}]}
 MINUTES = {"type": "number", "minimum": 0, "maximum": 10 * 365 * 86400 // 60}
 POSITIVE_INT = {"type": "integer", "minimum": 1}  # positive_int (2.0 passes: JSON's integer)
 STRINGS = text_or_list(NONEMPTY_TEXT)  # string_list
+# memory_size: bytes, or a size with a unit (whether "1K" is under 1M, or
+# "2000T" over 1024T, is the parser's to say).
+MEMORY_SIZE = {"anyOf": [
+    {"type": "integer", "minimum": MIN_MEMORY, "maximum": MAX_MEMORY},
+    {"type": "string", **matching(
+        "^" + _SIZE.pattern.removesuffix(r"\Z") + "$(?!\\n)",
+        "a size such as 512M or 2G (K, M, G, T: powers of 1024)")},
+]}
+# cpu_percent: a number, or text with '%' (no multipleOf 0.01 for "at most two
+# decimals": validators compute it in floating point and refuse 0.07).
+CPU_PERCENT = {"anyOf": [
+    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_CPU_PERCENT},
+    {"type": "string", **matching(
+        "^" + _PERCENT.pattern.removesuffix(r"\Z") + "$(?!\\n)",
+        "a percentage such as 50 or 150%")},
+]}
+NICE = {"type": "integer", "minimum": -20, "maximum": 19}  # nice
 # commands: a string (numbers are not taken as written), tabs allowed, and
 # the program does not start with one of systemd's ExecStart= flags.
 COMMAND_LINE = text_schema(

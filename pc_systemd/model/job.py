@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -29,6 +30,10 @@ from pc_systemd.model.schedule import CronSchedule
 SLUG = re.compile(r"(?!.*\.yaml)(?!.*\.slow-start\Z)[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
 SLUG_RULE = ("letters, digits, '_', '-' and '.', at most 100, not starting with '-' or '.',"
              " no '.yaml', not ending in '.slow-start'")
+# The names our own units take (process-control-reload.*, -metrics.*; see
+# systemd/units.py): a job of that name would replace them (the reload
+# service runs as root) and get the developer group's rights on them.
+RESERVED_SLUGS = frozenset({"reload", "metrics"})
 
 
 # A run's own log file, ``logging: file`` on systemd (:mod:`pc_systemd.systemd.filelog`,
@@ -73,6 +78,10 @@ class Job:
     failmail: Failmail | None
     sandbox: bool
     logging: str
+    memory_max: int | None
+    cpu_quota: float | None
+    nice: int | None
+    io_class: str | None
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     # where each key was written ("file", line), for checks made after loading
     lines: Mapping[str, tuple[str, int]] = field(default_factory=dict, compare=False)
@@ -87,6 +96,25 @@ class Job:
         return self.schedule is not None and not self.disabled
 
 
+# Limits only a control group enforces: systemd hosts only.
+SYSTEMD_ONLY = ("memory_max", "cpu_quota")
+
+
+def cron_host_warnings(job: Job) -> tuple[Problem, ...]:
+    """What the direct runner (hosts without systemd) will refuse to run,
+    as warnings for ``cron-generate`` and ``--validate`` there: limits
+    that need systemd's control group, and a negative nice, a priority the
+    runner (the unprivileged service user) cannot give."""
+    found = [
+        job.problem(key, "is enforced only on systemd hosts: run-job will not run this job here")
+        for key in SYSTEMD_ONLY if getattr(job, key) is not None
+    ]
+    if job.nice is not None and job.nice < 0:
+        found.append(job.problem("nice", "a negative nice is applied only on systemd hosts: "
+                                         "run-job will not run this job here"))
+    return tuple(dataclasses.replace(p, warning=True) for p in found)
+
+
 def check_location(path: str, job_directory: str, listed: bool = False) -> list[Problem]:
     """The original refused job files outside job_directory, and symlinks
     that lead out of it: job files are what review protects.  ``listed``:
@@ -97,6 +125,9 @@ def check_location(path: str, job_directory: str, listed: bool = False) -> list[
         problems.append(Problem(path, 1, FILE_KEY, f"job files must end in {JOB_SUFFIX}"))
     elif not SLUG.match(slug):
         problems.append(Problem(path, 1, FILE_KEY, f"bad job name {slug!r}: use {SLUG_RULE}"))
+    elif slug in RESERVED_SLUGS:
+        problems.append(Problem(path, 1, FILE_KEY,
+                                f"job name {slug!r} is reserved for process-control's own units"))
     if not listed:
         real_dir = os.path.realpath(job_directory)
         where = os.path.realpath(os.path.dirname(os.path.abspath(path)))
@@ -149,6 +180,12 @@ def load_job(path: str, config: Config, listed: bool = False) -> Job:
     values.update(parsed)
     problems.extend(more)
     lines.update((e.key, (path, e.line)) for e in entries if e.key in KEYS_BY_NAME)
+    if parsed.get("nice", 0) < 0 and not config.allow_negative_nice:
+        # A job file is reviewed by developers, not the host's administrator:
+        # a priority above the host's own processes is the administrator's call.
+        problems.append(Problem(path, lines["nice"][1], "nice",
+                                f"{parsed['nice']} is a negative nice: the global configuration"
+                                " must set allow_negative_nice: true to allow it in job files"))
     for key in JOB_KEYS:
         if key.required and key.name not in values and not _reported(problems, key.name):
             problems.append(f.missing(path, key.name))

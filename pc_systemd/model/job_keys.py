@@ -27,6 +27,7 @@ class Failmail:
 FAILMAIL_KEYS = ("from_address", "to_address")
 FAILMAIL = f.mapping_schema(FAILMAIL_KEYS, dict.fromkeys(FAILMAIL_KEYS, f.NONEMPTY_TEXT))
 LOGGING = ("journal", "file")
+IO_CLASSES = ("idle", "best-effort")
 
 
 def failmail(entry: Entry) -> Failmail:
@@ -123,6 +124,25 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         "systemd hardening of the job's service (no new privileges, read-only "
         "/usr /boot /etc, private /tmp and /dev, ...); `false` turns it off for jobs "
         "that need more.", schema=f.BOOLEAN),
+    Key("memory_max", "size", f.memory_size, None,
+        "Memory limit of the job's whole process tree (`512M`, `2G`; K, M, G, T are "
+        "powers of 1024; at least `1M`): systemd's `MemoryMax=` on the job's control "
+        "group. Refused on hosts without systemd.",
+        default_doc="none (no limit)", schema=f.MEMORY_SIZE),
+    Key("cpu_quota", "percent", f.cpu_percent, None,
+        "CPU time the job may use, in percent of one CPU (`50`, or `150` for one and a "
+        "half CPUs): systemd's `CPUQuota=`. Refused on hosts without systemd.",
+        default_doc="none (no limit)", schema=f.CPU_PERCENT),
+    Key("nice", "-20..19", f.nice, None,
+        "Scheduling priority (`Nice=`): 19 is the lowest. A negative value in a job "
+        "file needs `allow_negative_nice: true` in the global configuration, and is "
+        "refused on hosts without systemd.",
+        default_doc="none (inherited: 0)", schema=f.NICE),
+    Key("io_class", "idle | best-effort", f.choice(*IO_CLASSES), None,
+        "I/O scheduling class (`IOSchedulingClass=`): `idle` gets disk time only when "
+        "no other process wants it (where the disk's I/O scheduler has classes, "
+        "such as BFQ); `best-effort` is the normal class, at level 4.",
+        default_doc="none (inherited)", schema=f.one_of(*IO_CLASSES)),
     Key("logging", "journal | file", f.choice(*LOGGING), "journal",
         "Where each run's output goes: the journal, or "
         "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`.", schema=f.one_of(*LOGGING)),

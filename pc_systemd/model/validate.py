@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from pc_systemd.model.backend import DIRECT, choose
 from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
+from pc_systemd.model.job import cron_host_warnings
 from pc_systemd.model.jobset import load_jobs
 
 
@@ -38,6 +40,8 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
             invalid.add(job.slug)
     checked = len(jobset.jobs) + len(jobset.broken)
     warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings)
+    if choose(config) == DIRECT:  # what run-job would refuse on this host
+        warnings += tuple(w for job in jobset.jobs for w in cron_host_warnings(job))
     return Report(checked, len(invalid), tuple(errors), warnings)
 
 

@@ -215,7 +215,7 @@ def journal_output(unit: str, invocation: str, start: int | None, slug: str) -> 
     """A run logged to the journal (``logging: journal`` on systemd): the
     last lines of its output (:func:`pc_systemd.systemd.journal.output`),
     the run having started at ``start`` (microseconds; None: not known)."""
-    rest = (f"journalctl _SYSTEMD_INVOCATION_ID={invocation}",
+    rest = (f"journalctl --namespace={journal.NAMESPACE} _SYSTEMD_INVOCATION_ID={invocation}",
             f"run-job --logs {slug} (while it is the last run)")
     journal.sync()  # lines still in journald's buffers would be missing
     try:

@@ -63,7 +63,7 @@ def _reason(err: Exception) -> str:
         for word in ("accessdenied", "access denied", "interactive authentication",
                      "permission denied")
     ):
-        return "permission denied by systemd (run as root)"
+        return "permission denied by systemd (run as root, or as a member of developer_group)"
     if code in (-2, -111) or "No such file or directory" in text or "Connection refused" in text:
         return "cannot reach systemd over D-Bus (is this host running systemd?)"
     return text

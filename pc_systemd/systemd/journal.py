@@ -29,6 +29,11 @@ from pc_systemd.model.jobinfo import LastRun, timestamp
 from pc_systemd.systemd.unit_result import CLD_NAMES, outcome, signal_number
 
 JOURNALCTL = "journalctl"
+# The job services' journal namespace (LogNamespace= in templates/job.service.j2):
+# their output is there, systemd's records of their runs in the system journal.
+# "+" reads both, and a developer, who may read only the namespace, gets that.
+NAMESPACE = "process-control"
+BOTH = f"--namespace=+{NAMESPACE}"
 # MESSAGE_IDs of systemd's messages about a unit (catalog/systemd.catalog).
 STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
 EXITED = "98e322203f7a4ed290d09fe03c09fe15"  # EXIT_CODE, EXIT_STATUS
@@ -105,7 +110,7 @@ class _RunBuilder:
 def _journalctl(args: list[str]) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
-            [JOURNALCTL, "--quiet", "--no-pager", "--output=json", *args],
+            [JOURNALCTL, BOTH, "--quiet", "--no-pager", "--output=json", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""},
         )
@@ -174,8 +179,23 @@ def runs(unit: str) -> list[Run]:
                 unit, invocation, record_time(entry))
         builder.add(entry)
     found = [b.build() for b in builders.values()]
+    if not found:
+        found = _runs_from_output(unit)
     found.sort(key=lambda run: run.start)
     return found
+
+
+def _runs_from_output(unit: str) -> list[Run]:
+    """The runs seen in the unit's own output, for a reader who may not read
+    systemd's records (the developer group reads only the jobs' namespace):
+    started at their first line, their end and result not known here."""
+    first: dict[str, int] = {}
+    args = ["--output-fields=_SYSTEMD_INVOCATION_ID", f"_SYSTEMD_UNIT={unit}"]
+    for entry in entries(args):
+        tag = entry.get("_SYSTEMD_INVOCATION_ID")
+        if isinstance(tag, str) and tag not in first:
+            first[tag] = int(entry["__REALTIME_TIMESTAMP"])
+    return [Run(unit, tag, start, None, None, None, None) for tag, start in first.items()]
 
 
 def last_runs(units: list[str]) -> dict[str, Run]:
@@ -348,8 +368,9 @@ def sync() -> None:
     """Have journald write out what it has received (root only; others
     wait a moment instead, as journald writes within milliseconds)."""
     if os.geteuid() == 0:
-        subprocess.run([JOURNALCTL, "--sync"], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        for which in ([], [f"--namespace={NAMESPACE}"]):
+            subprocess.run([JOURNALCTL, *which, "--sync"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     else:
         time.sleep(0.3)
 

@@ -23,7 +23,7 @@ from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.job import Job
 from pc_systemd.systemd import journal
 from pc_systemd.systemd.bus import SERVICE_IFACE, UNIT_IFACE, Systemd, systemd
-from pc_systemd.systemd.unit_result import EXIT_FAILED, RUNNING, outcome
+from pc_systemd.systemd.unit_result import CLD_NAMES, EXIT_FAILED, RUNNING, outcome
 from pc_systemd.systemd.units import service_name, slow_start_name
 
 EXIT_OK = 0
@@ -240,6 +240,53 @@ def stop(job: Job, say: Say) -> int:
     return EXIT_OK
 
 
+def is_running(job: Job, slow_start: bool) -> bool:
+    unit = unit_of(job, slow_start)
+    with systemd() as sd:
+        return _Look.take(sd, _loaded_path(sd, unit)).running
+
+
+def follow(job: Job, *, slow_start: bool, show: Say, say: Say) -> int | None:
+    """``logs --follow``: the running run's output from its start, as it
+    is logged, until the run ends; its exit status then, as :func:`run`
+    gives it. None when the unit is not running (the caller shows the
+    last run). An interrupt stops following, never the run."""
+    unit = unit_of(job, slow_start)
+    with systemd() as sd:
+        path = _loaded_path(sd, unit)
+        look = _Look.take(sd, path)
+        if not look.running:
+            return None
+        sd.ref_unit(path)
+        follower = journal.Follower(unit, look.started)
+        follower.invocation = _invocation(sd, path)
+        started = look.started
+        try:
+            with _Interrupts() as interrupts:
+                while interrupts.received is None:
+                    for line in follower.read(POLL):
+                        show(line)
+                    look = _Look.take(sd, path)
+                    if look.done or look.started != started:
+                        break
+                if interrupts.received is not None:
+                    return 128 + interrupts.received
+            for line in follower.finish():
+                show(line)
+        finally:
+            follower.close()
+        if look.started != started:
+            say(f"{job.name}: another run has begun")
+            return EXIT_OK
+        result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
+        code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
+        status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
+    done = outcome(job.name, result, code, status, job.timeout)
+    if done.reason is not None:
+        say(done.reason)
+    return done.exit_status
+
+
 # -- logs ------------------------------------------------------------------------
 
 
@@ -265,10 +312,32 @@ def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
             f"(use 1..{len(found)}, or -1 for the last)"
         )
     run_ = found[index]
+    if run_.result is None and index == len(found) - 1:
+        run_ = _ended_by_bus(unit, run_)
     following = found[index + 1] if index + 1 < len(found) else None
     end = following.start if following is not None else None
     return RunLog(index + 1, len(found), run_,
                   journal.output(unit, run_.invocation, run_.start, end))
+
+
+def _ended_by_bus(unit: str, run_: journal.Run) -> journal.Run:
+    """The last run, known from its output only (a reader of the jobs'
+    namespace but not of systemd's records, such as the developer group),
+    with its end from systemd when it is over: a unit that failed keeps its
+    result loaded; one that succeeded is unloaded, and loads again as
+    ``success``."""
+    import dataclasses  # this case only
+
+    with systemd() as sd:
+        path = sd.load_unit(unit)
+        if _Look.take(sd, path).running:
+            return run_
+        result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
+        code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
+        status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
+    names = {number: name for name, number in CLD_NAMES.items()}
+    return dataclasses.replace(run_, result=result, exit_code=names.get(code),
+                               exit_status=status)
 
 
 def describe_run(job: Job, log: RunLog) -> str:

@@ -46,6 +46,13 @@ class _Compiler:
                 raise Unsupported(f"{self.name}: filter keyword arguments")
             args = ", ".join(self.expr(a) for a in [node.node, *node.args])
             return f"f[{node.name!r}]({args})"
+        if isinstance(node, nodes.Test) and node.name == "none" and not node.args:
+            return f"({self.expr(node.node)} is None)"
+        if isinstance(node, nodes.Not):
+            inner = node.node
+            if isinstance(inner, nodes.Test) and inner.name == "none" and not inner.args:
+                return f"({self.expr(inner.node)} is not None)"
+            return f"(not {self.expr(inner)})"
         raise Unsupported(f"{self.name}:{node.lineno}: {type(node).__name__}")
 
     def body(self, body: list[nodes.Node], indent: str) -> None:

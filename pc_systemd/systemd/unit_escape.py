@@ -125,3 +125,20 @@ def seconds(value: float) -> str:
         return "infinity"
     millis = max(1, round(value * 1000))  # "0s" would mean no limit at all
     return f"{millis}ms" if millis % 1000 else f"{millis // 1000}s"
+
+
+def integer(value: int) -> str:
+    """A whole number (``Nice=``, ``MemoryMax=`` in bytes)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UnitValueError(f"not a whole number: {value!r}")
+    return str(value)
+
+
+def percent(value: float) -> str:
+    """A percentage with at most two decimals (``CPUQuota=``), which is
+    systemd's resolution: ``50%``, ``12.5%``."""
+    hundredths = round(value * 100)
+    if hundredths <= 0 or abs(value * 100 - hundredths) > 1e-6:
+        raise UnitValueError(f"not a percentage > 0 with at most two decimals: {value!r}")
+    whole, part = divmod(hundredths, 100)
+    return f"{whole}%" if part == 0 else f"{whole}.{part:02d}".rstrip("0") + "%"

@@ -49,6 +49,8 @@ FILTERS: Mapping[str, Callable[..., str]] = {
     "seconds": esc.seconds,
     "exec": esc.exec_argv,
     "env": esc.environment,
+    "integer": esc.integer,
+    "percent": esc.percent,
 }
 Render = Callable[..., str]
 
@@ -158,13 +160,12 @@ class Renderer:
 
     def _service(self, job: Job, commands: Sequence[Command], what: str) -> str:
         argvs: list[Sequence[str]] = [c.argv for c in commands]
-        logs_directory = None
         if job.logging == "file":
+            # Not LogsDirectory=: systemd would give the directory the service
+            # user's group at each start, and the developer group (which the
+            # package's output_directory passes on: setgid) could not read it.
             out = os.path.join(self.config.output_directory, job.slug)
             argvs = [filelog.wrapped(out, job.slug, argv) for argv in argvs]
-            if out.startswith("/var/log/"):
-                # systemd creates it, owned by the service user, at each start.
-                logs_directory = out[len("/var/log/"):]
         return self.service(
             source=job.path,
             description=f"process-control job {job.slug}{what}: {job.name}",
@@ -174,8 +175,11 @@ class Renderer:
             commands=argvs,
             timeout=job.timeout * 60,
             ident=job.slug,
-            logs_directory=logs_directory,
             sandbox=job.sandbox,
+            memory_max=job.memory_max,
+            cpu_quota=job.cpu_quota,
+            nice=job.nice,
+            io_class=job.io_class,
         )
 
     def _ours(self, module: str) -> list[str]:
@@ -200,7 +204,8 @@ class Renderer:
                      self.reload_service(command=[*self._ours("cli.run_job"), "--reload"])),
             UnitFile(MAIL + ".service", self.mail_service(
                 command=self._ours("monitoring.on_failure"),
-                groups=" ".join([JOURNAL_GROUP, *_log_group(self.config.user)]))),
+                groups=" ".join([JOURNAL_GROUP,
+                                 *_log_groups(self.config.user, self.config.developer_group)]))),
         ]
         metrics_file = self.config.metrics_file
         if metrics_file is not None:
@@ -223,14 +228,21 @@ def mail_name(slug: str) -> str:
     return f"{MAIL}{slug}.service"
 
 
-def _log_group(user: str) -> list[str]:
-    """The service user's primary group, which owns ``logging: file`` output,
-    for the failure mail to read it; none if the user is unknown here."""
+def _log_groups(user: str, developer_group: str) -> list[str]:
+    """The groups of ``logging: file`` output, for the failure mail to read
+    it: the developer group (the package's output_directory passes it on)
+    and the service user's primary group (files from before); those that
+    exist here, never root's."""
+    names = []
     try:
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-        if entry.pw_gid == 0:
-            return []  # never root's group
-        name = grp.getgrgid(entry.pw_gid).gr_name
+        if entry.pw_gid != 0:
+            names.append(grp.getgrgid(entry.pw_gid).gr_name)
     except (KeyError, OverflowError):
-        return []
-    return [name] if name and name.isprintable() and " " not in name else []
+        pass
+    try:
+        if grp.getgrnam(developer_group).gr_gid != 0:
+            names.append(developer_group)
+    except KeyError:
+        pass
+    return [n for n in dict.fromkeys(names) if n and n.isprintable() and " " not in n]

@@ -1,0 +1,252 @@
+"""The developer group's rights on systemd hosts: the polkit rule, and who is a member.
+
+systemd asks polkit before it starts or stops a unit for a caller that is
+not root: action ``org.freedesktop.systemd1.manage-units``, with the details
+``unit`` (the unit's name) and ``verb`` (``start``, ``stop``, ``restart``,
+``kill``, ...). Our rule answers yes, with no password, for members of the
+developer group, for the verbs ``run-job`` uses (start: ``run``; stop:
+``kill`` and an interrupted ``run``; ref: keeping the unit loaded while
+``run`` follows it), on the jobs' own services only
+(``process-control-SLUG.service`` and ``...SLUG.slow-start.service``; never a
+unit of ours, whose names no job may take: ``model.job.RESERVED_SLUGS``). It
+leaves every other question to the rules after it: systemd's default asks for
+an administrator.
+
+The package ships the rule for its default group, as
+``/usr/share/polkit-1/rules.d/50-process-control.rules`` (the file in this
+repository, ``systemd/polkit/``, is :func:`rule` of the defaults; a test keeps it
+so). polkit reads ``/etc/polkit-1/rules.d/`` before ``/usr/share``'s file of the
+same name, and reads both: with another ``developer_group:``, ``run-job reload``
+writes the rule for that group to ``/etc`` (:func:`apply_rule`), and that rule
+sends the default group's members to the administrator, as before the package.
+
+A job's output is read with journalctl in the journal namespace of the job
+services (``LogNamespace=``), whose files the group may read (the package's
+tmpfiles.d lines): never the system journal.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+from collections.abc import Sequence
+
+from pc_systemd.model.config import KEYS_BY_NAME, Config
+from pc_systemd.model.job import RESERVED_SLUGS
+from pc_systemd.systemd.units import PREFIX
+
+DEFAULT_GROUP: str = KEYS_BY_NAME["developer_group"].default
+RULE_NAME = "50-process-control.rules"
+SHIPPED_RULE = "/usr/share/polkit-1/rules.d/" + RULE_NAME
+LOCAL_RULE = "/etc/polkit-1/rules.d/" + RULE_NAME
+# "ref": run-job holds the unit while it follows a run (Unit.Ref), or a unit
+# that ran successfully would be unloaded with its result before it is read.
+VERBS = ("start", "stop", "ref")
+MARK = "process-control: written by run-job reload"  # what is ours, in /etc
+
+_RULE = """\
+// process-control: members of the developer group may start and stop the
+// jobs' own services (run-job run, kill) without a password; nothing else.
+// systemd passes the unit's name and the verb as the details "unit" and "verb".
+@MARK@
+polkit.addRule(function (action, subject) {
+    var group = @GROUP@;
+    var formerGroups = @FORMER@;  // groups this rule replaces: asked as before
+    var prefix = @PREFIX@;
+    var reserved = @RESERVED@;  // names of process-control's own units
+    var verbs = @VERBS@;
+    if (action.id != "org.freedesktop.systemd1.manage-units") {
+        return polkit.Result.NOT_HANDLED;
+    }
+    var unit = action.lookup("unit") || "";
+    var verb = action.lookup("verb") || "";
+    var match = /^([A-Za-z0-9_][A-Za-z0-9_.-]*)\\.service$/.exec(unit.substr(prefix.length));
+    if (unit.indexOf(prefix) != 0 || match === null || reserved.indexOf(match[1]) >= 0 ||
+            verbs.indexOf(verb) < 0) {
+        return polkit.Result.NOT_HANDLED;
+    }
+    if (subject.isInGroup(group)) {
+        return polkit.Result.YES;
+    }
+    for (var i = 0; i < formerGroups.length; i++) {
+        if (subject.isInGroup(formerGroups[i])) {
+            return polkit.Result.AUTH_ADMIN;
+        }
+    }
+    return polkit.Result.NOT_HANDLED;
+});
+"""
+
+
+def rule(group: str = DEFAULT_GROUP, former: Sequence[str] = (), mark: str = "") -> str:
+    """The polkit rule for ``group``; members of ``former`` groups are asked
+    for an administrator, as without the rule. Every value is a JSON literal
+    (the group name is validated too: config._group)."""
+    values = {
+        "@MARK@": f"// {mark}" if mark else "// (shipped with the package)",
+        "@GROUP@": json.dumps(group),
+        "@FORMER@": json.dumps(list(former)),
+        "@PREFIX@": json.dumps(PREFIX),
+        "@RESERVED@": json.dumps(sorted(RESERVED_SLUGS)),
+        "@VERBS@": json.dumps(list(VERBS)),
+    }
+    text = _RULE
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+def apply_rule(config: Config, shipped: str | None = None, local: str | None = None) -> str | None:
+    """Make polkit's rule match ``developer_group`` (root, at ``run-job
+    reload``): what was done, or None. The rule goes to /etc when the group
+    is not the default, or when no package shipped one (a wheel's install);
+    ours is removed from /etc when the shipped one is right."""
+    shipped = shipped or SHIPPED_RULE
+    local = local or LOCAL_RULE
+    group = config.developer_group
+    wanted = None
+    if group != DEFAULT_GROUP:
+        wanted = rule(group, [DEFAULT_GROUP], MARK)
+    elif not os.path.exists(shipped):
+        wanted = rule(group, (), MARK)
+    current = _read(local)
+    if wanted is None:
+        if current is not None and MARK in current:
+            os.unlink(local)
+            return f"removed {local}"
+        return None
+    if current == wanted:
+        return None
+    if current is not None and MARK not in current:
+        return f"{local} exists and is not ours: left alone (developer_group {group!r})"
+    if not os.path.isdir(os.path.dirname(local)):
+        return None  # no polkit here: nobody to tell (the refusals name the group)
+    tmp = f"{local}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(wanted)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, local)
+    return f"wrote {local} for developer_group {group!r}"
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def is_member(group: str) -> bool:
+    """Whether this process may use the group's rights: root, or a member:
+    by this process's groups, or by the group database, which is what polkit
+    asks (a user just added has it before a new login)."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        entry = grp.getgrnam(group)
+    except KeyError:
+        return False
+    if entry.gr_gid == os.getegid() or entry.gr_gid in os.getgroups():
+        return True
+    try:
+        me = pwd.getpwuid(os.geteuid())
+    except KeyError:
+        return False
+    return me.pw_gid == entry.gr_gid or me.pw_name in entry.gr_mem
+
+
+def refusal(group: str, what: str) -> str:
+    """The one line for a user who may not: which group is needed."""
+    try:
+        grp.getgrnam(group)
+        missing = ""
+    except KeyError:
+        missing = " (no such group on this host)"
+    return f"{what} needs root or membership in group {group!r}{missing}"
+
+
+def ensure_output_directory(config: Config) -> str | None:
+    """``output_directory`` as the package's tmpfiles.d line makes the
+    default one (root, at ``run-job reload``): created if missing, owned by
+    the service user, group the developer group, mode 2750 (setgid: each
+    job's directory and file inherits the group, so members read
+    ``logging: file`` output and others do not). What was done, or why the
+    group cannot read it; None when all is well."""
+    path = config.output_directory
+    group = config.developer_group
+    try:
+        gid: int | None = grp.getgrnam(group).gr_gid
+    except KeyError:
+        gid = None  # no such group here: the service user's own
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return _create(path, config.user, gid, group)
+    if gid is None:
+        return None
+    if not os.path.isdir(path) or st.st_gid != gid or not st.st_mode & 0o2000:
+        return (f"output_directory {path} is not a setgid directory of group {group!r}: "
+                "the developer group cannot read `logging: file` output (see README, "
+                "Security)")
+    return None
+
+
+def _create(path: str, user: str, gid: int | None, group: str) -> str | None:
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except (KeyError, OverflowError):
+        return None  # no service user yet: its directory waits too
+    uid = entry.pw_uid
+    if gid is None:
+        gid, group = entry.pw_gid, f"{entry.pw_gid} (no group {group!r} here)"
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    os.mkdir(path, 0o700)
+    # by descriptor, without following a link: the parent may be the service user's
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o2750)
+    finally:
+        os.close(fd)
+    return f"created {path} (owner {user}, group {group}, mode 2750)"
+
+
+GROUP_TMPFILES = "/etc/tmpfiles.d/process-control-developer-group.conf"
+TMPFILES = "systemd-tmpfiles"
+JOURNAL_DIRECTORY = "/var/log/journal/%m.process-control"
+
+
+def apply_journal_acl(config: Config, path: str | None = None) -> str | None:
+    """Another ``developer_group`` reads the jobs' journal namespace too: a
+    tmpfiles.d line of ours in /etc (the package's gives the default group
+    its ACL), applied at once, recursively for the files journald already
+    wrote. Back to the default group, the file goes (the ACL entries it
+    made stay until removed by hand: ``setfacl -R -x g:GROUP``)."""
+    path = path or GROUP_TMPFILES
+    group = config.developer_group
+    current = _read(path)
+    if group == DEFAULT_GROUP:
+        if current is not None and MARK in current:
+            os.unlink(path)
+            return f"removed {path}"
+        return None
+    wanted = (f"# {MARK}, for developer_group {group}: its members read the jobs' journal\n"
+              f"A+ {JOURNAL_DIRECTORY} - - - - d:group:{group}:r-x,group:{group}:r-x\n")
+    if current != wanted:
+        if current is not None and MARK not in current:
+            return f"{path} exists and is not ours: left alone (developer_group {group!r})"
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(f"{path}.tmp", "w", encoding="utf-8") as handle:
+            handle.write(wanted)
+        os.chmod(f"{path}.tmp", 0o644)
+        os.replace(f"{path}.tmp", path)
+    import subprocess  # reload as root only
+
+    done = subprocess.run([TMPFILES, "--create", path], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        return f"systemd-tmpfiles --create {path}: {done.stderr.strip() or done.returncode}"
+    return f"wrote {path} for developer_group {group!r}" if current != wanted else None
