@@ -10,12 +10,13 @@ here=$PWD
 # Debian packages: systemd-nspawn boots the real systemd the tests use,
 # libsystemd-dev + pkg-config + gcc build pystemd, cron is the real cron
 # daemon of the cron-host tests, hyperfine times the benchmarks, sudo is
-# what developers use on cron hosts (the sudoers example's tests).
+# what developers use on cron hosts (the sudoers example's tests), polkitd
+# answers systemd for them on systemd hosts (the developer group's tests).
 # The package tests build the Debian package (debhelper, dh-python,
 # pybuild's pyproject plugin, help2man for the man pages), check it with
 # lintian and install it in a container, where its dependencies must
 # already be on this machine (the containers have no network).
-debs=(systemd systemd-container dbus libsystemd-dev pkg-config gcc cron hyperfine sudo
+debs=(systemd systemd-container dbus libsystemd-dev pkg-config gcc cron hyperfine sudo polkitd
       git build-essential debhelper dh-python pybuild-plugin-pyproject python3-all
       python3-setuptools help2man lintian
       python3-yaml python3-jinja2 python3-click python3-pystemd)

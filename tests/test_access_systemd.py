@@ -164,15 +164,16 @@ def test_a_member_is_refused_anything_else(box: SystemdBox, argv: list[str]) -> 
     assert code != 0 and refused_by_polkit(err), err
 
 
-def test_a_member_may_not_signal_freeze_or_restart_a_running_job(box: SystemdBox) -> None:
+def test_a_member_may_not_signal_restart_or_change_a_running_job(box: SystemdBox) -> None:
     # (systemctl kill / reset-failed of a unit that is not loaded fail before polkit)
     box.systemctl("start", "--no-block", "process-control-slow.service")
     try:
         box.wait_until(lambda: box.show("process-control-slow.service", "ActiveState")
                        ["ActiveState"] == "activating", what="slow job running")
-        for verb in ("kill", "restart", "freeze"):
-            code, _out, err = as_user(box, "dev", "systemctl", "--no-ask-password", verb,
-                                      "process-control-slow.service")
+        for verb in (["kill"], ["restart"], ["set-property", "--runtime"]):
+            extra = ["CPUWeight=50"] if verb[0] == "set-property" else []
+            code, _out, err = as_user(box, "dev", "systemctl", "--no-ask-password", *verb,
+                                      "process-control-slow.service", *extra)
             assert code != 0 and refused_by_polkit(err), (verb, err)
     finally:
         box.systemctl("stop", "process-control-slow.service")

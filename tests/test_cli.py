@@ -495,7 +495,7 @@ def test_status_and_a_run_survive_a_poisoned_history(site: Site) -> None:
 # -- every action two ways: its command, and the flags of before ------------------
 
 
-COMMANDS = ["run", "kill", "list", "status", "logs", "next", "validate", "reload",
+COMMANDS = ["run", "kill", "list", "status", "logs", "next", "validate", "schema", "reload",
             "install-generator", "uninstall-generator"]
 
 
@@ -613,7 +613,8 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
         "run NAME [-w] [--scheduled]", "kill NAME", "list [-r] [--json]",
         "status [-r] [--json]",
         "logs NAME [--run N] [-w] [-f]", "next NAME [--count N] [--json]",
-        "validate [--strict] [FILES]...", "reload", "install-generator", "uninstall-generator",
+        "validate [--strict] [FILES]...", "schema [--strict]", "reload", "install-generator",
+        "uninstall-generator",
     ]
     flags = out.split("\nFlags (as the commands):\n")[1]
     for flag in ("-j, --job NAME", "-w, --slow-start [NAME]", "--scheduled", "-k, --kill-job NAME",
@@ -634,6 +635,7 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
         ("logs", ["run-job logs [OPTIONS] NAME", "--run N", "[default: -1]", "-w, --slow-start"]),
         ("next", ["run-job next [OPTIONS] NAME", "--count N", "--json"]),
         ("validate", ["run-job validate [OPTIONS] [FILES]...", "--strict"]),
+        ("schema", ["run-job schema [OPTIONS]", "--strict", "JSON Schema"]),
         ("reload", ["Regenerates the units"]),
         ("install-generator", ["Install the systemd generator"]),
         ("uninstall-generator", ["Remove the systemd generator"]),

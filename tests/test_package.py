@@ -64,6 +64,7 @@ def test_the_package_holds_what_operators_need(built: Path) -> None:
         "/usr/share/polkit-1/rules.d/50-process-control.rules",
         "/usr/share/doc/process-control/process-control.example.yaml",
         "/usr/share/doc/process-control/job.example.yaml",
+        "/usr/share/process-control/job.schema.json",
         "/usr/share/doc/process-control/examples/sudoers.d/process-control",
         "/usr/share/man/man1/run-job.1.gz", "/usr/share/man/man1/cron-generate.1.gz",
         "/usr/share/man/man1/check-jobs-icinga.1.gz",
@@ -217,6 +218,12 @@ def test_a_failure_starts_the_mail_unit_as_the_monitor_user(installed: SystemdBo
     out = installed.run(["journalctl", "-o", "json", "--output-fields=_UID",
                          f"_SYSTEMD_UNIT={mail}"]).stdout
     assert {json.loads(line)["_UID"] for line in out.splitlines()} == {uid}
+
+
+def test_the_shipped_schema_is_what_run_job_prints(installed: SystemdBox) -> None:
+    shipped = installed.run(["cat", "/usr/share/process-control/job.schema.json"]).stdout
+    printed = installed.run(["run-job", "schema"], user=USER).stdout
+    assert shipped == printed and json.loads(printed)["required"] == ["name", "command"]
 
 
 def test_man_pages_are_installed(installed: SystemdBox) -> None:

@@ -1,5 +1,6 @@
-"""README tables of the configuration and job keys, made from their
-declarations (``python -m pc_systemd.cli.docs README.md`` rewrites them)."""
+"""README tables of the configuration and job keys, and the JSON Schema of
+job files, made from their declarations (``python -m pc_systemd.cli.docs
+README.md job.schema.json`` rewrites them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from pc_systemd.model.config import CONFIG_KEYS
 from pc_systemd.model.fields import Key
 from pc_systemd.model.job_keys import JOB_KEYS
+from pc_systemd.model.job_schema import schema_text
 
 TABLES: dict[str, Sequence[Key[Any]]] = {"config": CONFIG_KEYS, "job": JOB_KEYS}
 
@@ -39,9 +41,12 @@ def refresh(text: str) -> str:
 
 def main(argv: list[str]) -> int:
     for path in argv:
-        with open(path, encoding="utf-8") as handle:
-            old = handle.read()
-        new = refresh(old)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                old = handle.read()
+        except FileNotFoundError:
+            old = ""
+        new = schema_text() if path.endswith(".json") else refresh(old)
         if new != old:
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(new)

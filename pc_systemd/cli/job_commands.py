@@ -125,6 +125,17 @@ def validate_command(session: Session, strict: bool, files: tuple[str, ...]) -> 
     actions.validate(session, list(files) or None, strict)
 
 
+@click.command("schema")
+@click.option("--strict", is_flag=True, help="Unknown keys fail too (else they only warn).")
+def schema_command(strict: bool) -> None:
+    """Print the JSON Schema of job files.
+
+    For editors: they then check job files as they are typed."""
+    from pc_systemd.model.job_schema import schema_text  # only this command pays for json
+
+    click.echo(schema_text(strict), nl=False)
+
+
 @click.command("reload")
 @click.pass_obj
 def reload_command(session: Session) -> None:
@@ -154,5 +165,5 @@ def uninstall_command(session: Session) -> None:
 
 
 COMMANDS = (run_command, kill_command, list_command, status_command, logs_command,
-            next_command, validate_command, reload_command, install_command,
+            next_command, validate_command, schema_command, reload_command, install_command,
             uninstall_command)

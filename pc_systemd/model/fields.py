@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pc_systemd.model.errors import PcError, Problem
@@ -28,7 +28,7 @@ CONTROL = re.compile(
 )
 MAX_VALUE = 32 * 1024  # one value; systemd refuses unit lines over 1 MiB
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-PROGRAM_PREFIXES = "-@:+!|"
+PROGRAM_PREFIXES = "-@:+!|"  # '-' first: literal in COMMAND_LINE's character class
 _WORD = re.compile(r"""(?:[^\s'"]+|'[^']*'|"[^"]*")+""")
 # Balanced quotes: runs of non-quote characters and whole '...' or "..."
 # parts. Each alternative starts with a different character, so matching is
@@ -42,8 +42,15 @@ def _unquoted(match: re.Match[str]) -> str:
     return match.group(1) if match.group(1) is not None else match.group(2)
 
 
+Schema = Mapping[str, Any]  # a JSON Schema (draft 2020-12) fragment
+
+
 @dataclass(frozen=True)
 class Key(Generic[T]):
+    """One key: its parser, default and help, and for job keys the JSON
+    Schema fragment of what ``parse`` accepts (``schema=``, one of the
+    fragments below; see "JSON Schema fragments")."""
+
     name: str
     type: str  # as shown in the docs
     parse: Callable[[Entry], T]
@@ -51,6 +58,8 @@ class Key(Generic[T]):
     help: str
     required: bool = False
     default_doc: str = ""
+    # Not compared or hashed: a mapping, and the parser already says what the key is.
+    schema: Schema | None = field(default=None, compare=False)
 
     def doc_default(self) -> str:
         if self.required:
@@ -386,3 +395,130 @@ def collect(problems: list[Problem], call: Callable[[], T]) -> T | None:
 
 def missing(source: str, key: str) -> Problem:
     return Problem(source, 1, key, "required key is missing")
+
+
+# -- JSON Schema fragments -----------------------------------------------------
+#
+# Every job key declares, with ``schema=``, the JSON Schema fragment of what
+# its parser accepts; ``run-job schema`` (pc_systemd/model/job_schema.py)
+# puts them together so that editors check job files as they are typed. A
+# new job key takes the fragment of its parser from here (``f.flag`` ->
+# ``BOOLEAN``, ``f.minutes`` -> ``MINUTES``, ``f.choice(*X)`` ->
+# ``one_of(*X)``, ...) or writes its own with these helpers;
+# tests/test_job_schema.py fails for a job key without one.
+#
+# The rule: a fragment never refuses what the parser accepts (the tests run
+# every valid job file of the tests and the hostile corpus through both),
+# and refuses what it can of the rest. Where a parser checks more than JSON
+# Schema can say (a schedule's ranges, a zone that exists, quoting), the
+# fragment is looser, never stricter. Patterns are written for both
+# Python's ``re`` and JavaScript (editors): no ``\Z``, no lookbehind, and no
+# bare ``$`` where Python's "before a final newline" would matter.
+
+# The characters check_line refuses that a pattern can name in every regex
+# dialect (lone surrogates and astral noncharacters cannot be written for
+# JavaScript without its "u" flag; YAML cannot carry them anyway).
+_CONTROLS = r"\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029\ufdd0-\ufdef\ufffe\uffff"
+_TAB = r"\u0009"
+_CONTROL_MESSAGE = "must be one line, without control characters"
+_TAB_MESSAGE = "must be one line, without tabs or control characters"
+# Plain scalars that are numbers or booleans are taken as written (name: 2024).
+SCALAR = ("string", "number", "boolean")
+
+
+def refuse(characters: str, message: str) -> Schema:
+    """Strings with any of ``characters`` (the inside of a character class)
+    are refused. ``(?!\\n)``: Python's ``$`` also matches before a final
+    newline, JavaScript's does not."""
+    return matching(f"^[^{characters}]*$(?!\\n)", message)
+
+
+def matching(pattern: str, message: str) -> Schema:
+    """Strings must contain a match of ``pattern``; ``message`` says what is
+    wanted: yaml-language-server shows it (``patternErrorMessage``) instead
+    of the pattern; validators that do not know the keyword ignore it."""
+    return {"pattern": pattern, "patternErrorMessage": message}
+
+
+def text_schema(*rules: Schema, types: tuple[str, ...] = SCALAR, tabs: bool = False) -> Schema:
+    """One line of text (no control character; a tab only with ``tabs``),
+    at most MAX_VALUE characters, and ``rules`` (more schemas it must pass)."""
+    controls = _CONTROLS if tabs else _TAB + _CONTROLS
+    return {
+        "type": list(types) if len(types) > 1 else types[0],
+        "maxLength": MAX_VALUE,
+        "allOf": [refuse(controls, _CONTROL_MESSAGE if tabs else _TAB_MESSAGE), *rules],
+    }
+
+
+def one_of(*allowed: str) -> Schema:
+    """The fragment of ``choice(*allowed)``."""
+    return {"enum": list(allowed)}
+
+
+def text_or_list(item: Schema) -> Schema:
+    """The fragment of a string-or-list key (``items``): ``item`` or a
+    non-empty list of them."""
+    return {"anyOf": [item, {"type": "array", "minItems": 1, "items": item}]}
+
+
+NOT_BLANK = matching(r"\S", "must not be empty")  # Python's \s is str.isspace(), as strip()
+TEXT = text_schema()  # text
+NONEMPTY_TEXT = text_schema(NOT_BLANK)  # nonempty_text
+# unit_text: the last character that is not white space is not a backslash.
+UNIT_TEXT = text_schema(matching(r"[^\s\\]\s*$", "must not be empty or end with a backslash"))
+FREE_TEXT = {  # free_text
+    "type": list(SCALAR), "maxLength": MAX_VALUE, **refuse(r"\u0000", "must not contain NUL"),
+}
+# flag: YAML 1.1 (ours, the original's) reads yes/no/on/off as booleans; an
+# editor reading YAML 1.2 sees strings, which must not be marked wrong.
+YAML11_BOOLEANS = tuple(
+    spelling for word in ("yes", "no", "on", "off")
+    for spelling in (word, word.capitalize(), word.upper())
+)
+BOOLEAN = {"anyOf": [{"type": "boolean"}, {"enum": list(YAML11_BOOLEANS)}]}
+# minutes: no upper "inf"; NaN cannot be said in JSON Schema (nor written in JSON).
+MINUTES = {"type": "number", "minimum": 0, "maximum": 10 * 365 * 86400 // 60}
+POSITIVE_INT = {"type": "integer", "minimum": 1}  # positive_int (2.0 passes: JSON's integer)
+STRINGS = text_or_list(NONEMPTY_TEXT)  # string_list
+# memory_size: bytes, or a size with a unit (whether "1K" is under 1M, or
+# "2000T" over 1024T, is the parser's to say).
+MEMORY_SIZE = {"anyOf": [
+    {"type": "integer", "minimum": MIN_MEMORY, "maximum": MAX_MEMORY},
+    {"type": "string", **matching(
+        "^" + _SIZE.pattern.removesuffix(r"\Z") + "$(?!\\n)",
+        "a size such as 512M or 2G (K, M, G, T: powers of 1024)")},
+]}
+# cpu_percent: a number, or text with '%' (no multipleOf 0.01 for "at most two
+# decimals": validators compute it in floating point and refuse 0.07).
+CPU_PERCENT = {"anyOf": [
+    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_CPU_PERCENT},
+    {"type": "string", **matching(
+        "^" + _PERCENT.pattern.removesuffix(r"\Z") + "$(?!\\n)",
+        "a percentage such as 50 or 150%")},
+]}
+NICE = {"type": "integer", "minimum": -20, "maximum": 19}  # nice
+# commands: a string (numbers are not taken as written), tabs allowed, and
+# the program does not start with one of systemd's ExecStart= flags.
+COMMAND_LINE = text_schema(
+    matching(f"^[ \\t]*[^{PROGRAM_PREFIXES} \\t]",
+             f"a command line; the program must not start with {' '.join(PROGRAM_PREFIXES)}"),
+    types=("string",), tabs=True,
+)
+COMMANDS = text_or_list(COMMAND_LINE)
+ENVIRONMENT = {  # environment
+    "type": "object",
+    "propertyNames": matching("^" + _ENV_NAME.pattern.removesuffix(r"\Z") + "$",
+                              "a variable name: letters, digits and _, not a digit first"),
+    "additionalProperties": TEXT,
+}
+
+
+def mapping_schema(required: Iterable[str], properties: Mapping[str, Schema]) -> Schema:
+    """A nested mapping of ``sub_entries``: these keys only."""
+    return {
+        "type": "object",
+        "properties": dict(properties),
+        "required": list(required),
+        "additionalProperties": False,
+    }

@@ -7,6 +7,7 @@ with them, and :mod:`pc_systemd.model.job`, which loads job files with both.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from pc_systemd.model import fields as f
 from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.fields import Key
 from pc_systemd.model.nodes import Entry
-from pc_systemd.model.retry import retry
+from pc_systemd.model.retry import MAX_ATTEMPTS, retry
 from pc_systemd.model.schedule import CronSchedule, ScheduleError, parse_schedule
 
 
@@ -25,12 +26,30 @@ class Failmail:
     to_address: str
 
 
+FAILMAIL_KEYS = ("from_address", "to_address")
+FAILMAIL = f.mapping_schema(FAILMAIL_KEYS, dict.fromkeys(FAILMAIL_KEYS, f.NONEMPTY_TEXT))
+LOGGING = ("journal", "file")
+IO_CLASSES = ("idle", "best-effort")
+
+
 def failmail(entry: Entry) -> Failmail:
-    sub = f.sub_entries(entry, ("from_address", "to_address"))
-    for key in ("from_address", "to_address"):
+    sub = f.sub_entries(entry, FAILMAIL_KEYS)
+    for key in FAILMAIL_KEYS:
         if key not in sub:
             raise entry.problem(f"{key} is missing")
     return Failmail(f.nonempty_text(sub["from_address"]), f.nonempty_text(sub["to_address"]))
+
+
+# Five fields of the items parse_schedule takes (a value, a range, '*', each
+# with an optional /step), separated by spaces (a tab is refused by f.text);
+# whether each value is in range is parse_schedule's to say.
+_CRON_ITEM = r"(?:\*|[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?)(?:/[0-9A-Za-z]*)?"
+_CRON_FIELD = f"{_CRON_ITEM}(?:,{_CRON_ITEM})*"
+SCHEDULE = f.text_schema(
+    f.matching(f"^ *{_CRON_FIELD}(?: +{_CRON_FIELD}){{4}} *$",
+               "five cron fields: minute hour day-of-month month day-of-week"),
+    types=("string",),
+)
 
 
 def schedule(entry: Entry) -> CronSchedule:
@@ -39,6 +58,14 @@ def schedule(entry: Entry) -> CronSchedule:
         return parse_schedule(text)
     except ScheduleError as err:
         raise entry.problem(str(err)) from None
+
+
+# The characters of IANA zone names (Europe/Berlin, Etc/GMT+5, America/Port-au-Prince);
+# whether the zone exists on the host is zoneinfo's to say.
+TIMEZONE = f.text_schema(
+    f.matching("^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$", "an IANA zone name (Europe/Berlin)"),
+    types=("string",),
+)
 
 
 def timezone(entry: Entry) -> str:
@@ -56,82 +83,96 @@ def timezone(entry: Entry) -> str:
 MAX_RANDOM_DELAY = 1440.0
 
 JOB_KEYS: tuple[Key[Any], ...] = (
-    Key("name", "string", f.unit_text, None, "Human name of the job.", required=True),
-    Key("description", "text", f.free_text, None, "Optional text explaining the job."),
+    Key("name", "string", f.unit_text, None, "Human name of the job.", required=True,
+        schema=f.UNIT_TEXT),
+    Key("description", "text", f.free_text, None, "Optional text explaining the job.",
+        schema=f.FREE_TEXT),
     Key(
         "command", "command or list", f.commands, None,
         "Command line run without a shell (split with shell-like quoting), or a list "
         "of them run in order, stopping at the first failure.",
-        required=True,
+        required=True, schema=f.COMMANDS,
     ),
     Key(
         "slow_start_command", "command or list", f.commands, None,
         "Alternative command run by `run-job --slow-start`.",
+        schema=f.COMMANDS,
     ),
     Key(
         "schedule", "cron expression", schedule, None,
         "Five-field Vixie cron schedule (`minute hour day-of-month month day-of-week`); "
         "`@` aliases and `=` are refused. Without it the job only runs by hand.",
+        schema=SCHEDULE,
     ),
     Key("timezone", "IANA zone", timezone, None,
-        "Time zone the schedule is read in (e.g. `Europe/Berlin`); default: local time."),
+        "Time zone the schedule is read in (e.g. `Europe/Berlin`); default: local time.",
+        schema=TIMEZONE),
     Key("disabled", "boolean", f.flag, False,
-        "`true` keeps the job runnable by hand but unscheduled."),
+        "`true` keeps the job runnable by hand but unscheduled.", schema=f.BOOLEAN),
     Key("catch_up", "boolean", f.flag, False,
         "`true`: run once when the timer starts again (at boot) if a scheduled run was "
         "missed while the host was down (systemd's `Persistent=`). Refused by "
-        "`cron-generate`: cron has no catch-up."),
+        "`cron-generate`: cron has no catch-up.", schema=f.BOOLEAN),
     Key("random_delay", "minutes", f.minutes_up_to(MAX_RANDOM_DELAY), 0.0,
         "Start each scheduled run up to this many minutes late (fractions allowed, at most "
         "1440), so a fleet does not start the job in the same second; the delay is fixed "
         "per host and job (reloads keep it). Runs by hand start at once.",
-        default_doc="`0` (no delay)"),
+        default_doc="`0` (no delay)",
+        schema={"type": "number", "minimum": 0, "maximum": MAX_RANDOM_DELAY}),
     Key("timeout", "minutes", f.minutes, 0.0,
         "Run time limit in minutes, fractions allowed; `0` means no limit.",
-        default_doc="`0` (no limit)"),
+        default_doc="`0` (no limit)", schema=f.MINUTES),
     Key("environment", "mapping", f.environment, (),
         "Extra environment variables; values become strings (`true` -> `True`).",
-        default_doc="none"),
+        default_doc="none", schema=f.ENVIRONMENT),
     Key("tag", "string or list", f.string_list, (), "Tags for grouping jobs.",
-        default_doc="none"),
+        default_doc="none", schema=f.STRINGS),
     Key("allow_overtime", "boolean", f.flag, False,
-        "If the previous run is still going, record this run as skipped instead of failed."),
+        "If the previous run is still going, record this run as skipped instead of failed.",
+        schema=f.BOOLEAN),
     Key("failure_threshold_for_mail", "integer", f.positive_int, 1,
-        "Send failure mail once this many consecutive runs have failed."),
+        "Send failure mail once this many consecutive runs have failed.",
+        schema=f.POSITIVE_INT),
     Key("failmail", "mapping", failmail, None,
-        "`{from_address, to_address}` for failure mail."),
+        "`{from_address, to_address}` for failure mail.", schema=FAILMAIL),
     Key("sandbox", "boolean", f.flag, True,
         "systemd hardening of the job's service (no new privileges, read-only "
         "/usr /boot /etc, private /tmp and /dev, ...); `false` turns it off for jobs "
-        "that need more."),
+        "that need more.", schema=f.BOOLEAN),
     Key("memory_max", "size", f.memory_size, None,
         "Memory limit of the job's whole process tree (`512M`, `2G`; K, M, G, T are "
         "powers of 1024; at least `1M`): systemd's `MemoryMax=` on the job's control "
         "group. Refused on hosts without systemd.",
-        default_doc="none (no limit)"),
+        default_doc="none (no limit)", schema=f.MEMORY_SIZE),
     Key("cpu_quota", "percent", f.cpu_percent, None,
         "CPU time the job may use, in percent of one CPU (`50`, or `150` for one and a "
         "half CPUs): systemd's `CPUQuota=`. Refused on hosts without systemd.",
-        default_doc="none (no limit)"),
+        default_doc="none (no limit)", schema=f.CPU_PERCENT),
     Key("nice", "-20..19", f.nice, None,
         "Scheduling priority (`Nice=`): 19 is the lowest. A negative value in a job "
         "file needs `allow_negative_nice: true` in the global configuration, and is "
         "refused on hosts without systemd.",
-        default_doc="none (inherited: 0)"),
-    Key("io_class", "idle | best-effort", f.choice("idle", "best-effort"), None,
+        default_doc="none (inherited: 0)", schema=f.NICE),
+    Key("io_class", "idle | best-effort", f.choice(*IO_CLASSES), None,
         "I/O scheduling class (`IOSchedulingClass=`): `idle` gets disk time only when "
         "no other process wants it (where the disk's I/O scheduler has classes, "
         "such as BFQ); `best-effort` is the normal class, at level 4.",
-        default_doc="none (inherited)"),
-    Key("logging", "journal | file", f.choice("journal", "file"), "journal",
+        default_doc="none (inherited)", schema=f.one_of(*IO_CLASSES)),
+    Key("logging", "journal | file", f.choice(*LOGGING), "journal",
         "Where each run's output goes: the journal, or "
-        "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`."),
+        "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`.", schema=f.one_of(*LOGGING)),
     Key("retry", "mapping", retry, None,
         "`{attempts, delay, backoff}`: a failed run (a timeout included) is tried again up "
         "to `attempts` more times, `delay` minutes after a failed attempt, each later delay "
         "`backoff` times the one before (default 1); the run fails only if its last attempt "
         "fails. On systemd it needs a `timeout`, `backoff: 1`, and runs further apart than "
-        "its attempts can take."),
+        "its attempts can take.",
+        schema=f.mapping_schema(("attempts", "delay"), {
+            "attempts": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS},
+            "delay": f.MINUTES,
+            # (any finite factor: with one attempt it is never used; JSON has no .inf)
+            "backoff": {"type": "number", "minimum": 1, "maximum": sys.float_info.max},
+        })),
 )
 KEYS_BY_NAME = {key.name: key for key in JOB_KEYS}
 
