@@ -196,6 +196,11 @@ def box() -> Iterator[SystemdBox]:
 
 
 def start_smtp(box: SystemdBox) -> None:
+    # A stopped --collect unit is unloaded a moment later; systemd-run refuses
+    # the name until then ("already loaded"), which made this test flaky.
+    box.systemctl("reset-failed", SMTP_UNIT, check=False)
+    box.wait_until(lambda: box.show(SMTP_UNIT, "LoadState")["LoadState"] == "not-found",
+                   timeout=20, what="the stopped SMTP unit unloaded")
     box.run(["systemd-run", f"--unit={SMTP_UNIT}", "--collect", PYTHON, "-m", "aiosmtpd",
              "-n", "-l", f"127.0.0.1:{SMTP_PORT}", "-c", "aiosmtpd.handlers.Mailbox", MAILDIR])
     probe = f"import socket; socket.create_connection(('127.0.0.1', {SMTP_PORT}), 1).close()"
