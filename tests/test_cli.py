@@ -496,7 +496,7 @@ def test_status_and_a_run_survive_a_poisoned_history(site: Site) -> None:
 
 
 COMMANDS = ["run", "kill", "list", "status", "logs", "next", "validate", "schema", "reload",
-            "install-generator", "uninstall-generator"]
+            "install-generator", "uninstall-generator", "disable-group", "enable-group", "reset"]
 
 
 @pytest.fixture
