@@ -34,7 +34,10 @@ def test_values_reach_the_rule_as_json_literals() -> None:
     text = access.rule("ops_team", ["process-control-dev"])
     assert 'var group = "ops_team";' in text
     assert 'var formerGroups = ["process-control-dev"];' in text
-    assert 'var verbs = ["start", "stop", "ref", "reset-failed"];' in text
+    assert ('var verbs = {"service": ["start", "stop", "ref", "reset-failed"], '
+            '"timer": ["start", "stop"]};') in text
+    assert 'var monitor = "process-control-monitor";' in text
+    assert 'var monitorVerbs = ["stop"];' in text
     assert 'var reserved = ["metrics", "reload"];' in text
     assert "@" not in text  # every placeholder filled
 

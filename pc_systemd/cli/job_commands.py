@@ -56,9 +56,10 @@ def run_command(session: Session, name: str, slow_start: bool) -> None:
 @tag_option
 @click.pass_obj
 def kill_command(session: Session, name: str | None, tag: str | None) -> None:
-    """Stop the running instance of NAME, or of every job tagged --tag.
+    """Stop a running job (or every job with --tag).
 
-    The whole process tree of the run."""
+    The whole process tree of the run of NAME, or of each running job
+    tagged TAG; with both, NAME only if it has the tag."""
     actions.kill(session.config(), name, tag)
 
 
@@ -191,8 +192,9 @@ def enable_group_command(session: Session, tag: str) -> None:
 @job_argument
 @click.pass_obj
 def reset_command(session: Session, name: str) -> None:
-    """Schedule NAME again after stop_after_failures stopped it.
+    """Schedule NAME again after a stop on failures.
 
+    stop_after_failures stopped it.
     Its timer starts (systemd); its failure count is reset (cron hosts)."""
     actions.reset(session.config(), name)
 
