@@ -134,6 +134,21 @@ def test_stop_after_two_failures_then_a_members_reset(box: SystemdBox) -> None:
     for step in (["daemon-reload"], ["restart", "timers.target"]):
         box.systemctl(*step)
         assert active(box, "flaky") == "inactive", step
+    assert "flaky: stopped after 2 consecutive failures" in box.run(
+        ["journalctl", "-u", "process-control-mail@flaky.service", "-o", "cat",
+         "--no-pager"]).stdout
+    # the metrics: a reload (with a new configuration) does not start it either
+    box.run(["install", "-d", "-o", "process-control-monitor", "/var/lib/pc-metrics"])
+    box.write_file("/etc/process-control.yaml", "metrics_file: /var/lib/pc-metrics/pc.prom\n")
+    try:
+        box.run(["run-job", "reload"])
+        assert active(box, "flaky") == "inactive"
+        box.systemctl("start", "process-control-metrics.service")
+        metrics = box.run(["cat", "/var/lib/pc-metrics/pc.prom"]).stdout
+        assert 'process_control_job_stopped{job="flaky"} 1\n' in metrics
+        assert 'process_control_job_stopped{job="g1"} 0\n' in metrics
+    finally:
+        box.run(["rm", "-f", "/etc/process-control.yaml"])
     box.run(["run-job", "reload"])
     assert active(box, "flaky") == "inactive"
     # runs by hand still work
@@ -148,6 +163,17 @@ def test_stop_after_two_failures_then_a_members_reset(box: SystemdBox) -> None:
     assert wanted(box, "flaky")
     done = box.run(["check-jobs-icinga"], user="dev", check=False)
     assert done.returncode == 0, done.stdout
+    # after a reset the failures count afresh: one more is not two
+    box.run(["rm", "/etc/flaky-ok"])
+    assert as_dev(box, "run-job", "run", "flaky")[0] == 1
+    box.wait_until(lambda: box.show("process-control-mail@flaky.service", "ActiveState")
+                   ["ActiveState"] in ("inactive", "failed"), what="mail unit done")
+    assert active(box, "flaky") == "active"
+    assert box.run(["test", "-e", f"{HOLDS}/stopped.flaky"], check=False).returncode != 0
+    assert as_dev(box, "run-job", "run", "flaky")[0] == 1
+    wait_for_stop(box)
+    assert as_dev(box, "run-job", "--reset", "flaky")[0] == 0
+    assert active(box, "flaky") == "active"
 
 
 def test_a_non_member_may_not_hold_or_reset(box: SystemdBox) -> None:

@@ -527,6 +527,9 @@ def reset(config: Config, slug: str) -> None:
     _require_member(config, "resetting a job")
     try:
         removed = holds.remove(config.hold_directory, holds.stopped_file(slug))
+        # the failure-mail unit counts failures from the newest reset on
+        holds.remove(config.hold_directory, holds.reset_file(slug))
+        holds.add(config.hold_directory, holds.reset_file(slug), holds.record(_who()))
     except holds.HoldError as err:
         die(str(err))
     summary = Summary.of(job)

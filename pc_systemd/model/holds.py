@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 GROUP = "group."
 STOPPED = "stopped."
+RESET = "reset."  # when a job was last reset: its failures count from then
 # More names than this and the directory is not read (a member could
 # otherwise make every boot list millions of files).
 MAX_ENTRIES = 10_000
@@ -67,6 +68,10 @@ def group_file(tag: str) -> str:
 
 def stopped_file(slug: str) -> str:
     return STOPPED + slug
+
+
+def reset_file(slug: str) -> str:
+    return RESET + slug
 
 
 def keys(slug: str, tags: Iterable[str]) -> tuple[str, ...]:
@@ -132,6 +137,19 @@ def stop_count(directory: str, slug: str) -> int | None:
     finally:
         os.close(fd)
     return int(text[0]) if text and text[0].isdigit() and len(text[0]) < 7 else 0
+
+
+def reset_time(directory: str, slug: str) -> int | None:
+    """When the job was last reset (microseconds), from its marker's
+    modification time; None: never."""
+    try:
+        fd = os.open(os.path.join(directory, reset_file(slug)), _FILE_FLAGS)
+    except OSError:
+        return None
+    try:
+        return os.fstat(fd).st_mtime_ns // 1000
+    finally:
+        os.close(fd)
 
 
 # -- writing: run-job (root or a member) and the failure-mail unit ----------------------
