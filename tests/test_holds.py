@@ -174,7 +174,8 @@ def test_cron_hosts_stop_after_failures_from_the_history_and_reset(
     site: Site, hold_dir: Path
 ) -> None:
     flag = site.root / "ok"
-    site.configure_direct(f"hold_directory: {hold_dir}\n")
+    prom = site.root / "pc.prom"
+    site.configure_direct(f"hold_directory: {hold_dir}\nmetrics_file: {prom}\n")
     site.job("f", f"name: F\ncommand: /usr/bin/test -e {flag}\nschedule: '0 3 * * *'\n"
                   "stop_after_failures: 2\n")
     assert runjob(site, "--job", "f").returncode == 1
@@ -185,6 +186,7 @@ def test_cron_hosts_stop_after_failures_from_the_history_and_reset(
     done = runjob(site, "--job", "f")
     assert (done.returncode, done.stderr) == (0, "")  # skipped: no third failure
     assert "stopped after 2 consecutive" in runjob(site, "status").stdout
+    assert 'process_control_job_stopped{job="f"} 1\n' in prom.read_text()
     code, line = icinga_line(site)
     assert code == 2 and line.startswith("FAILING JOBS: f; stopped after repeated failures: f |")
     # by hand it runs (and fails: the count goes on)
@@ -193,5 +195,6 @@ def test_cron_hosts_stop_after_failures_from_the_history_and_reset(
     done = runjob(site, "reset", "f")
     assert (done.returncode, done.stdout) == (0, "f: failure count reset\n"), done.stderr
     assert "scheduling:" not in runjob(site, "status").stdout
+    assert 'process_control_job_stopped{job="f"} 0\n' in prom.read_text()
     flag.write_text("")
     assert runjob(site, "--job", "f").returncode == 0

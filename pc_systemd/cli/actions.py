@@ -552,4 +552,7 @@ def _reset_history(config: Config, job: Job) -> None:
     except (OSError, hist.HistoryError) as err:
         die(f"{path}: {getattr(err, 'strerror', None) or err} (reset runs as root or "
             f"the service user {config.user})")
+    from pc_systemd.cron.direct import after_run  # the metrics file, if there is one
+
+    after_run(config, job, _say)
     click.echo(f"{job.slug}: failure count reset")
