@@ -198,3 +198,53 @@ def test_cron_hosts_stop_after_failures_from_the_history_and_reset(
     assert 'process_control_job_stopped{job="f"} 0\n' in prom.read_text()
     flag.write_text("")
     assert runjob(site, "--job", "f").returncode == 0
+
+
+# -- the hold directory as input from other users ---------------------------------------
+
+
+def test_names_that_are_no_hold_and_odd_files_change_nothing(
+    site: Site, hold_dir: Path, tmp_path: Path
+) -> None:
+    site.configure(f"hold_directory: {hold_dir}\n")
+    site.job("a", "name: A\ncommand: /bin/true\nschedule: '* * * * *'\ntag: x\n")
+    os.mkfifo(hold_dir / "stopped.b")  # a FIFO: its name holds b, nothing reads it
+    (hold_dir / "group.X").write_text("")  # tags are case-sensitive
+    (hold_dir / "group.x.").write_text("")
+    os.symlink("/etc/shadow", hold_dir / "reset.a")
+    os.mkdir(hold_dir / "group.y")
+    (hold_dir / os.fsdecode(b"group.\xff")).write_text("")
+    generate(site, tmp_path / "out")
+    assert wants(tmp_path / "out") == ["process-control-a.timer"]
+    assert holds.stop_count(str(hold_dir), "b") == 0  # held, by its name; no number read
+    assert holds.reset_time(str(hold_dir), "a") is None  # a symlink is not followed
+    os.symlink("/nonexistent", hold_dir / "group.x")  # a dangling link still names the hold
+    generate(site, tmp_path / "held")
+    assert wants(tmp_path / "held") == []
+
+
+def test_a_hold_directory_of_too_many_names_is_not_read(
+    site: Site, hold_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(holds, "MAX_ENTRIES", 50)
+    for n in range(50):
+        (hold_dir / f"junk{n}").write_text("")
+    assert holds.list_names(str(hold_dir), str(os.geteuid()))[1] is None
+    (hold_dir / "group.x").write_text("")
+    names, why = holds.list_names(str(hold_dir), str(os.geteuid()))
+    assert names == frozenset() and why == f"{hold_dir}: more than 50 entries: no job is held"
+
+
+def test_the_failure_mail_says_the_job_was_stopped(site: Site) -> None:
+    from pc_systemd.model.jobset import find_job
+    from pc_systemd.monitoring import mail
+
+    site.job("f", "name: F\ncommand: /bin/false\nstop_after_failures: 2\n"
+                  "failmail: {from_address: a@example.org, to_address: b@example.org}\n")
+    job = find_job(site.config(), "f")
+    output = mail.RunOutput(("x",), ())
+    text = mail.body(job, "host", mail.FailedRun("F failed with code 1", 2, output, stopped=True))
+    assert ("Stopped: after 2 consecutive failures the job is no longer scheduled "
+            "(stop_after_failures); runs by hand still work.\n"
+            "         `run-job reset f` schedules it again.\n") in text
+    assert "Stopped:" not in mail.body(job, "host", mail.FailedRun("F failed", 1, output))

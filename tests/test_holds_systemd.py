@@ -87,6 +87,13 @@ def test_a_member_disables_a_group_and_it_stays_stopped(box: SystemdBox) -> None
         assert (active(box, "g1"), active(box, "g2"), active(box, "solo")) == (
             "inactive", "inactive", "active"), step
     assert not wanted(box, "g1") and not wanted(box, "g2") and wanted(box, "solo")
+    # a job given the tag later, deployed while the group is disabled, is held too
+    box.write_file(f"{JOBS}/g3.yaml", "name: G3\ncommand: /bin/true\nschedule: '0 2 * * *'\n"
+                   "tag: batch\n")
+    box.run(["run-job", "reload"])
+    assert active(box, "g3") == "inactive" and not wanted(box, "g3")
+    box.run(["rm", f"{JOBS}/g3.yaml"])
+    box.run(["run-job", "reload"])
     # by hand it still runs
     code, _out, err = as_dev(box, "run-job", "run", "g1")
     assert code == 0, err
@@ -196,3 +203,16 @@ def test_a_non_member_may_not_hold_or_reset(box: SystemdBox) -> None:
     done = box.run(["systemctl", "--no-ask-password", "stop", "process-control-g1.timer"],
                    user="outsider", check=False)
     assert done.returncode != 0 and "Interactive authentication required" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["start", "process-control-g1.timer"],
+    ["stop", "process-control-g1.service"],
+    ["start", "process-control-g1.service"],
+    ["stop", "process-control-metrics.timer"],
+    ["stop", "systemd-tmpfiles-clean.timer"],
+])
+def test_the_monitor_user_may_stop_job_timers_only(box: SystemdBox, argv: list[str]) -> None:
+    done = box.run(["systemctl", "--no-ask-password", *argv], user="process-control-monitor",
+                   check=False)
+    assert done.returncode != 0 and "Interactive authentication required" in done.stderr, argv
