@@ -403,7 +403,8 @@ def _apply_access(config: Config) -> None:
 
     for what, step in (("polkit rule", access.apply_rule),
                        ("journal namespace", access.apply_journal_acl),
-                       ("output_directory", access.ensure_output_directory)):
+                       ("output_directory", access.ensure_output_directory),
+                       ("hold_directory", access.ensure_hold_directory)):
         try:
             done = step(config)
         except OSError as err:

@@ -235,6 +235,38 @@ def _create(path: str, user: str, gid: int | None, group: str) -> str | None:
     return f"created {path} (owner {user}, group {group}, mode 2750)"
 
 
+def ensure_hold_directory(config: Config) -> str | None:
+    """``hold_directory`` as the package's tmpfiles.d line makes the default
+    one (root, at ``run-job reload``): root's, group the developer group,
+    mode 2775, so members add and remove holds and the service user cannot.
+    Created if missing; one of another group is given the developer
+    group (its holds stay). What was done, or None."""
+    path = config.hold_directory
+    try:
+        gid = grp.getgrnam(config.developer_group).gr_gid
+    except KeyError:
+        return None  # no such group here: nobody but root could hold jobs
+    created = False
+    try:
+        os.mkdir(path, 0o700)
+        created = True
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not created and st.st_uid == 0 and st.st_gid == gid and st.st_mode & 0o7777 == 0o2775:
+            return None
+        if not created and st.st_uid != 0:
+            return f"hold_directory {path} is not root's: left alone (no job is held)"
+        os.fchown(fd, 0, gid)
+        os.fchmod(fd, 0o2775)
+    finally:
+        os.close(fd)
+    what = "created" if created else "set"
+    return f"{what} {path} (owner root, group {config.developer_group}, mode 2775)"
+
+
 GROUP_TMPFILES = "/etc/tmpfiles.d/process-control-developer-group.conf"
 TMPFILES = "systemd-tmpfiles"
 JOURNAL_DIRECTORY = "/var/log/journal/%m.process-control"
