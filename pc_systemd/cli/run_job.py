@@ -200,7 +200,9 @@ def flag_action(flags: Flags) -> str:
     (any other is named ``flags``)."""
     for name, given in (("validate", flags.do_validate), ("reload", flags.do_reload),
                         ("install-generator", flags.install_gen),
-                        ("uninstall-generator", flags.uninstall_gen)):
+                        ("uninstall-generator", flags.uninstall_gen),
+                        ("disable-group", flags.disable_group is not None),
+                        ("enable-group", flags.enable_group is not None)):
         if given:
             return name
     return "flags"
