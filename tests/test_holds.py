@@ -248,3 +248,21 @@ def test_the_failure_mail_says_the_job_was_stopped(site: Site) -> None:
             "(stop_after_failures); runs by hand still work.\n"
             "         `run-job reset f` schedules it again.\n") in text
     assert "Stopped:" not in mail.body(job, "host", mail.FailedRun("F failed", 1, output))
+
+
+def test_kill_by_tag_stops_only_that_groups_jobs(site: Site) -> None:
+    site.configure_direct()
+    site.job("a", "name: A\ncommand: /bin/true\ntag: x\n")
+    site.job("b", "name: B\ncommand: /bin/true\ntag: [y, x]\n")
+    site.job("c", "name: C\ncommand: /bin/true\n")
+    assert invoke(site, "kill", "--tag", "x") == (
+        0, "A (a) is not running\nB (b) is not running\n", "")
+    assert invoke(site, "kill", "--tag", "nobody") == (0, "", "")
+    assert invoke(site, "kill", "c", "--tag", "x") == (
+        1, "", "run-job: c has no tag 'x': not stopped\n")
+    assert invoke(site, "kill") == (2, "", "run-job: kill needs a job NAME or --tag TAG\n")
+    assert invoke(site, "-k", "a", "--tag", "x")[0] == 1  # not running, as kill NAME says
+    code, _out, err = invoke(site, "-l", "--tag", "x", "-j", "a")
+    assert code == 2 and "choose one action" in err
+    code, _out, err = invoke(site, "--tag", "x", "--next", "a")
+    assert code == 2 and "--tag goes with -l/--list-jobs, -s/--status or -k/--kill-job" in err
