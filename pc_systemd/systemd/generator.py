@@ -347,7 +347,7 @@ def _build_part(
         refused = systemd_problems(job)
         if refused:
             messages += [(ERR, f"{problem} (job skipped)") for problem in refused]
-            out.append((path, ident, (0, _capped(messages, path), ())))
+            out.append((path, ident, (0, _capped(messages, path), (), ())))
             continue
         try:
             units = tuple((u.name, u.text, u.wanted_by) for u in renderer.job_units(job))
