@@ -34,7 +34,10 @@ def test_values_reach_the_rule_as_json_literals() -> None:
     text = access.rule("ops_team", ["process-control-dev"])
     assert 'var group = "ops_team";' in text
     assert 'var formerGroups = ["process-control-dev"];' in text
-    assert 'var verbs = ["start", "stop", "ref", "reset-failed"];' in text
+    assert ('var verbs = {"service": ["start", "stop", "ref", "reset-failed"], '
+            '"timer": ["start", "stop"]};') in text
+    assert 'var monitor = "process-control-monitor";' in text
+    assert 'var monitorVerbs = ["stop"];' in text
     assert 'var reserved = ["metrics", "reload"];' in text
     assert "@" not in text  # every placeholder filled
 
@@ -128,3 +131,22 @@ def test_a_non_member_gets_one_line_and_exit_2() -> None:
                                    "'no-such-group-here' (no such group on this host)\n")
     finally:
         shutil.rmtree(top)
+
+
+def test_the_hold_directory_is_made_for_the_developer_group(tmp_path: Path) -> None:
+    group = grp.getgrgid(os.getgid()).gr_name  # a group this host has
+    path = tmp_path / "holds"
+    config = builtin(developer_group=group, hold_directory=str(path))
+    assert access.ensure_hold_directory(config) == (
+        f"created {path} (owner root, group {group}, mode 2775)")
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, os.getgid(), 0o2775)
+    assert access.ensure_hold_directory(config) is None
+    os.chmod(path, 0o777)
+    assert access.ensure_hold_directory(config) == (
+        f"set {path} (owner root, group {group}, mode 2775)")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o2775
+    os.chown(path, 65534, -1)
+    assert "is not root's: left alone" in str(access.ensure_hold_directory(config))
+    assert access.ensure_hold_directory(builtin(developer_group="no-such-group-here",
+                                                hold_directory=str(path))) is None

@@ -156,7 +156,8 @@ def test_a_member_sees_status_list_and_next(box: SystemdBox) -> None:
     ["systemctl", "--no-ask-password", "restart", "process-control-hello.service"],
     ["systemctl", "--no-ask-password", "start", "process-control-reload.service"],
     ["systemctl", "--no-ask-password", "start", "process-control-mail@hello.service"],
-    ["systemctl", "--no-ask-password", "stop", "process-control-hello.timer"],
+    ["systemctl", "--no-ask-password", "restart", "process-control-hello.timer"],
+    ["systemctl", "--no-ask-password", "stop", "process-control-reload.path"],
     ["systemctl", "--no-ask-password", "daemon-reload"],
 ])
 def test_a_member_is_refused_anything_else(box: SystemdBox, argv: list[str]) -> None:

@@ -496,7 +496,7 @@ def test_status_and_a_run_survive_a_poisoned_history(site: Site) -> None:
 
 
 COMMANDS = ["run", "kill", "list", "status", "logs", "next", "validate", "schema", "reload",
-            "install-generator", "uninstall-generator"]
+            "install-generator", "uninstall-generator", "disable-group", "enable-group", "reset"]
 
 
 @pytest.fixture
@@ -609,18 +609,20 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
     assert (code, err) == (0, "")
     assert out.startswith("Usage: run-job [OPTIONS] [COMMAND] [ARGS]...\n")
     commands = out.split("\nCommands:\n")[1].split("\n\n")[0]
-    assert [line[2:].split("  ")[0] for line in commands.splitlines()] == [
-        "run NAME [-w] [--scheduled]", "kill NAME", "list [-r] [--json]",
-        "status [-r] [--json]",
+    assert [line[2:].split("  ")[0] for line in commands.splitlines()
+            if not line.startswith("   ")] == [
+        "run NAME [-w] [--scheduled]", "kill NAME [--tag TAG]", "list [-r] [--json] [--tag TAG]",
+        "status [-r] [--json] [--tag TAG]",
         "logs NAME [--run N] [-w] [-f]", "next NAME [--count N] [--json]",
         "validate [--strict] [FILES]...", "schema [--strict]", "reload", "install-generator",
-        "uninstall-generator",
+        "uninstall-generator", "disable-group TAG", "enable-group TAG", "reset NAME",
     ]
     flags = out.split("\nFlags (as the commands):\n")[1]
     for flag in ("-j, --job NAME", "-w, --slow-start [NAME]", "--scheduled", "-k, --kill-job NAME",
                  "-l, --list-jobs", "-s, --status", "-r, --only-running", "--json",
                  "--logs NAME", "--run N", "--next NAME", "--count N", "--validate",
-                 "--strict", "--reload", "--install-generator", "--uninstall-generator"):
+                 "--strict", "--reload", "--install-generator", "--uninstall-generator",
+                 "--tag TAG", "--disable-group TAG", "--enable-group TAG", "--reset NAME"):
         assert f"\n  {flag}  " in f"\n{flags}", flag
     assert invoke(site, "-h")[1] == out
 
@@ -629,7 +631,7 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
     ("command", "shown"),
     [
         ("run", ["run-job run [OPTIONS] NAME", "-w, --slow-start"]),
-        ("kill", ["run-job kill [OPTIONS] NAME"]),
+        ("kill", ["run-job kill [OPTIONS] [NAME]", "--tag TAG"]),
         ("list", ["-r, --only-running", "--json"]),
         ("status", ["-r, --only-running", "--json"]),
         ("logs", ["run-job logs [OPTIONS] NAME", "--run N", "[default: -1]", "-w, --slow-start"]),

@@ -202,9 +202,9 @@ def test_a_planted_cache_never_reaches_the_units(
     loaded = store.load()
     assert loaded is not None
     data, entries = loaded
-    (ident, (done, messages, units)) = entries["a.yaml"]
+    (ident, (done, messages, units, hold_keys)) = entries["a.yaml"]
     evil = tuple((n, t.replace("User=process-control", "User=root"), w) for n, t, w in units)
-    store.save(data, {"a.yaml": (ident, (done, messages, evil))})
+    store.save(data, {"a.yaml": (ident, (done, messages, evil, hold_keys))})
     assert "User=root" in generate(site, tmp_path / "trusted")[2]["process-control-a.service"]
     os.chown(store.path, NOBODY, -1)
     planted = generate(site, tmp_path / "planted")[2]["process-control-a.service"]

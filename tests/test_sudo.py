@@ -44,7 +44,7 @@ def test_sudo_caller(environ: dict[str, str], euid: int, caller: int | None) -> 
 
 
 @pytest.mark.parametrize("action", ["run", "kill", "list", "status", "logs", "next",
-                                    "validate", "flags"])
+                                    "validate", "flags", "reset"])
 def test_what_the_rule_is_for_is_allowed(action: str) -> None:
     assert refused(Request(action, None)) is None
     assert refused(Request(action, "/etc/process-control.yaml")) is None
@@ -133,6 +133,17 @@ def test_run_job_refuses_another_configuration_in_one_line(args: list[str]) -> N
 def test_run_job_refuses_roots_work(args: list[str], action: str) -> None:
     assert invoke(args) == (
         2, "", f"run-job: {action} is root's work, not run through sudo (by uid {DEV})\n")
+
+
+@pytest.mark.usefixtures("as_service_user")
+@pytest.mark.parametrize(("args", "action"), [
+    (["disable-group", "batch"], "disable-group"), (["--disable-group", "batch"], "disable-group"),
+    (["enable-group", "batch"], "enable-group"), (["--enable-group", "batch"], "enable-group"),
+])
+def test_run_job_sends_hold_changes_back_to_the_member(args: list[str], action: str) -> None:
+    assert invoke(args) == (
+        2, "", f"run-job: through sudo {action} cannot write the hold directory: "
+               f"run `run-job {action}` as yourself, a member of the group\n")
 
 
 @pytest.mark.usefixtures("as_service_user")

@@ -18,6 +18,7 @@ from pc_systemd.model.errors import PcError, printable
 
 if TYPE_CHECKING:  # the annotation only: listings never load the job parser
     from pc_systemd.model.job import Job
+    from pc_systemd.model.jobinfo import Summary
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,20 @@ def _require_member(config: Config, what: str) -> None:
         die(access.refusal(config.developer_group, what))
 
 
-def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False) -> None:
-    """``scheduled``: started from the cron file, so the direct runner waits
-    the job's random_delay first; on systemd hosts the timer has already
-    waited it, and a unit started by hand starts at once."""
+def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
+        cron_form: bool = False) -> None:
+    """``scheduled`` (``--scheduled``, in the cron lines of jobs with
+    ``random_delay``): the direct runner waits the job's fixed delay first;
+    on systemd hosts the timer has already waited it. ``cron_form``: the form
+    cron lines use (``run-job --job NAME``, or ``--scheduled``): on cron
+    hosts a held job is skipped (a disabled group, a stop after failures),
+    silently, as cron mails output; every other form runs it."""
     job = load_job(config, slug)
     if not _on_systemd(config):
         from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
+        if (cron_form or scheduled) and not slow_start:
+            _skip_if_held(config, job)
         sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout,
                                 scheduled=scheduled))
     _require_member(config, "running a job")
@@ -101,8 +108,39 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False) ->
     sys.exit(code)
 
 
-def kill(config: Config, slug: str) -> None:
+def _skip_if_held(config: Config, job: Job) -> None:
+    from pc_systemd.cron import direct  # cron hosts only
+    from pc_systemd.model.jobinfo import Summary
+    from pc_systemd.views.holding import Holds
+
+    failures = direct.job_state(config, job.slug).consecutive_failures
+    reason = Holds.read(config).reason(Summary.of(job), failures)
+    if reason is None:
+        return
+    line = f"{job.slug}: scheduled run skipped: {reason}; by hand: run-job run {job.slug}"
+    if sys.stderr.isatty():
+        _say(line)
+    import logging  # only a skipped run (the logger the direct runner configures)
+
+    logging.getLogger("process-control").info(line)
+    sys.exit(0)
+
+
+def tagged(config: Config, tag: str) -> list[Summary]:
+    """The valid jobs with ``tag``, from the catalog (the per-file cache)."""
+    from pc_systemd.views import listing  # listings only (~13 ms of imports)
+
+    return [s for s in listing.names(config).summaries if s.valid and tag in s.tags]
+
+
+def kill(config: Config, slug: str | None, tag: str | None = None) -> None:
+    if slug is None:
+        if tag is None:
+            die("kill needs a job NAME or --tag TAG")
+        _kill_group(config, tag)
     job = load_job(config, slug)
+    if tag is not None and tag not in job.tag:
+        die(f"{slug} has no tag {tag!r}: not stopped", 1)
     if not _on_systemd(config):
         from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
 
@@ -120,7 +158,34 @@ def kill(config: Config, slug: str) -> None:
         die(str(err))
 
 
-def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> None:
+def _kill_group(config: Config, tag: str) -> NoReturn:
+    """Stop every running job tagged ``tag``; exit 0 unless one could not be."""
+    worst = 0
+    for summary in tagged(config, tag):
+        job = load_job(config, summary.slug)
+        if not _on_systemd(config):
+            from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
+
+            code, message = direct.kill_job(config, job)
+        else:
+            _require_member(config, "stopping a job")
+            from pc_systemd.systemd import runner as systemd_runner  # systemd hosts only
+            from pc_systemd.systemd.bus import BusError
+
+            lines: list[str] = []
+            try:
+                code = systemd_runner.stop(job, say=lines.append)
+            except BusError as err:
+                die(str(err))
+            message = "\n".join(lines)
+        click.echo(message)
+        if code != 0 and "is not running" not in message:
+            worst = max(worst, code)
+    sys.exit(worst)
+
+
+def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool,
+              tag: str | None = None) -> None:
     """``list`` (-l): one slug per line, as the original (broken files too,
     their problems on stderr); ``status`` (-s): the original's status format
     and more (see :mod:`pc_systemd.views.report`); --json: both as one document."""
@@ -135,7 +200,8 @@ def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> 
             for problem in catalog.problems:
                 _say(printable(problem))
             for summary in catalog.summaries:
-                click.echo(printable(summary.slug) or "''")  # a file named ".yaml"
+                if tag is None or tag in summary.tags:
+                    click.echo(printable(summary.slug) or "''")  # a file named ".yaml"
             return
         found = (listing.systemd_listing(config) if _on_systemd(config)
                  else listing.direct_listing(config))
@@ -146,7 +212,8 @@ def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool) -> 
         die(str(err))
     for problem in found.catalog.problems:
         _say(printable(problem))
-    infos = [i for i in found.infos if not only_running or i.state == "running"]
+    infos = [i for i in found.infos if (not only_running or i.state == "running")
+             and (tag is None or tag in i.summary.tags)]
     if as_json:
         click.echo(to_json(found.backend, infos), nl=False)
     elif full:
@@ -341,7 +408,8 @@ def _apply_access(config: Config) -> None:
 
     for what, step in (("polkit rule", access.apply_rule),
                        ("journal namespace", access.apply_journal_acl),
-                       ("output_directory", access.ensure_output_directory)):
+                       ("output_directory", access.ensure_output_directory),
+                       ("hold_directory", access.ensure_hold_directory)):
         try:
             done = step(config)
         except OSError as err:
@@ -381,3 +449,116 @@ def install(remove: bool, session: Session) -> None:
         click.echo(f"started {name}")
     for name in applied.stopped:
         click.echo(f"stopped {name}")
+
+
+# -- holds: disable-group, enable-group, reset (see pc_systemd.model.holds) ----------
+
+
+def _who() -> str:
+    import pwd  # the hold's record only
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
+
+
+def _timers(config: Config, summaries: list[Summary], start: bool) -> None:
+    """Stop (or start) the timers of the scheduled jobs among ``summaries``,
+    now (the generator keeps them out of timers.target.wants from the next
+    daemon-reload on, and puts them back). Cron hosts: nothing to do, the
+    runner reads the hold directory at each scheduled run."""
+    if not _on_systemd(config):
+        return
+    from pc_systemd.systemd.bus import BusError, systemd  # systemd hosts only
+    from pc_systemd.systemd.units import timer_name
+
+    names = [timer_name(s.slug) for s in summaries if s.scheduled]
+    try:
+        with systemd() as sd:
+            for name in names:
+                (sd.start_unit if start else sd.stop_unit)(name)
+                click.echo(f"{'started' if start else 'stopped'} {name}")
+    except BusError as err:
+        die(str(err))
+
+
+def disable_group(config: Config, tag: str) -> None:
+    from pc_systemd.model import holds  # these commands only
+
+    _require_member(config, "disabling a group")
+    try:
+        added = holds.add(config.hold_directory, holds.group_file(tag), holds.record(_who()))
+    except holds.HoldError as err:
+        die(str(err))
+    jobs = tagged(config, tag)
+    _timers(config, jobs, start=False)
+    names = ", ".join(s.slug for s in jobs) or "none yet; jobs given the tag later are held too"
+    click.echo(f"group {tag} {'disabled' if added else 'was already disabled'}: "
+               f"{len(jobs)} job(s): {names}")
+
+
+def enable_group(config: Config, tag: str) -> None:
+    from pc_systemd.model import holds  # these commands only
+    from pc_systemd.views.holding import Holds
+
+    _require_member(config, "enabling a group")
+    try:
+        removed = holds.remove(config.hold_directory, holds.group_file(tag))
+    except holds.HoldError as err:
+        die(str(err))
+    if not removed:
+        die(f"group {tag} is not disabled", 1)
+    found = Holds.read(config)  # another group, or a stop, may still hold a job
+    jobs = tagged(config, tag)
+    free = [s for s in jobs if found.reason(s) is None]
+    _timers(config, free, start=True)
+    still = [f"{s.slug} ({found.reason(s)})" for s in jobs if s not in free]
+    click.echo(f"group {tag} enabled: {len(jobs)} job(s)"
+               + (f"; still held: {', '.join(still)}" if still else ""))
+
+
+def reset(config: Config, slug: str) -> None:
+    """Lift a stop after failures. systemd hosts: the hold file goes and the
+    timer starts. Cron hosts: the stop is the history's count of failures
+    in a row, which the service user (or root) sets back to 0."""
+    job = load_job(config, slug)
+    from pc_systemd.model import holds  # these commands only
+    from pc_systemd.model.jobinfo import Summary
+    from pc_systemd.views.holding import Holds
+
+    if not _on_systemd(config):
+        _reset_history(config, job)
+        return
+    _require_member(config, "resetting a job")
+    try:
+        removed = holds.remove(config.hold_directory, holds.stopped_file(slug))
+        # the failure-mail unit counts failures from the newest reset on
+        holds.remove(config.hold_directory, holds.reset_file(slug))
+        holds.add(config.hold_directory, holds.reset_file(slug), holds.record(_who()))
+    except holds.HoldError as err:
+        die(str(err))
+    summary = Summary.of(job)
+    reason = Holds.read(config).reason(summary)
+    if reason is None:
+        _timers(config, [summary], start=True)
+    click.echo(f"{slug}: {'stop lifted' if removed else 'was not stopped'}"
+               + (f"; still held: {reason}" if reason else ""))
+
+
+def _reset_history(config: Config, job: Job) -> None:
+    import dataclasses  # cron hosts' reset only
+
+    from pc_systemd.cron import history as hist
+
+    path = hist.history_path(config.state_directory, job.slug)
+    try:
+        hist.update(path, lambda h: dataclasses.replace(h, consecutive_failures=0),
+                    lambda message: _say(f"run-job: {message}"))
+    except (OSError, hist.HistoryError) as err:
+        die(f"{path}: {getattr(err, 'strerror', None) or err} (reset runs as root or "
+            f"the service user {config.user})")
+    from pc_systemd.cron.direct import after_run  # the metrics file, if there is one
+
+    after_run(config, job, _say)
+    click.echo(f"{job.slug}: failure count reset")

@@ -47,9 +47,10 @@ from pc_systemd.model.config import Config, load_config
 from pc_systemd.model.config_file import job_file_name
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.job import Job
-from pc_systemd.model.jobinfo import LastRun, State
+from pc_systemd.model.jobinfo import LastRun, State, Summary
 from pc_systemd.model.jobset import job_files, load_jobs
 from pc_systemd.systemd.units import service_name, slow_start_name
+from pc_systemd.views.holding import Holds
 from pc_systemd.views.listing import systemd_listing
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -63,24 +64,30 @@ class Report:
     invalid: tuple[str, ...] = ()
     stale: tuple[str, ...] = ()
     running: tuple[str, ...] = ()
+    stopped: tuple[str, ...] = ()  # by stop_after_failures: CRITICAL until reset
 
     @property
     def code(self) -> int:
-        if self.failing:
+        if self.failing or self.stopped:
             return CRITICAL
         return WARNING if self.invalid or self.stale else OK
 
     def perfdata(self) -> str:
         counts = (("ok", self.ok), ("failing", self.failing), ("running", self.running),
                   ("invalid", self.invalid), ("stale", self.stale))
-        return " ".join(f"{label}={len(slugs)}" for label, slugs in counts)
+        text = " ".join(f"{label}={len(slugs)}" for label, slugs in counts)
+        return text + (f" stopped={len(self.stopped)}" if self.stopped else "")
 
     def line(self) -> str:
         warnings = [f"{label}: {', '.join(slugs)}"
                     for label, slugs in (("invalid", self.invalid), ("stale", self.stale))
                     if slugs]
+        stopped = ([f"stopped after repeated failures: {', '.join(self.stopped)}"]
+                   if self.stopped else [])
         if self.failing:
-            text = "; ".join([f"FAILING JOBS: {', '.join(self.failing)}", *warnings])
+            text = "; ".join([f"FAILING JOBS: {', '.join(self.failing)}", *stopped, *warnings])
+        elif stopped:
+            text = "; ".join(["STOPPED JOBS: " + ", ".join(self.stopped), *warnings])
         elif warnings:
             text = "WARNING: " + "; ".join(warnings)
         else:
@@ -125,13 +132,17 @@ def check(config: Config, now: dt.datetime | None = None) -> Report:
     stale: list[str] = []
     active: list[str] = []
     invalid = list(jobs.broken)
+    stopped: list[str] = []
     owner = service_uid(config.user)  # a history of anyone else's is not read
+    found = Holds.read(config)
     for job in jobs.jobs:
         try:
             history = hist.load(hist.history_path(config.state_directory, job.slug), owner)
         except hist.HistoryError:
             invalid.append(job.slug)
             continue
+        if found.stop_count(Summary.of(job), history.consecutive_failures) is not None:
+            stopped.append(job.slug)
         if running(config, job.slug):
             active.append(job.slug)
         if history.last_completion_status == "failure":
@@ -141,7 +152,7 @@ def check(config: Config, now: dt.datetime | None = None) -> Report:
         else:
             ok.append(job.slug)
     return Report(tuple(ok), tuple(failing), tuple(sorted(invalid)), tuple(stale),
-                  tuple(active))
+                  tuple(active), tuple(stopped))
 
 
 def check_systemd(config: Config, now: dt.datetime | None = None) -> Report:
@@ -151,7 +162,7 @@ def check_systemd(config: Config, now: dt.datetime | None = None) -> Report:
     shows. Raises BusError (a PcError) when systemd cannot be asked."""
     now = now or dt.datetime.now(dt.UTC)
     report: dict[str, list[str]] = {"ok": [], "failing": [], "invalid": [], "stale": [],
-                                    "running": []}
+                                    "running": [], "stopped": []}
     for info in systemd_listing(config).infos:
         summary = info.summary
         if info.state in (State.INVALID, State.NOT_GENERATED):
@@ -159,6 +170,8 @@ def check_systemd(config: Config, now: dt.datetime | None = None) -> Report:
             continue
         if info.state is State.RUNNING:
             report["running"].append(info.slug)
+        if info.stopped:
+            report["stopped"].append(info.slug)
         last = info.last_run
         if last is not None and last.status == "failure":
             report["failing"].append(info.slug)
@@ -167,7 +180,7 @@ def check_systemd(config: Config, now: dt.datetime | None = None) -> Report:
         else:
             report["ok"].append(info.slug)
     return Report(*(tuple(report[k]) for k in ("ok", "failing", "invalid", "stale",
-                                                "running")))
+                                                "running", "stopped")))
 
 
 def _stale_since(config: Config, scheduled: bool, slug: str, last: LastRun | None,

@@ -37,6 +37,7 @@ job_argument = click.argument("name", type=JOB_NAME)
 only_running = click.option("-r", "--only-running", is_flag=True, help="Only running jobs.")
 as_json = click.option("--json", "as_json", is_flag=True,
                        help="One JSON document instead of text.")
+tag_option = click.option("--tag", metavar="TAG", help="Only jobs with this tag.")
 
 
 @click.command("run")
@@ -54,33 +55,38 @@ def run_command(session: Session, name: str, slow_start: bool, scheduled: bool) 
 
 
 @click.command("kill")
-@job_argument
+@click.argument("name", type=JOB_NAME, required=False)
+@tag_option
 @click.pass_obj
-def kill_command(session: Session, name: str) -> None:
-    """Stop the running instance of NAME.
+def kill_command(session: Session, name: str | None, tag: str | None) -> None:
+    """Stop a running job (or every job with --tag).
 
-    The whole process tree of the run."""
-    actions.kill(session.config(), name)
+    The whole process tree of the run of NAME, or of each running job
+    tagged TAG; with both, NAME only if it has the tag."""
+    actions.kill(session.config(), name, tag)
 
 
 @click.command("list")
 @only_running
 @as_json
+@tag_option
 @click.pass_obj
-def list_command(session: Session, only_running: bool, as_json: bool) -> None:
+def list_command(session: Session, only_running: bool, as_json: bool, tag: str | None) -> None:
     """List job names, one per line."""
-    actions.show_jobs(session.config(), only_running, full=False, as_json=as_json)
+    actions.show_jobs(session.config(), only_running, full=False, as_json=as_json, tag=tag)
 
 
 @click.command("status")
 @only_running
 @as_json
+@tag_option
 @click.pass_obj
-def status_command(session: Session, only_running: bool, as_json: bool) -> None:
+def status_command(session: Session, only_running: bool, as_json: bool,
+                   tag: str | None) -> None:
     """Show every job: state, last run, next run.
 
     Which backend runs them goes to stderr."""
-    actions.show_jobs(session.config(), only_running, full=True, as_json=as_json)
+    actions.show_jobs(session.config(), only_running, full=True, as_json=as_json, tag=tag)
 
 
 @click.command("logs")
@@ -164,6 +170,38 @@ def uninstall_command(session: Session) -> None:
     actions.install(remove=True, session=session)
 
 
+@click.command("disable-group")
+@click.argument("tag")
+@click.pass_obj
+def disable_group_command(session: Session, tag: str) -> None:
+    """Stop scheduling every job tagged TAG.
+
+    Their timers stop now and stay stopped (reload, reboot) until
+    enable-group; jobs given the tag later are held too. Runs by hand work."""
+    actions.disable_group(session.config(), tag)
+
+
+@click.command("enable-group")
+@click.argument("tag")
+@click.pass_obj
+def enable_group_command(session: Session, tag: str) -> None:
+    """Schedule the jobs tagged TAG again.
+
+    Their timers start, unless another group or a stop holds a job."""
+    actions.enable_group(session.config(), tag)
+
+
+@click.command("reset")
+@job_argument
+@click.pass_obj
+def reset_command(session: Session, name: str) -> None:
+    """Schedule NAME again after a stop on failures.
+
+    stop_after_failures stopped it.
+    Its timer starts (systemd); its failure count is reset (cron hosts)."""
+    actions.reset(session.config(), name)
+
+
 COMMANDS = (run_command, kill_command, list_command, status_command, logs_command,
             next_command, validate_command, schema_command, reload_command, install_command,
-            uninstall_command)
+            uninstall_command, disable_group_command, enable_group_command, reset_command)

@@ -133,6 +133,10 @@ class Flags:
     do_reload: bool
     install_gen: bool
     uninstall_gen: bool
+    tag: str | None
+    disable_group: str | None
+    enable_group: str | None
+    reset: str | None
     files: tuple[str, ...] = ()
 
 
@@ -172,6 +176,11 @@ class Flags:
               help="As 'install-generator'.")
 @click.option("--uninstall-generator", "uninstall_gen", cls=Flag, is_flag=True,
               help="As 'uninstall-generator'.")
+@click.option("--tag", cls=Flag, metavar="TAG",
+              help="With -l, -s or -k (no NAME): only jobs with this tag.")
+@click.option("--disable-group", cls=Flag, metavar="TAG", help="As 'disable-group TAG'.")
+@click.option("--enable-group", cls=Flag, metavar="TAG", help="As 'enable-group TAG'.")
+@click.option("--reset", cls=Flag, metavar="NAME", type=JOB_NAME, help="As 'reset NAME'.")
 @click.pass_context
 def run_job(ctx: click.Context, /, config_path: str | None, **given: Any) -> None:
     """Run and inspect process-control jobs.
@@ -194,7 +203,9 @@ def flag_action(flags: Flags) -> str:
     (any other is named ``flags``)."""
     for name, given in (("validate", flags.do_validate), ("reload", flags.do_reload),
                         ("install-generator", flags.install_gen),
-                        ("uninstall-generator", flags.uninstall_gen)):
+                        ("uninstall-generator", flags.uninstall_gen),
+                        ("disable-group", flags.disable_group is not None),
+                        ("enable-group", flags.enable_group is not None)):
         if given:
             return name
     return "flags"
@@ -210,6 +221,8 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
             ("-l/-s", flags.list_jobs or flags.status), ("--kill-job", flags.kill_job),
             ("--job", flags.job or (flags.slow_start and not slow_flag)),
             ("--logs", flags.logs), ("--next", flags.next_job),
+            ("--disable-group", flags.disable_group), ("--enable-group", flags.enable_group),
+            ("--reset", flags.reset),
         ) if given
     ]
     if len(chosen) > 1:
@@ -228,6 +241,8 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
         raise click.UsageError("--run goes with --logs")
     if flags.count != 5 and not flags.next_job:
         raise click.UsageError("--count goes with --next")
+    if flags.tag is not None and not (flags.list_jobs or flags.status or flags.kill_job):
+        raise click.UsageError("--tag goes with -l/--list-jobs, -s/--status or -k/--kill-job")
     if flags.do_validate:
         actions.validate(session, list(flags.files) or None, flags.strict)
     elif flags.install_gen or flags.uninstall_gen:
@@ -240,14 +255,21 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
         actions.logs(session.config(), flags.logs, slow_flag, flags.which_run)
     elif flags.list_jobs or flags.status:
         actions.show_jobs(session.config(), flags.only_running, full=flags.status,
-                          as_json=flags.as_json)
+                          as_json=flags.as_json, tag=flags.tag)
     elif flags.kill_job:
-        actions.kill(session.config(), flags.kill_job)
+        actions.kill(session.config(), flags.kill_job, flags.tag)
+    elif flags.disable_group is not None:
+        actions.disable_group(session.config(), flags.disable_group)
+    elif flags.enable_group is not None:
+        actions.enable_group(session.config(), flags.enable_group)
+    elif flags.reset:
+        actions.reset(session.config(), flags.reset)
     elif flags.job or flags.slow_start:
         name = flags.job if flags.job else flags.slow_start
         assert name is not None
+        # cron_form: the form of the cron lines: on cron hosts a held job's run is skipped
         actions.run(session.config(), name, slow_start=flags.slow_start is not None,
-                    scheduled=flags.scheduled)
+                    scheduled=flags.scheduled, cron_form=flags.job is not None)
     else:
         click.echo(ctx.get_help())
         ctx.exit(2)

@@ -14,7 +14,10 @@ choose what that user runs or reads is refused, one line, exit 2:
   completion variable (job names listed from a ``--config`` of the caller's);
 - ``validate FILES`` (it would read files only the service user may read;
   validating runs nothing, so the caller runs it as themselves);
-- ``reload``, ``install-generator``, ``uninstall-generator``: root's work.
+- ``reload``, ``install-generator``, ``uninstall-generator``: root's work;
+- ``disable-group``, ``enable-group``: the service user may not write the
+  hold directory (a job could lift its own hold): members run them as
+  themselves.
 
 Running, stopping, listing a job and reading its output are what the
 sudoers rule is for, and stay allowed. Root running sudo, and whom sudo
@@ -32,6 +35,9 @@ from pc_systemd.model.config_file import DEFAULT_PATH, ENV_VAR
 
 COMPLETE_VAR = "_RUN_JOB_COMPLETE"  # click's shell completion for prog_name run-job
 ROOT_ONLY = ("reload", "install-generator", "uninstall-generator")
+# The hold directory is the developer group's, never the service user's
+# (a job could lift its own hold): members change it as themselves.
+AS_YOURSELF = ("disable-group", "enable-group")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ def request_refusal(request: Request, environ: Mapping[str, str], euid: int) -> 
         return None
     if request.action in ROOT_ONLY:
         return f"{request.action} is root's work, not run through sudo (by uid {caller})"
+    if request.action in AS_YOURSELF:
+        return (f"through sudo {request.action} cannot write the hold directory: "
+                f"run `run-job {request.action}` as yourself, a member of the group")
     if request.config_path is not None and request.config_path != DEFAULT_PATH:
         return f"through sudo only {DEFAULT_PATH} applies, not --config {request.config_path}"
     if request.files:

@@ -131,7 +131,8 @@ def after_run(config: Config, job: Job, warn: Callable[[str], None]) -> None:
         return
     from pc_systemd.cron import metrics  # only hosts with a metrics_file pay for it (~3 ms)
 
-    metrics.update(config, job.slug, lambda line: warn(f"run-job: {line}"))
+    metrics.update(config, job.slug, lambda line: warn(f"run-job: {line}"),
+                   job.stop_after_failures)
 
 
 # -- run-job's own messages ------------------------------------------------------

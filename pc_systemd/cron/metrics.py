@@ -71,10 +71,13 @@ def _stamp(value: dt.datetime | None) -> float | None:
 # -- the file --------------------------------------------------------------------
 
 
-def update(config: Config, slug: str, warn: Callable[[str], None]) -> None:
-    """After a run of ``slug``: bring its samples in ``metrics_file`` up to
-    date. Problems are reported through ``warn`` in one line, never raised:
-    metrics must not change a run's outcome."""
+def update(config: Config, slug: str, warn: Callable[[str], None],
+           stop_after: int | None = None) -> None:
+    """After a run of ``slug`` (or its reset): bring its samples in
+    ``metrics_file`` up to date; ``stop_after``: the job's
+    ``stop_after_failures``, against which its count of failures in a row
+    says whether it is stopped. Problems are reported through ``warn`` in
+    one line, never raised: metrics must not change a run's outcome."""
     path = config.metrics_file
     if path is None:
         return
@@ -86,6 +89,9 @@ def update(config: Config, slug: str, warn: Callable[[str], None]) -> None:
             jobs.pop(slug, None)
             current = _history_samples(config, slug, warn)
             if current is not None:
+                failures = int(current.get(PREFIX + "consecutive_failures", "0"))
+                stopped = stop_after is not None and failures >= stop_after
+                current[PREFIX + "job_stopped"] = "1" if stopped else "0"
                 jobs[slug] = current
             slugs = job_slugs(config)
             if slugs is not None:

@@ -137,6 +137,10 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "Lock files of the direct (cron-host) runner."),
     Key("state_directory", "path", _abs_path, "/var/cache/process-control",
         "Run history `<dir>/<slug>.yaml`."),
+    Key("hold_directory", "path", _abs_path, "/var/lib/process-control-holds",
+        "Jobs not scheduled: groups disabled by `run-job disable-group`, jobs stopped by "
+        "`stop_after_failures`; writable by root and the developer group only (the "
+        "package's tmpfiles.d makes it)."),
     Key("smtp_host", "host name", f.nonempty_text, "localhost",
         "SMTP server that failure mail is sent through."),
     Key("smtp_port", "integer", f.positive_int, 25, "Its port."),
@@ -173,6 +177,7 @@ class Config:
     output_directory: str
     run_directory: str
     state_directory: str
+    hold_directory: str
     smtp_host: str
     smtp_port: int
     stale_after: float | None

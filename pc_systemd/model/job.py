@@ -79,6 +79,7 @@ class Job:
     allow_overtime: bool
     failure_threshold_for_mail: int
     failmail: Failmail | None
+    stop_after_failures: int | None
     sandbox: bool
     logging: str
     memory_max: int | None

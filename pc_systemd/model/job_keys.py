@@ -82,6 +82,18 @@ def timezone(entry: Entry) -> str:
 # A day: spreading starts further than that is a different schedule.
 MAX_RANDOM_DELAY = 1440.0
 
+# journal.streak counts a job's failures in a row back to at most 10,000 runs,
+# and the direct runner's history keeps its count up to history.MAX_COUNT.
+MAX_STOP_AFTER = 1000
+
+
+def stop_after(entry: Entry) -> int:
+    value = f.positive_int(entry)
+    if value > MAX_STOP_AFTER:
+        raise entry.problem(f"must be at most {MAX_STOP_AFTER}, got {value}")
+    return value
+
+
 JOB_KEYS: tuple[Key[Any], ...] = (
     Key("name", "string", f.unit_text, None, "Human name of the job.", required=True,
         schema=f.UNIT_TEXT),
@@ -135,6 +147,11 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         schema=f.POSITIVE_INT),
     Key("failmail", "mapping", failmail, None,
         "`{from_address, to_address}` for failure mail.", schema=FAILMAIL),
+    Key("stop_after_failures", "integer", stop_after, None,
+        "After this many failed runs in a row the job is no longer scheduled (runs by "
+        "hand still work) until `run-job reset NAME`; at most 1000.",
+        default_doc="none (never stopped)",
+        schema={"type": "integer", "minimum": 1, "maximum": MAX_STOP_AFTER}),
     Key("sandbox", "boolean", f.flag, True,
         "systemd hardening of the job's service (no new privileges, read-only "
         "/usr /boot /etc, private /tmp and /dev, ...); `false` turns it off for jobs "

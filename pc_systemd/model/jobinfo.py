@@ -38,6 +38,7 @@ class Summary:
     disabled: bool = False
     timeout: float = 0.0
     problems: tuple[str, ...] = ()
+    stop_after_failures: int | None = None
 
     @property
     def valid(self) -> bool:
@@ -58,6 +59,7 @@ class Summary:
             job.timezone,
             job.disabled,
             job.timeout,
+            stop_after_failures=job.stop_after_failures,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,7 +67,7 @@ class Summary:
             "slug": self.slug, "name": self.name, "description": self.description,
             "tags": list(self.tags), "schedule": self.schedule, "timezone": self.timezone,
             "disabled": self.disabled, "timeout": self.timeout,
-            "problems": list(self.problems),
+            "problems": list(self.problems), "stop_after_failures": self.stop_after_failures,
         }
 
     @classmethod
@@ -73,7 +75,7 @@ class Summary:
         return cls(
             data["slug"], data["name"], data["description"], tuple(data["tags"]),
             data["schedule"], data["timezone"], data["disabled"], data["timeout"],
-            tuple(data["problems"]),
+            tuple(data["problems"]), data.get("stop_after_failures"),
         )
 
 
@@ -103,6 +105,10 @@ class JobInfo:
     last_run: LastRun | None = None
     next_run: dt.datetime | None = None
     note: str | None = None  # e.g. why the run history could not be read
+    # why it is not scheduled although its file says so: "disabled by group
+    # TAG", "stopped after N consecutive failures" (views.holding)
+    hold: str | None = None
+    stopped: bool = False  # by stop_after_failures: check-jobs-icinga's CRITICAL
 
     @property
     def slug(self) -> str:
@@ -147,6 +153,8 @@ def job_dict(info: JobInfo) -> dict[str, Any]:
             "unit": last.unit,
         },
         "next_run": _time(info.next_run),
+        "hold": info.hold,
+        "stopped": info.stopped,
         "problems": list(info.summary.problems),
         "note": info.note,
     }

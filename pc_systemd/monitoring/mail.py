@@ -61,6 +61,7 @@ class FailedRun:
     output: RunOutput
     start: dt.datetime | None = None
     end: dt.datetime | None = None
+    stopped: bool = False  # stop_after_failures reached: no longer scheduled
 
 
 def due(job: Job, consecutive_failures: int) -> bool:
@@ -91,6 +92,10 @@ def body(job: Job, host: str, run: FailedRun) -> str:
         lines.append(f"Started: {_time(run.start)}")
     if run.end is not None:
         lines.append(f"Ended:   {_time(run.end)}")
+    if run.stopped:
+        lines += ["", f"Stopped: after {run.consecutive_failures} consecutive failures the job "
+                  "is no longer scheduled (stop_after_failures); runs by hand still work.",
+                  f"         `run-job reset {job.slug}` schedules it again."]
     lines.append("")
     output = run.output
     if output.problem is not None:

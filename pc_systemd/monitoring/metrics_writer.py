@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pc_systemd.core.atomic import write_atomically
+from pc_systemd.model import holds
 from pc_systemd.model.config import Config, load_config
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.jobset import job_slugs
@@ -221,6 +222,10 @@ def write(config: Config, ledger: Ledger) -> None:
     slugs = job_slugs(config)
     jobs = {slug: samples(runs) for slug, runs in ledger.jobs.items()
             if slugs is None or slug in slugs}
+    held, _why = holds.list_names(config.hold_directory, config.user)
+    for slug, values in jobs.items():
+        stopped = holds.stopped_file(slug) in held
+        values[prometheus.PREFIX + "job_stopped"] = "1" if stopped else "0"
     write_atomically(config.metrics_file, prometheus.render(jobs))
 
 

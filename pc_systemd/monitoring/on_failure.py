@@ -29,15 +29,16 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from pc_systemd.core import safe_open
+from pc_systemd.model import holds
 from pc_systemd.model.config import Config, load_config
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.job import SLUG, Job, log_name_pattern
 from pc_systemd.model.jobinfo import timestamp
 from pc_systemd.model.jobset import find_job
 from pc_systemd.monitoring import mail
-from pc_systemd.systemd import filelog, journal
+from pc_systemd.systemd import bus, filelog, journal
 from pc_systemd.systemd.unit_result import from_exit
-from pc_systemd.systemd.units import service_name, slow_start_name
+from pc_systemd.systemd.units import MONITOR_USER, service_name, slow_start_name, timer_name
 
 USAGE = "usage: python -m pc_systemd.monitoring.on_failure [--config PATH] SLUG"
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -78,9 +79,10 @@ def _failed_run(job: Job, env: Mapping[str, str]) -> tuple[str, str, str]:
 
 
 def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool:
-    """Mail the failed run if the job's threshold is reached; True if sent."""
+    """Stop the job if ``stop_after_failures`` is reached; mail the failed
+    run if the job's threshold is reached; True if sent."""
     unit, invocation, reason = _failed_run(job, env)
-    if job.failmail is None:
+    if job.failmail is None and job.stop_after_failures is None:
         return False
     try:
         failures, run = journal.streak([service_name(job.slug), slow_start_name(job.slug)],
@@ -88,6 +90,19 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
     except journal.JournalError as err:
         warn(f"{err} (counted as the first failure)")
         failures, run = 1, None
+    stopped = job.stop_after_failures is not None and failures >= job.stop_after_failures
+    reset = holds.reset_time(config.hold_directory, job.slug) if stopped else None
+    if reset is not None:  # after run-job reset, the failures count from the reset
+        try:
+            since_reset, _run = journal.streak(
+                [service_name(job.slug), slow_start_name(job.slug)], invocation,
+                restarts=job.retry is not None, since=reset)
+        except journal.JournalError as err:
+            warn(f"{err} (counted as the first failure since the reset)")
+            since_reset = 1
+        stopped = job.stop_after_failures is not None and since_reset >= job.stop_after_failures
+    if stopped:
+        stopped = stop(config, job, failures, warn)
     start = timestamp(run.start) if run is not None else None
     end = timestamp(run.end) if run is not None and run.end is not None else None
 
@@ -98,9 +113,32 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
                                    job.slug)
 
     def failed() -> mail.FailedRun:
-        return mail.FailedRun(reason, failures, output(), start, end)
+        return mail.FailedRun(reason, failures, output(), start, end, stopped)
 
     return mail.notify(config, job, failed, failures, warn)
+
+
+def stop(config: Config, job: Job, failures: int, warn: Warn) -> bool:
+    """Record the stop in the hold directory (the generator then leaves the
+    timer out of timers.target.wants) and stop the timer now (polkit lets
+    this unit's user stop a job's timer, nothing else). True if recorded."""
+    try:
+        holds.add(config.hold_directory, holds.stopped_file(job.slug),
+                  holds.record(MONITOR_USER, str(failures)))
+    except holds.HoldError as err:
+        warn(f"{job.slug}: {failures} consecutive failures, but not stopped: {err}")
+        return False
+    warn(f"{job.slug}: stopped after {failures} consecutive failures "
+         f"(stop_after_failures: {job.stop_after_failures}); run-job reset {job.slug}")
+    if job.schedule is None:
+        return True
+    try:
+        with bus.systemd() as sd:
+            sd.stop_unit(timer_name(job.slug))
+    except bus.BusError as err:
+        warn(f"{timer_name(job.slug)} not stopped now (it is from the next "
+             f"daemon-reload on): {err}")
+    return True
 
 
 def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput:

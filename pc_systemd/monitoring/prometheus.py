@@ -34,6 +34,9 @@ METRICS = (
            "When the job's last successful run still in its history ended (unix time)."),
     Metric(PREFIX + "consecutive_failures",
            "Runs of the job that failed since its last success."),
+    Metric(PREFIX + "job_stopped",
+           "1 while the job is not scheduled after stop_after_failures (until "
+           "run-job reset), else 0."),
 )
 NAMES = frozenset(m.name for m in METRICS)
 _SAMPLE = re.compile(r'(process_control_[a-z_]+)\{job="([A-Za-z0-9_-]+)"\} (\S+)\Z')

@@ -7,11 +7,14 @@ not root: action ``org.freedesktop.systemd1.manage-units``, with the details
 developer group, for the verbs ``run-job`` uses (start: ``run``; stop:
 ``kill`` and an interrupted ``run``; ref: keeping the unit loaded while
 ``run`` follows it; reset-failed: ``run`` of a job with ``retry``), on the
-jobs' own services only
-(``process-control-SLUG.service`` and ``...SLUG.slow-start.service``; never a
-unit of ours, whose names no job may take: ``model.job.RESERVED_SLUGS``). It
-leaves every other question to the rules after it: systemd's default asks for
-an administrator.
+jobs' own services (``process-control-SLUG.service`` and
+``...SLUG.slow-start.service``) and the start and stop of their timers
+(``process-control-SLUG.timer``: ``disable-group``, ``enable-group``,
+``reset``); never a unit of ours, whose names no job may take
+(``model.job.RESERVED_SLUGS``). The failure-mail unit's user,
+``process-control-monitor``, may stop a job's timer, nothing else
+(``stop_after_failures``). The rule leaves every other question to the
+rules after it: systemd's default asks for an administrator.
 
 The package ships the rule for its default group, as
 ``/usr/share/polkit-1/rules.d/50-process-control.rules`` (the file in this
@@ -36,7 +39,7 @@ from collections.abc import Sequence
 
 from pc_systemd.model.config import KEYS_BY_NAME, Config
 from pc_systemd.model.job import RESERVED_SLUGS
-from pc_systemd.systemd.units import PREFIX
+from pc_systemd.systemd.units import MONITOR_USER, PREFIX
 
 DEFAULT_GROUP: str = KEYS_BY_NAME["developer_group"].default
 RULE_NAME = "50-process-control.rules"
@@ -47,11 +50,15 @@ LOCAL_RULE = "/etc/polkit-1/rules.d/" + RULE_NAME
 # "reset-failed": a run by hand of a job with `retry` first clears the start
 # limit that ends a run's attempts (model.retry), so it gets all of its own.
 VERBS = ("start", "stop", "ref", "reset-failed")
+TIMER_VERBS = ("start", "stop")  # disable-group, enable-group, reset
+MONITOR_VERBS = ("stop",)  # the failure-mail unit, after stop_after_failures
 MARK = "process-control: written by run-job reload"  # what is ours, in /etc
 
 _RULE = """\
 // process-control: members of the developer group may start and stop the
-// jobs' own services (run-job run, kill) without a password; nothing else.
+// jobs' own services (run-job run, kill) and their timers (disable-group,
+// enable-group, reset) without a password; the failure-mail unit's user may
+// stop a job's timer (stop_after_failures); nothing else.
 // systemd passes the unit's name and the verb as the details "unit" and "verb".
 @MARK@
 polkit.addRule(function (action, subject) {
@@ -59,15 +66,23 @@ polkit.addRule(function (action, subject) {
     var formerGroups = @FORMER@;  // groups this rule replaces: asked as before
     var prefix = @PREFIX@;
     var reserved = @RESERVED@;  // names of process-control's own units
-    var verbs = @VERBS@;
+    var verbs = {"service": @VERBS@, "timer": @TIMER_VERBS@};
+    var monitor = @MONITOR@;
+    var monitorVerbs = @MONITOR_VERBS@;  // on timers
     if (action.id != "org.freedesktop.systemd1.manage-units") {
         return polkit.Result.NOT_HANDLED;
     }
     var unit = action.lookup("unit") || "";
     var verb = action.lookup("verb") || "";
-    var match = /^([A-Za-z0-9_][A-Za-z0-9_.-]*)\\.service$/.exec(unit.substr(prefix.length));
-    if (unit.indexOf(prefix) != 0 || match === null || reserved.indexOf(match[1]) >= 0 ||
-            verbs.indexOf(verb) < 0) {
+    var match = /^([A-Za-z0-9_][A-Za-z0-9_.-]*)\\.(service|timer)$/.exec(
+        unit.substr(prefix.length));
+    if (unit.indexOf(prefix) != 0 || match === null || reserved.indexOf(match[1]) >= 0) {
+        return polkit.Result.NOT_HANDLED;
+    }
+    if (match[2] == "timer" && subject.user == monitor && monitorVerbs.indexOf(verb) >= 0) {
+        return polkit.Result.YES;
+    }
+    if (verbs[match[2]].indexOf(verb) < 0) {
         return polkit.Result.NOT_HANDLED;
     }
     if (subject.isInGroup(group)) {
@@ -94,6 +109,9 @@ def rule(group: str = DEFAULT_GROUP, former: Sequence[str] = (), mark: str = "")
         "@PREFIX@": json.dumps(PREFIX),
         "@RESERVED@": json.dumps(sorted(RESERVED_SLUGS)),
         "@VERBS@": json.dumps(list(VERBS)),
+        "@TIMER_VERBS@": json.dumps(list(TIMER_VERBS)),
+        "@MONITOR@": json.dumps(MONITOR_USER),
+        "@MONITOR_VERBS@": json.dumps(list(MONITOR_VERBS)),
     }
     text = _RULE
     for key, value in values.items():
@@ -215,6 +233,38 @@ def _create(path: str, user: str, gid: int | None, group: str) -> str | None:
     finally:
         os.close(fd)
     return f"created {path} (owner {user}, group {group}, mode 2750)"
+
+
+def ensure_hold_directory(config: Config) -> str | None:
+    """``hold_directory`` as the package's tmpfiles.d line makes the default
+    one (root, at ``run-job reload``): root's, group the developer group,
+    mode 2775, so members add and remove holds and the service user cannot.
+    Created if missing; one of another group is given the developer
+    group (its holds stay). What was done, or None."""
+    path = config.hold_directory
+    try:
+        gid = grp.getgrnam(config.developer_group).gr_gid
+    except KeyError:
+        return None  # no such group here: nobody but root could hold jobs
+    created = False
+    try:
+        os.mkdir(path, 0o700)
+        created = True
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not created and st.st_uid == 0 and st.st_gid == gid and st.st_mode & 0o7777 == 0o2775:
+            return None
+        if not created and st.st_uid != 0:
+            return f"hold_directory {path} is not root's: left alone (no job is held)"
+        os.fchown(fd, 0, gid)
+        os.fchmod(fd, 0o2775)
+    finally:
+        os.close(fd)
+    what = "created" if created else "set"
+    return f"{what} {path} (owner root, group {config.developer_group}, mode 2775)"
 
 
 GROUP_TMPFILES = "/etc/tmpfiles.d/process-control-developer-group.conf"

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from pc_systemd.model import file_cache
+from pc_systemd.model import file_cache, holds
 from pc_systemd.model.config_file import yaml_names
 from pc_systemd.model.writers import service_user_can_write
 
@@ -37,12 +37,13 @@ if TYPE_CHECKING:
 
     Log = Callable[[int, str], None]
 Units = tuple[tuple[str, str, str | None], ...]  # (name, text, target that wants it)
-# One job file's outcome, (written, messages, units): written is 1 if its
-# units were written, else 0; messages are (level, line); units are Units,
-# or () where not kept. A plain tuple, unpacked by name where it is used:
-# the cache and the workers carry it through marshal, and the cached path
-# builds nothing per file.
-Result = tuple[int, tuple[tuple[int, str], ...], Units]
+# One job file's outcome, (written, messages, units, hold_keys): written is
+# 1 if its units were written, else 0; messages are (level, line); units are
+# Units, or () where not kept; hold_keys the names of the files in the hold
+# directory that hold its timer (holds.keys). A plain tuple, unpacked by name
+# where it is used: the cache and the workers carry it through marshal, and
+# the cached path builds nothing per file.
+Result = tuple[int, tuple[tuple[int, str], ...], Units, tuple[str, ...]]
 
 ERR, WARNING, INFO = 3, 4, 6
 KIND = "units"
@@ -155,7 +156,7 @@ def generate(
     status = 0
     names: list[str] | None = None
     if loaded is not None:
-        (job_directory, user, units), entries = loaded
+        (job_directory, user, hold_directory, units), entries = loaded
         _prepare(normal)
         _emit(normal, units)
         names = _listed(job_directory)
@@ -164,6 +165,7 @@ def generate(
         if config is None:
             return 1
         job_directory, user, entries = config.job_directory, config.user, {}
+        hold_directory = config.hold_directory
         if loaded is None:
             _prepare(normal)
             renderer = _renderer(config, python)
@@ -181,11 +183,14 @@ def generate(
         log(ERR, str(config.problem("job_directory", refusal)))
         log(ERR, f"no job units generated: {len(names)} job file(s) not read")
         return 1
+    held, why = holds.list_names(hold_directory, user)
+    if why:
+        log(WARNING, f"hold_directory {why}")
     valid, todo = file_cache.reuse(entries, job_directory, names)
     results: dict[str, Result] = {}
     for name, (_evidence, result) in valid.items():
-        _written, _messages, kept_units = result
-        _emit(normal, kept_units)
+        _written, _messages, kept_units, hold_keys = result
+        _emit(normal, kept_units, not held.isdisjoint(hold_keys))
         results[name] = result
     if todo:
         config = config or _config(config_path, log)
@@ -193,7 +198,7 @@ def generate(
             return 1
         renderer = renderer or _renderer(config, python)
         for path, _read_ident, result in build(config, todo, renderer, normal, workers,
-                                               deadline=deadline, budget=budget):
+                                               deadline=deadline, budget=budget, held=held):
             results[os.path.basename(path)] = result
     return _report([results[name] for name in names], log, status, len(valid))
 
@@ -223,10 +228,13 @@ def _prepare(normal: str) -> None:
         os.makedirs(os.path.join(normal, f"{target}.wants"), exist_ok=True)
 
 
-def _emit(normal: str, units: Units) -> None:
+def _emit(normal: str, units: Units, held: bool = False) -> None:
+    """Write the units; a held job's timer is written but not wanted: it
+    stays stopped across daemon-reload and boot (a member may still start
+    it by hand, as enable-group and reset do)."""
     for name, text, wanted_by in units:
         write_unit(normal, name, text)
-        if wanted_by:
+        if wanted_by and not (held and name.endswith(".timer")):
             want(normal, wanted_by, name)
 
 
@@ -258,7 +266,7 @@ def _renderer(config: Config, python: str) -> Renderer:
 
 def _report(results: list[Result], log: Log, status: int, cached: int) -> int:
     written = 0
-    for done, messages, _units in results:
+    for done, messages, _units, _keys in results:
         written += done
         for level, message in messages:
             log(level, message)
@@ -281,6 +289,7 @@ def build(
     keep: bool = False,
     deadline: float | None = None,
     budget: float = BUDGET,
+    held: frozenset[str] = frozenset(),
 ) -> list[tuple[str, file_cache.Identity | None, Result]]:
     """Each job file's outcome, as (path, identity, result), in the given
     order; with ``normal``, the units are written there as they are made,
@@ -297,7 +306,7 @@ def build(
     keep = keep or normal is None
 
     def part_of(part: list[str]) -> bytes:
-        return _build_part(part, config, renderer, normal, keep, deadline, budget)
+        return _build_part(part, config, renderer, normal, keep, deadline, budget, held)
 
     for blob in fanout.run(parts, part_of):
         if blob is None:
@@ -308,7 +317,7 @@ def build(
 
 def _build_part(
     paths: list[str], config: Config, renderer: Renderer, normal: str | None, keep: bool,
-    deadline: float | None = None, budget: float = BUDGET,
+    deadline: float | None = None, budget: float = BUDGET, held: frozenset[str] = frozenset(),
 ) -> bytes:
     # the job parser: only for files read afresh (tests/test_file_cache.py)
     from pc_systemd.model.errors import PcError, Problem, printable
@@ -321,7 +330,7 @@ def _build_part(
         if deadline is not None and time.monotonic() >= deadline:
             late = Problem(path, 1, FILE_KEY,
                            f"not read: the generator's {budget:g} s for job files were used up")
-            out.append((path, None, (0, ((ERR, f"{late} (job skipped)"),), ())))
+            out.append((path, None, (0, ((ERR, f"{late} (job skipped)"),), (), ())))
             continue
         # identity first: a file changed while it is read is not cached as unchanged
         ident = file_cache.identity(path)
@@ -332,23 +341,24 @@ def _build_part(
         except PcError as err:
             # str(Problem) escapes what does not print: each message is one line
             messages += [(ERR, f"{problem} (job skipped)") for problem in err.problems]
-            out.append((path, ident, (0, _capped(messages, path), units)))
+            out.append((path, ident, (0, _capped(messages, path), units, ())))
             continue
         messages += [(WARNING, str(warning)) for warning in job.warnings]
         refused = systemd_problems(job)
         if refused:
             messages += [(ERR, f"{problem} (job skipped)") for problem in refused]
-            out.append((path, ident, (0, _capped(messages, path), ())))
+            out.append((path, ident, (0, _capped(messages, path), (), ())))
             continue
         try:
             units = tuple((u.name, u.text, u.wanted_by) for u in renderer.job_units(job))
         except UnitValueError as err:
             messages.append((ERR, f"{printable(f'{job.path}:1: (unit): {err}')} (job skipped)"))
-            out.append((path, ident, (0, _capped(messages, path), ())))
+            out.append((path, ident, (0, _capped(messages, path), (), ())))
             continue
+        hold_keys = holds.keys(job.slug, job.tag)
         if normal is not None:
-            _emit(normal, units)
-        out.append((path, ident, (1, _capped(messages, path), units if keep else ())))
+            _emit(normal, units, not held.isdisjoint(hold_keys))
+        out.append((path, ident, (1, _capped(messages, path), units if keep else (), hold_keys)))
     # marshal holds plain tuples only: build() names the fields again
     return marshal.dumps([(path, None if ident is None else tuple(ident), tuple(result))
                           for path, ident, result in out])
@@ -408,9 +418,9 @@ def refresh_cache(config_path: str | None = None, python: str = sys.executable) 
         return [f"no reload units: {err}"]
     paths = [os.path.join(config.job_directory, n) for n in names]
     built = build(config, paths, renderer, None)
-    store.update((config.job_directory, config.user, units), {},
+    store.update((config.job_directory, config.user, config.hold_directory, units), {},
                  [(path, ident, result) for path, ident, result in built])
-    return [message for _path, _ident, (_written, messages, _units) in built
+    return [message for _path, _ident, (_written, messages, _units, _keys) in built
             for level, message in messages if level == ERR]
 
 

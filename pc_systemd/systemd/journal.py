@@ -317,13 +317,15 @@ STREAK_LIMIT = 10_000
 
 def streak(
     units: list[str], failed: str, limit: int = STREAK_LIMIT, restarts: bool = False,
+    since: int | None = None,
 ) -> tuple[int, Run | None]:
     """How many runs of ``units`` in a row have failed, counting the run
     ``failed`` (an invocation ID known to have failed, whose own records may
     not be in the journal yet), and that run as far as the journal has it.
 
     The journal is read backwards and only until the last success, or
-    ``limit`` runs.
+    ``limit`` runs, or (``since``, microseconds: a ``run-job reset``) the
+    first run that ended before then.
     """
     count = 1
     this: _RunBuilder | None = None
@@ -338,6 +340,8 @@ def streak(
         if builder.retried:
             return False  # an attempt that was retried is not a failed run
         if builder.result == "success":
+            return True
+        if since is not None and (builder.end or builder.start) < since:
             return True
         count += 1
         return False

@@ -173,7 +173,9 @@ class Renderer:
         return self.service(
             source=job.path,
             description=f"process-control job {job.slug}{what}: {job.name}",
-            on_failure=mail_name(job.slug) if job.failmail is not None else None,
+            # the mail unit also stops the timer after stop_after_failures
+            on_failure=(mail_name(job.slug) if job.failmail is not None
+                        or job.stop_after_failures is not None else None),
             user=self.config.user,
             environment=job.environment,
             commands=argvs,
@@ -209,6 +211,7 @@ class Renderer:
                      self.reload_service(command=[*self._ours("cli.run_job"), "--reload"])),
             UnitFile(MAIL + ".service", self.mail_service(
                 command=self._ours("monitoring.on_failure"),
+                hold_directory=self.config.hold_directory,
                 groups=" ".join([JOURNAL_GROUP,
                                  *_log_groups(self.config.user, self.config.developer_group)]))),
         ]

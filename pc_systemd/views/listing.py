@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pc_systemd.model.config import Config
 from pc_systemd.model.jobinfo import JobInfo, LastRun, State, Summary
 from pc_systemd.views.catalog import Catalog, read_catalog
+from pc_systemd.views.holding import Holds, with_holds
 
 if TYPE_CHECKING:  # the annotation only: systemd hosts never import the direct runner
     from pc_systemd.cron.direct import JobState
@@ -36,7 +37,8 @@ def systemd_listing(config: Config) -> Listing:
     from pc_systemd.systemd import status as systemd_status  # not on cron hosts (~13 ms of imports)
 
     catalog, view = read_catalog(config, lambda: systemd_status.collect())
-    infos = tuple(systemd_status.job_info(s, view) for s in catalog.summaries)
+    infos = with_holds((systemd_status.job_info(s, view) for s in catalog.summaries),
+                       Holds.read(config))
     return Listing("systemd", catalog, infos)
 
 
@@ -47,13 +49,19 @@ def direct_listing(config: Config) -> Listing:
     now = dt.datetime.now(dt.UTC)
     local: list[dt.tzinfo] = []  # the host's zone, read once if a job needs it
     infos = []
+    failures: dict[str, int] = {}
     for summary in catalog.summaries:
         if not summary.valid:
             infos.append(JobInfo(summary, State.INVALID))
             continue
-        info = _direct_info(summary, direct.job_state(config, summary.slug))
+        state = direct.job_state(config, summary.slug)
+        failures[summary.slug] = state.consecutive_failures
+        info = _direct_info(summary, state)
         infos.append(dataclasses.replace(info, next_run=next_cron_run(summary, now, local)))
-    return Listing("direct", catalog, tuple(infos))
+    held = with_holds(infos, Holds.read(config), failures)
+    # a held job's cron line still fires, but the runner skips it: no next run
+    held = tuple(dataclasses.replace(i, next_run=None) if i.hold else i for i in held)
+    return Listing("direct", catalog, held)
 
 
 def next_cron_run(

@@ -68,6 +68,8 @@ def extra_lines(info: JobInfo, timers: bool = True) -> list[str]:
     elif info.state is State.NOT_GENERATED:
         state = "not generated: run `run-job --reload`"
     out = [f"{INDENT}state: {state}"]
+    if info.hold:
+        out.append(f"{INDENT}scheduling: {printable(info.hold)}")
     last = info.last_run
     if last is not None and last.start is not None:
         took = f", took {duration(last.duration)}" if last.duration is not None else ""
@@ -75,6 +77,8 @@ def extra_lines(info: JobInfo, timers: bool = True) -> list[str]:
         out.append(f"{INDENT}last run: {when(last.start)}{took}: {how}")
     if info.next_run is not None:
         out.append(f"{INDENT}next run: {when(info.next_run)}")
+    elif info.hold and info.summary.scheduled:
+        out.append(f"{INDENT}next run: none (held)")
     elif timers and info.summary.schedule is not None and info.state is not State.NOT_GENERATED:
         out.append(INDENT + ("next run: none (disabled)" if info.summary.disabled
                              else "next run: none (timer not active)"))
