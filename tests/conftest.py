@@ -165,3 +165,13 @@ def hide_checkout(box: SystemdBox) -> None:
         if box.run(["test", "-d", str(path)], check=False).returncode == 0:
             box.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(path)])
     assert box.run(["test", "-e", str(ROOT / "pyproject.toml")], check=False).returncode
+
+
+def install_package(box: SystemdBox, built: Path, jobs: dict[str, str]) -> None:
+    """In ``box``: the checkout hidden, these job files in the default job
+    directory, then the package installed as an operator does (``dpkg -i``)."""
+    hide_checkout(box)
+    for slug, text in jobs.items():
+        box.write_file(f"/var/lib/process-control/{slug}.yaml", text)
+    box.write_file("/root/process-control_all.deb", built.read_bytes())
+    box.run(["dpkg", "-i", "/root/process-control_all.deb"], timeout=180)

@@ -105,3 +105,26 @@ JOB_FILES = {
         """
     ),
 }
+
+
+# The original's job.example.yaml, byte for byte.
+JOB_EXAMPLE = """\
+# Human-readable name of the job.
+name: Take This Job and Shove It
+
+# Command line to execute.  Arguments are split on whitespace, and
+# quoting works as in a shell.
+command: /usr/local/bin/timecard --start 9:00 --end "5:30 pm"
+
+# Alternative command to run with run-job --slow-start
+slow_start_command: /usr/local/bin/timecard --catch-up
+
+# Cron-style schedule.
+schedule: "*/5 * * * *"
+
+# Time limit in minutes.
+timeout: 30
+
+environment:
+    PYTHONPATH: /usr/share/invisible/pie
+"""

@@ -790,3 +790,17 @@ def checkout_box() -> SystemdBox:
     venv = Path(sys.prefix)
     binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
     return SystemdBox(binds_ro=binds)
+
+
+def make_python_reachable(box: SystemdBox, user: str) -> None:
+    """Let the service user execute this test's interpreter inside the box.
+
+    The venv's python may be a symlink into root's home (/root is 0700 here);
+    the box's root is a throw-away overlay, so opening the way there changes
+    nothing on the host.
+    """
+    real = Path(sys.executable).resolve()
+    for directory in reversed(real.parents):
+        if box.run(["su", "-s", "/bin/sh", user, "-c", f"test -x '{directory}'"],
+                   check=False).returncode != 0:
+            box.run(["chmod", "o+x", str(directory)])

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import hide_checkout
+from tests.conftest import install_package
 from tests.systemd_box import SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
 
-JOBS = "/var/lib/process-control"
-DEB_IN_BOX = "/root/process-control_all.deb"
 GROUP = "process-control-dev"
 JOB_FILES = {
     "hello": "name: Hello\ncommand: /bin/sh -c 'echo hello-output; echo second line'\n",
@@ -41,12 +39,8 @@ OTHER = ("[Service]\nType=oneshot\nRemainAfterExit=yes\n"
 def box(built: Path) -> Iterator[SystemdBox]:
     require_systemd_box()
     with SystemdBox() as booted:
-        hide_checkout(booted)
-        for slug, text in JOB_FILES.items():
-            booted.write_file(f"{JOBS}/{slug}.yaml", text)
         booted.write_file("/etc/systemd/system/other.service", OTHER)
-        booted.write_file(DEB_IN_BOX, built.read_bytes())
-        booted.run(["dpkg", "-i", DEB_IN_BOX], timeout=180)
+        install_package(booted, built, JOB_FILES)
         booted.run(["useradd", "--create-home", "--groups", GROUP, "dev"])
         booted.run(["useradd", "--create-home", "outsider"])
         booted.systemctl("start", "other.service")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.systemd_box import SystemdBox, checkout_box
+from tests.systemd_box import SystemdBox, checkout_box, make_python_reachable
 
 pytestmark = pytest.mark.systemd
 
@@ -58,27 +58,13 @@ environment:
 """
 
 
+DELAY = 6.0  # seconds the delayed job waits in the box
+
+
 @pytest.fixture(scope="module")
 def systemd_box() -> Iterator[SystemdBox]:
     with checkout_box() as booted:
         yield booted
-
-
-def make_python_reachable(box: SystemdBox, user: str) -> None:
-    """Let the service user execute this test's interpreter inside the box.
-
-    The venv's python may be a symlink into root's home (/root is 0700 here);
-    the box's root is a throw-away overlay, so opening the way there changes
-    nothing on the host.
-    """
-    real = Path(sys.executable).resolve()
-    for directory in reversed(real.parents):
-        if box.run(["su", "-s", "/bin/sh", user, "-c", f"test -x '{directory}'"],
-                   check=False).returncode != 0:
-            box.run(["chmod", "o+x", str(directory)])
-
-
-DELAY = 6.0  # seconds the delayed job waits in the box
 
 
 def delayed_job(box: SystemdBox) -> tuple[str, float]:

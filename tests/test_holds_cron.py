@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.systemd_box import SystemdBox, checkout_box
-from tests.test_cron_daemon import make_python_reachable
+from tests.systemd_box import SystemdBox, checkout_box, make_python_reachable
 
 pytestmark = pytest.mark.systemd
 

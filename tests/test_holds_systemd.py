@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import hide_checkout
+from tests.conftest import install_package
 from tests.systemd_box import SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.systemd
 JOBS = "/var/lib/process-control"
 HOLDS = "/var/lib/process-control-holds"
 WANTS = "/run/systemd/generator/timers.target.wants"
-DEB_IN_BOX = "/root/process-control_all.deb"
 GROUP = "process-control-dev"
 JOB_FILES = {
     "g1": "name: G1\ncommand: /bin/true\nschedule: '0 3 * * *'\ntag: batch\n",
@@ -36,11 +35,7 @@ JOB_FILES = {
 def box(built: Path) -> Iterator[SystemdBox]:
     require_systemd_box()
     with SystemdBox() as booted:
-        hide_checkout(booted)
-        for slug, text in JOB_FILES.items():
-            booted.write_file(f"{JOBS}/{slug}.yaml", text)
-        booted.write_file(DEB_IN_BOX, built.read_bytes())
-        booted.run(["dpkg", "-i", DEB_IN_BOX], timeout=180)
+        install_package(booted, built, JOB_FILES)
         booted.run(["useradd", "--create-home", "--groups", GROUP, "dev"])
         yield booted
 

@@ -24,8 +24,7 @@ from pc_systemd.model.job_keys import JOB_KEYS
 from pc_systemd.model.job_schema import SCHEMA_FILE, job_schema, schema_text
 from tests.conftest import ROOT, Site
 from tests.hostile_corpus import JOB_CASES, Case, ManifestError, oracle_load
-from tests.job_files import BAD, JOB_FILES
-from tests.test_original_job_files import JOB_EXAMPLE
+from tests.job_files import BAD, JOB_EXAMPLE, JOB_FILES
 
 SCHEMA = job_schema()
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

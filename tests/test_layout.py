@@ -149,3 +149,16 @@ def test_the_graph_is_read_from_module_level_imports_only() -> None:
     assert cycle(looped) == ["pc_systemd.model.job", "pc_systemd.model.jobset", "pc_systemd.model.job"]
     up = {**EDGES, "pc_systemd.model.job": EDGES["pc_systemd.model.job"] | {"pc_systemd.views.report"}}
     assert upward(up) == ["pc_systemd.model.job -> pc_systemd.views.report"]
+
+
+def test_no_test_module_imports_another() -> None:
+    # What tests share lives in helper modules (conftest.py, systemd_box.py,
+    # job_files.py, hostile_corpus.py, monitoring_box.py), so that running
+    # one test module never collects or sets up another's.
+    offenders = [
+        f"{path.name}: {line.strip()}"
+        for path in sorted((ROOT / "tests").glob("test_*.py"))
+        for line in path.read_text().splitlines()
+        if line.lstrip().startswith(("from tests.test_", "import tests.test_"))
+    ]
+    assert offenders == []

@@ -16,29 +16,10 @@ from pc_systemd.model.jobset import find_job, job_slugs, load_jobs
 from pc_systemd.systemd.status_memo import unit_slug
 from pc_systemd.systemd.units import Renderer, service_name, slow_start_name, timer_name
 from tests.conftest import Site
+from tests.job_files import JOB_EXAMPLE
 
 # The original's job.example.yaml, as its own repository had it (comments
 # above each key, 4-space indents, a quoted schedule), saved under its name.
-JOB_EXAMPLE = """\
-# Human-readable name of the job.
-name: Take This Job and Shove It
-
-# Command line to execute.  Arguments are split on whitespace, and
-# quoting works as in a shell.
-command: /usr/local/bin/timecard --start 9:00 --end "5:30 pm"
-
-# Alternative command to run with run-job --slow-start
-slow_start_command: /usr/local/bin/timecard --catch-up
-
-# Cron-style schedule.
-schedule: "*/5 * * * *"
-
-# Time limit in minutes.
-timeout: 30
-
-environment:
-    PYTHONPATH: /usr/share/invisible/pie
-"""
 
 # The original's example configuration's cron template.
 ORIGINAL_CONFIG = """\

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import Site
-from tests.test_direct_runner import (  # noqa: F401  (fixtures)
+from tests.direct_runs import (  # noqa: F401  (fixtures)
     cron_site,
     history,
     log_lines,
@@ -22,9 +22,9 @@ from tests.test_direct_runner import (  # noqa: F401  (fixtures)
     start_runner,
     wait_for,
 )
-from tests.test_mail import FROM, TO, Inbox, mailing_site, smtp  # noqa: F401  (fixtures)
-from tests.test_mail import make_job as make_mail_job
-from tests.test_mail import run as run_mailing
+from tests.mail_server import FROM, TO, Inbox, mailing_site, smtp  # noqa: F401  (fixtures)
+from tests.mail_server import make_job as make_mail_job
+from tests.mail_server import run as run_mailing
 
 
 def counting(site: Site, succeed_at: int, code: int = 3) -> str:
@@ -44,7 +44,7 @@ def gaps(values: list[float]) -> list[float]:
 
 
 def test_a_run_retried_to_success_prints_nothing_and_is_one_completed_run(
-    cron_site: Site,  # noqa: F811
+    cron_site: Site,
 ) -> None:
     retry = {"attempts": 3, "delay": 0.005, "backoff": 2}  # 0.3 s, then 0.6 s
     job = make_job(cron_site, command=counting(cron_site, 3), retry=retry)
@@ -66,7 +66,7 @@ def test_a_run_retried_to_success_prints_nothing_and_is_one_completed_run(
     ]
 
 
-def test_a_run_whose_attempts_all_fail_is_one_failed_run(cron_site: Site) -> None:  # noqa: F811
+def test_a_run_whose_attempts_all_fail_is_one_failed_run(cron_site: Site) -> None:
     job = make_job(cron_site, command=counting(cron_site, 99, 4),
                    retry={"attempts": 2, "delay": 0.002})
     assert run(cron_site, job) == (1, "Job failed with code 4\n")  # said once
@@ -81,7 +81,7 @@ def test_a_run_whose_attempts_all_fail_is_one_failed_run(cron_site: Site) -> Non
     assert history(cron_site).consecutive_failures == 2  # runs, not attempts
 
 
-def test_a_timeout_is_a_failure_and_is_retried(cron_site: Site) -> None:  # noqa: F811
+def test_a_timeout_is_a_failure_and_is_retried(cron_site: Site) -> None:
     job = make_job(cron_site, command="sleep 30", timeout=0.005,
                    retry={"attempts": 1, "delay": 0.001})
     began = time.monotonic()
@@ -94,7 +94,7 @@ def test_a_timeout_is_a_failure_and_is_retried(cron_site: Site) -> None:  # noqa
 
 
 def test_only_the_last_attempt_fails_the_run_for_mail(
-    mailing_site: Site, smtp: tuple[Inbox, int],  # noqa: F811
+    mailing_site: Site, smtp: tuple[Inbox, int],
 ) -> None:
     inbox, _port = smtp
     job = make_mail_job(mailing_site, "flaky", command=counting(mailing_site, 2),
@@ -124,7 +124,7 @@ def wait_for_mark(site: Site, text: str) -> Path:
 
 
 def test_the_lock_is_held_between_attempts_and_sigterm_ends_the_wait(
-    cron_site: Site, start_runner: Callable[[], subprocess.Popen[str]],  # noqa: F811
+    cron_site: Site, start_runner: Callable[[], subprocess.Popen[str]],
 ) -> None:
     job = make_job(cron_site, command="/bin/false", retry={"attempts": 1, "delay": 0.5})
     runner = start_runner()
@@ -141,7 +141,7 @@ def test_the_lock_is_held_between_attempts_and_sigterm_ends_the_wait(
 
 
 def test_the_delay_of_each_attempt_is_delay_times_backoff_to_the_power(
-    cron_site: Site,  # noqa: F811
+    cron_site: Site,
 ) -> None:
     job = make_job(cron_site, command="true", retry={"attempts": 4, "delay": 2, "backoff": 1.5})
     assert job.retry is not None

@@ -27,8 +27,7 @@ from pathlib import Path
 import pytest
 
 from pc_systemd.model.retry import Retry, start_limit
-from tests.systemd_box import SystemdBox, checkout_box
-from tests.test_monitoring_systemd import (
+from tests.monitoring_box import (
     FAILMAIL,
     MONITOR,
     USER,
@@ -42,6 +41,7 @@ from tests.test_monitoring_systemd import (
     mails,
     start_smtp,
 )
+from tests.systemd_box import SystemdBox, checkout_box
 
 pytestmark = pytest.mark.systemd
 
