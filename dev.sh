@@ -15,11 +15,14 @@ here=$PWD
 # The package tests build the Debian package (debhelper, dh-python,
 # pybuild's pyproject plugin, help2man for the man pages), check it with
 # lintian and install it in a container, where its dependencies must
-# already be on this machine (the containers have no network).
+# already be on this machine (the containers have no network). golang-go and
+# golang-github-robfig-cron-dev build tests/robfig_next, offline: the real
+# robfig/cron v3 that Kubernetes reads CronJob schedules with.
 debs=(systemd systemd-container dbus libsystemd-dev pkg-config gcc cron hyperfine sudo polkitd
       git build-essential debhelper dh-python pybuild-plugin-pyproject python3-all
       python3-setuptools help2man lintian
-      python3-yaml python3-jinja2 python3-click python3-pystemd)
+      python3-yaml python3-jinja2 python3-click python3-pystemd
+      golang-go golang-github-robfig-cron-dev)
 
 missing_debs() {
     local pkg
