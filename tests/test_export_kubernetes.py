@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +369,27 @@ def test_bad_kubernetes_settings_are_one_line(site: Site, text: str, expected: s
 def test_root_in_the_container_needs_allow_root(site: Site) -> None:
     site.configure("user: root\nallow_root: true\nkubernetes: {run_as_user: 0}\n")
     assert site.config().kubernetes == Kubernetes(run_as_user=0)
+
+
+def test_time_zone_is_kept_with_a_client_that_predates_it(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian 12's python3-kubernetes (22.6) has no CronJobSpec.time_zone."""
+    site.configure(CLUSTER)
+    site.job("j", "name: J\ncommand: /bin/true\nschedule: '0 3 * * *'\ntimezone: Asia/Tokyo\n")
+    older = {k: v for k, v in client.V1CronJobSpec.attribute_map.items() if k != "time_zone"}
+    monkeypatch.setattr(client.V1CronJobSpec, "attribute_map", older)
+    [(_slug, [obj])] = export(site.config(), load_jobs(site.config()).jobs,
+                              cronjob_schedules).objects
+    assert (obj["spec"]["schedule"], obj["spec"]["timeZone"]) == ("0 3 * * *", "Asia/Tokyo")
+
+
+def test_without_the_client_one_line_says_how_to_get_it(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.configure(CLUSTER)
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # import fails
+    code, objects, stderr = _export(site)
+    assert (code, objects) == (2, [])
+    assert stderr == ("run-job: the Kubernetes client is missing: pip install "
+                      "'pc-systemd[kubernetes]' (Debian: apt install python3-kubernetes)\n")
