@@ -191,6 +191,8 @@ def test_a_job_becomes_a_cronjob_with_its_run_settings(site: Site) -> None:
     model = _validated(obj)
     assert (obj["apiVersion"], obj["kind"]) == ("batch/v1", "CronJob")
     assert model.metadata.name == "nightly-report"
+    assert model.metadata.annotations == {"process-control/schedule": "30 2 * * mon-fri",
+                                          "process-control/source": "nightly-report.yaml"}
     assert model.metadata.namespace == "batch"
     assert model.metadata.labels == {
         "team": "data", "example.org/cost-centre": "42", "tag.process-control/reports": "true",

@@ -10,6 +10,7 @@ on stderr): never silently dropped.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -190,7 +191,9 @@ def cronjob(job: Job, cluster: Kubernetes, name: str, schedule: str) -> dict[str
     own_labels = labels(job, cluster)
     metadata = client.V1ObjectMeta(
         name=name, namespace=cluster.namespace, labels=own_labels,
-        annotations={SCHEDULE_ANNOTATION: job.schedule.expr, SOURCE_ANNOTATION: job.path})
+        # the file's name, not its path: the same job files give the same objects anywhere
+        annotations={SCHEDULE_ANNOTATION: job.schedule.expr,
+                     SOURCE_ANNOTATION: os.path.basename(job.path)})
     pod = client.V1PodSpec(
         containers=[container(job, cluster)],
         restart_policy="Never",
