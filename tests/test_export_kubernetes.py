@@ -144,7 +144,29 @@ def test_a_single_command_is_its_argument_list_without_a_shell(tmp_path: Path) -
 def test_the_script_references_its_arguments_only_by_number() -> None:
     shell, flag, script, zero, *rest = command_argv([("/bin/a", "$(x)"), ("/bin/b",)])
     assert (shell, flag, zero, rest) == ("/bin/sh", "-c", "sh", ["/bin/a", "$(x)", "/bin/b"])
-    assert re.fullmatch(r'("\$\{\d+\}"( |\n| \|\| exit\n))+', script)
+    assert script == '(exec "${1}" "${2}") || exit\nexec "${3}"\n'
+
+
+@pytest.mark.parametrize("program", ["echo", "eval", "exit", "set", "cd", "a=b"])
+def test_a_program_named_like_a_shell_builtin_is_the_program_in_path(
+    tmp_path: Path, program: str
+) -> None:
+    """A bare "${1}" would run sh's own echo (which reads backslashes), eval
+    (which reads its argument as code), ..., and "a=b" would stay a word."""
+    recorder = Path(_recorder(tmp_path, program, 4))
+    argvs = [(program, "a\\nb", "$(id)"), (program, "c")]
+    container = [escape_dollars(arg) for arg in command_argv(argvs)]
+    path = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    assert _run_container(container, path) == 4
+    assert _recorded(tmp_path, program) == ["a\\nb", "$(id)"]  # the first only: it failed
+    assert recorder.exists()
+
+
+def test_a_missing_program_stops_the_list_with_127(tmp_path: Path) -> None:
+    later = _recorder(tmp_path, "later", 0)
+    container = command_argv([(str(tmp_path / "nope"),), (later,)])
+    assert _run_container(container, {}) == 127
+    assert _recorded(tmp_path, "later") is None
 
 
 # -- the objects ---------------------------------------------------------------

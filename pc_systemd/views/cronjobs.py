@@ -79,7 +79,11 @@ def escape_dollars(text: str) -> str:
 def command_argv(argvs: Iterable[tuple[str, ...]]) -> list[str]:
     """The container's command: one argument list as it is, or several run
     in order by ``sh -c`` until the first that fails (the script ends with
-    its status), each argument only ever referenced as "${N}"."""
+    its status), each argument only ever referenced as "${N}".
+
+    Each program is started with ``exec`` (in a subshell but the last):
+    ``exec`` searches PATH as execvp does, where a bare "${1}" would run a
+    shell builtin of that name instead (``echo``, ``eval``, ``exec``...)."""
     lists = list(argvs)
     if len(lists) == 1:
         return list(lists[0])
@@ -88,8 +92,8 @@ def command_argv(argvs: Iterable[tuple[str, ...]]) -> list[str]:
     for argv in lists:
         first = len(flat) + 1
         flat.extend(argv)
-        steps.append(" ".join(f'"${{{n}}}"' for n in range(first, first + len(argv))))
-    script = " || exit\n".join(steps) + "\n"
+        steps.append("exec " + " ".join(f'"${{{n}}}"' for n in range(first, first + len(argv))))
+    script = "".join(f"({step}) || exit\n" for step in steps[:-1]) + steps[-1] + "\n"
     return [SHELL, "-c", script, "sh", *flat]
 
 
