@@ -169,6 +169,13 @@ def test_a_missing_program_stops_the_list_with_127(tmp_path: Path) -> None:
     assert _recorded(tmp_path, "later") is None
 
 
+@pytest.mark.parametrize("text", ["a\nb", " lead\n", "trail \nx", "x\n\n", "\n", "a\n  b\n",
+                                  "tab\tx\ny", "é\n\x85", "\u2028\n", "$$(x)\n\"'", "\r\n"])
+def test_the_yaml_stream_reads_back_exactly(text: str) -> None:
+    assert list(yaml.safe_load_all(cronjobs.to_yaml([{"k": text}, {"n": 1}]))) == [
+        {"k": text}, {"n": 1}]
+
+
 # -- the objects ---------------------------------------------------------------
 
 

@@ -262,7 +262,19 @@ def _pod_security(cluster: Kubernetes) -> Any:
 
 
 def to_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
-    """A YAML stream of ``objects``."""
+    """A YAML stream of ``objects``; text of several lines (a command list's
+    script) as a literal block, where PyYAML can write it exactly."""
     import yaml
 
-    return yaml.safe_dump_all(list(objects), sort_keys=False, allow_unicode=True)
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        # (NEL and the Unicode line separators are line breaks to YAML: quoted)
+        block = "\n" in value and value.replace("\n", "").isprintable()
+        style = "|" if block else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    # (allow_unicode loses a NEL in quoted text: PyYAML 6 writes it raw, reads it as a break)
+    return yaml.dump_all(list(objects), Dumper=Dumper, sort_keys=False)
