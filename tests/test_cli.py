@@ -496,7 +496,8 @@ def test_status_and_a_run_survive_a_poisoned_history(site: Site) -> None:
 
 
 COMMANDS = ["run", "kill", "list", "status", "logs", "next", "validate", "schema", "reload",
-            "install-generator", "uninstall-generator", "disable-group", "enable-group", "reset"]
+            "install-generator", "uninstall-generator", "disable-group", "enable-group", "reset",
+            "export"]
 
 
 @pytest.fixture
@@ -616,6 +617,7 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
         "logs NAME [--run N] [-w] [-f]", "next NAME [--count N] [--json]",
         "validate [--strict] [FILES]...", "schema [--strict]", "reload", "install-generator",
         "uninstall-generator", "disable-group TAG", "enable-group TAG", "reset NAME",
+        "export kubernetes [--output DIR]",
     ]
     flags = out.split("\nFlags (as the commands):\n")[1]
     for flag in ("-j, --job NAME", "-w, --slow-start [NAME]", "--scheduled", "-k, --kill-job NAME",

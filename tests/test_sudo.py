@@ -7,6 +7,8 @@ the real sudo with the installed package."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -154,6 +156,15 @@ def test_run_job_refuses_validate_files(args: list[str]) -> None:
     assert (code, out) == (2, "")
     assert err == ("run-job: through sudo validate takes no FILES: it runs nothing, "
                    "so run `run-job validate FILES` as yourself\n")
+
+
+@pytest.mark.usefixtures("as_service_user")
+def test_run_job_export_writes_no_files_through_sudo(tmp_path: Path) -> None:
+    """Its <slug>.yaml files would overwrite the run histories (state_directory)."""
+    assert invoke(["export", "kubernetes", "--output", str(tmp_path)]) == (
+        2, "", "run-job: through sudo export writes no files (--output): run it as "
+               "yourself, or take its output on stdout\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.usefixtures("as_service_user")

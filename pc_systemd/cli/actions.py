@@ -562,3 +562,33 @@ def _reset_history(config: Config, job: Job) -> None:
 
     after_run(config, job, _say)
     click.echo(f"{job.slug}: failure count reset")
+
+
+def export_kubernetes(config: Config, output: str | None) -> None:
+    """Every scheduled job as CronJobs: one YAML stream on stdout, or
+    ``<output>/<slug>.yaml`` per job. A refusal (or a broken job file)
+    exports nothing: a partial set applied to a cluster would drop jobs."""
+    from pc_systemd.model.jobset import load_jobs
+    from pc_systemd.model.robfig import cronjob_schedules
+    from pc_systemd.views.cronjobs import export, to_yaml
+
+    try:
+        import kubernetes  # noqa: F401
+    except ImportError:
+        die("the Kubernetes client is missing: pip install 'pc-systemd[kubernetes]' "
+            "(Debian: apt install python3-kubernetes)")
+    found = load_jobs(config)
+    result = export(config, found.jobs, cronjob_schedules)
+    for problem in result.not_mapped:
+        click.echo(str(problem), err=True)
+    if found.problems or result.problems:
+        fail(PcError([*found.problems, *result.problems]), 1)
+    if output is None:
+        click.echo(to_yaml(obj for _slug, objects in result.objects for obj in objects),
+                   nl=False)
+        return
+    from pc_systemd.core.atomic import write_atomically
+
+    for slug, objects in result.objects:
+        write_atomically(os.path.join(output, f"{slug}.yaml"), to_yaml(objects))
+    click.echo(f"{len(result.objects)} job(s) exported to {output}", err=True)

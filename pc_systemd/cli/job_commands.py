@@ -202,6 +202,27 @@ def reset_command(session: Session, name: str) -> None:
     actions.reset(session.config(), name)
 
 
+@click.group("export")
+def export_group() -> None:
+    """Export the jobs for another scheduler."""
+
+
+@export_group.command("kubernetes")
+@click.option("--output", metavar="DIR",
+              type=click.Path(file_okay=False, dir_okay=True, exists=True, writable=True),
+              help="Write <slug>.yaml files there instead of one stream on stdout.")
+@click.pass_obj
+def export_kubernetes_command(session: Session, output: str | None) -> None:
+    """Print every scheduled job as Kubernetes CronJobs.
+
+    batch/v1 CronJob objects, one YAML stream; what a job asks that
+    Kubernetes cannot do is refused, one line each (nothing is exported);
+    what has no meaning there is listed on stderr."""
+    sudo.check_request(sudo.Request("export", session.config_path, output=output))
+    actions.export_kubernetes(session.config(), output)
+
+
 COMMANDS = (run_command, kill_command, list_command, status_command, logs_command,
             next_command, validate_command, schema_command, reload_command, install_command,
-            uninstall_command, disable_group_command, enable_group_command, reset_command)
+            uninstall_command, disable_group_command, enable_group_command, reset_command,
+            export_group)

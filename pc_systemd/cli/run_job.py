@@ -39,7 +39,10 @@ FILES = click.Argument(["files"], nargs=-1, type=click.Path(dir_okay=True),
 
 
 def synopsis(command: click.Command) -> str:
-    """``logs NAME [--run N] [-w]``: a command's name, arguments and options."""
+    """``logs NAME [--run N] [-w]``: a command's name, arguments and options
+    (a group's: each of its commands', ``export kubernetes [--output DIR]``)."""
+    if isinstance(command, click.Group):
+        return " | ".join(f"{command.name} {synopsis(sub)}" for sub in command.commands.values())
     words = [command.name or ""]
     for param in command.params:
         name = param.metavar or (param.name or "").upper()

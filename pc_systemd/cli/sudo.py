@@ -17,7 +17,10 @@ choose what that user runs or reads is refused, one line, exit 2:
 - ``reload``, ``install-generator``, ``uninstall-generator``: root's work;
 - ``disable-group``, ``enable-group``: the service user may not write the
   hold directory (a job could lift its own hold): members run them as
-  themselves.
+  themselves;
+- ``export kubernetes --output DIR``: it would write ``<slug>.yaml`` files as
+  the service user where the caller says (over the run histories in
+  ``state_directory``, named the same): the stream on stdout stays allowed.
 
 Running, stopping, listing a job and reading its output are what the
 sudoers rule is for, and stay allowed. Root running sudo, and whom sudo
@@ -47,6 +50,7 @@ class Request:
     action: str  # the subcommand's name (the flags' actions are named the same)
     config_path: str | None  # --config, if given
     files: tuple[str, ...] = ()  # validate's FILES
+    output: str | None = None  # export's --output DIR
 
 
 def sudo_caller(environ: Mapping[str, str], euid: int) -> int | None:
@@ -91,6 +95,9 @@ def request_refusal(request: Request, environ: Mapping[str, str], euid: int) -> 
                 f"run `run-job {request.action}` as yourself, a member of the group")
     if request.config_path is not None and request.config_path != DEFAULT_PATH:
         return f"through sudo only {DEFAULT_PATH} applies, not --config {request.config_path}"
+    if request.output is not None:
+        return (f"through sudo {request.action} writes no files (--output): run it as "
+                "yourself, or take its output on stdout")
     if request.files:
         return ("through sudo validate takes no FILES: it runs nothing, "
                 "so run `run-job validate FILES` as yourself")

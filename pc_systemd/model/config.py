@@ -18,7 +18,18 @@ from pc_systemd.model import fields as f
 from pc_systemd.model.config_file import config_path, untrusted
 from pc_systemd.model.errors import PcError, Problem, one
 from pc_systemd.model.fields import Key
-from pc_systemd.model.nodes import FILE_KEY, Entry, Map, load, mapping_entries, scalar, to_python
+from pc_systemd.model.nodes import (
+    FILE_KEY,
+    Entry,
+    Map,
+    Node,
+    Scalar,
+    load,
+    mapping_entries,
+    scalar,
+    to_python,
+    type_name,
+)
 
 CRON_FIELDS = ("source", "schedule", "user", "command")
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?\Z")
@@ -97,6 +108,105 @@ def _logging(entry: Entry) -> Mapping[str, Any]:
     return value
 
 
+# Kubernetes names (apimachinery's validation): a DNS-1123 label (namespaces),
+# subdomain (service accounts, label key prefixes), and label names and values.
+DNS_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?\Z")
+DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?\Z")
+LABEL_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
+# Ours: every exported object carries process-control/job (views/cronjobs.py).
+OWN_LABEL_PREFIXES = ("process-control/", "tag.process-control/")
+MAX_UID = 2**31 - 1  # runAsUser is an int64, but a uid above this is no one's
+
+
+@dataclass(frozen=True)
+class Kubernetes:
+    """The ``kubernetes`` mapping: cluster settings of ``run-job export kubernetes``."""
+
+    image: str | None = None
+    namespace: str | None = None
+    service_account: str | None = None
+    run_as_user: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    # where run_as_user is written: uid 0 is checked against allow_root after loading
+    run_as_user_line: int = field(default=0, compare=False)
+
+
+KUBERNETES_KEYS = ("image", "namespace", "service_account", "run_as_user", "labels")
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> Any:
+    def parse(entry: Entry) -> str:
+        value = f.nonempty_text(entry)
+        if not pattern.match(value):
+            raise entry.problem(f"{value!r} is not {what}")
+        return value
+
+    return parse
+
+
+def _label_key(entry: Entry, node: Node) -> str:
+    """A label key: ``[prefix/]name``, the prefix a DNS subdomain."""
+    key = scalar(entry, node)
+    if not isinstance(key, str):
+        raise entry.problem(f"a label key must be a string, got {type_name(key)}", node)
+    prefix, slash, name = key.rpartition("/")
+    if not LABEL_NAME.match(name) or (slash and not DNS_SUBDOMAIN.match(prefix)):
+        raise entry.problem(f"{key!r} is not a Kubernetes label key ([prefix/]name, the name "
+                            "at most 63 letters, digits, '-_.')", node)
+    if key.startswith(OWN_LABEL_PREFIXES):
+        raise entry.problem(f"{key!r}: the prefixes {', '.join(OWN_LABEL_PREFIXES)} are "
+                            "process-control's own", node)
+    return key
+
+
+def label_value(value: str) -> bool:
+    """Whether ``value`` is a valid label value (empty is)."""
+    return not value or bool(LABEL_NAME.match(value))
+
+
+def _labels(entry: Entry) -> tuple[tuple[str, str], ...]:
+    if not isinstance(entry.value, Map):
+        raise entry.problem("expected a mapping of label: value")
+    result: dict[str, str] = {}
+    for key_node, value_node in entry.value.items:
+        key = _label_key(entry, key_node)
+        if key in result:
+            raise entry.problem("duplicate label", key_node, key)
+        value = scalar(entry, value_node)
+        if isinstance(value, int | float) and isinstance(value_node, Scalar):
+            value = value_node.text  # as written: `cost: 42` is the label value "42"
+        if not isinstance(value, str) or not label_value(value):
+            raise entry.problem(f"{value!r} is not a Kubernetes label value (a string of at "
+                                "most 63 letters, digits, '-_.', starting and ending with a "
+                                "letter or digit)", value_node, key)
+        result[key] = value
+    return tuple(result.items())
+
+
+def _run_as_user(entry: Entry) -> int:
+    value = scalar(entry, entry.value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise entry.problem("expected a numeric uid (a user name does not exist in an image)")
+    if not 0 <= value <= MAX_UID:
+        raise entry.problem(f"uid {value} is out of range (0 to {MAX_UID})")
+    return value
+
+
+def _kubernetes(entry: Entry) -> Kubernetes:
+    sub = f.sub_entries(entry, KUBERNETES_KEYS)
+    parsers: dict[str, Any] = {
+        "image": f.image,
+        "namespace": _matching(DNS_LABEL, "a namespace (a DNS-1123 label: a-z, 0-9, '-')"),
+        "service_account": _matching(DNS_SUBDOMAIN, "a service account name (a DNS-1123 "
+                                                    "subdomain: a-z, 0-9, '-', '.')"),
+        "run_as_user": _run_as_user,
+        "labels": _labels,
+    }
+    line = sub["run_as_user"].line if "run_as_user" in sub else 0
+    return Kubernetes(**{key: parsers[key](value) for key, value in sub.items()},
+                      run_as_user_line=line)
+
+
 def _default_runner() -> str:
     # The run-job beside this interpreter is the one installed with this
     # package (a virtualenv or /usr/bin), which the cron lines must call.
@@ -153,6 +263,12 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
     Key("backend", "auto | systemd | direct", f.choice("auto", "systemd", "direct"), "auto",
         "How `run-job` runs jobs: through systemd units, or itself (cron hosts); "
         "`auto`: systemd when the host was booted with it."),
+    Key("kubernetes", "mapping", _kubernetes, None,
+        "Cluster settings of `run-job export kubernetes`: `image` (the container image; "
+        "required there, a job's own `image` wins), `namespace`, `service_account`, "
+        "`run_as_user` (a numeric uid; 0 needs `allow_root`) and `labels` (a mapping "
+        "added to every object's labels).",
+        default_doc="none"),
     Key("logging", "mapping", _logging, None,
         "`logging.config.dictConfig` mapping for the tool's own messages.",
         default_doc="stderr"),
@@ -183,6 +299,7 @@ class Config:
     stale_after: float | None
     metrics_file: str | None
     backend: str
+    kubernetes: Kubernetes | None
     logging: Mapping[str, Any] | None
     # default_job_config, validated once against the job keys
     job_defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -255,6 +372,11 @@ def load_config(
             Problem(path, lines["user"], "user",
                     "jobs would run as root; set allow_root: true if that is really meant")
         )
+    cluster = values.get("kubernetes")
+    if cluster and cluster.run_as_user == 0 and not values.get("allow_root"):
+        problems.append(Problem(path, cluster.run_as_user_line, "kubernetes.run_as_user",
+                                "jobs would run as root in their containers; set "
+                                "allow_root: true if that is really meant"))
     if problems:
         raise PcError(problems)
     return builtin(path, lines=lines, **values)

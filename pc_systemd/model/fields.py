@@ -329,6 +329,18 @@ def commands(entry: Entry) -> tuple[Command, ...]:
     return tuple(result)
 
 
+# A container image reference: registry/path:tag@digest characters, no space.
+IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,1023}\Z")
+
+
+def image(entry: Entry) -> str:
+    """A container image reference (``registry.example/team/tool:1.2``)."""
+    value = nonempty_text(entry)
+    if not IMAGE.match(value):
+        raise entry.problem(f"{value!r} is not an image reference (letters, digits, ./:@+-_)")
+    return value
+
+
 def environment(entry: Entry) -> tuple[tuple[str, str], ...]:
     """Extra variables; values become strings as the original did
     (``true`` -> ``True``, ``123`` -> ``123``)."""
@@ -498,6 +510,11 @@ CPU_PERCENT = {"anyOf": [
         "a percentage such as 50 or 150%")},
 ]}
 NICE = {"type": "integer", "minimum": -20, "maximum": 19}  # nice
+IMAGE_SCHEMA = text_schema(  # image
+    matching("^" + IMAGE.pattern.removesuffix(r"\Z") + "$(?!\\n)",
+             "an image reference such as registry.example/tool:1.2"),
+    types=("string",),
+)
 # commands: a string (numbers are not taken as written), tabs allowed, and
 # the program does not start with one of systemd's ExecStart= flags.
 COMMAND_LINE = text_schema(

@@ -87,6 +87,7 @@ class Job:
     nice: int | None
     io_class: str | None
     retry: Retry | None
+    image: str | None
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     # where each key was written ("file", line), for checks made after loading
     lines: Mapping[str, tuple[str, int]] = field(default_factory=dict, compare=False)

@@ -178,6 +178,11 @@ JOB_KEYS: tuple[Key[Any], ...] = (
     Key("logging", "journal | file", f.choice(*LOGGING), "journal",
         "Where each run's output goes: the journal, or "
         "`<output_directory>/<slug>/<slug>-YYYYmmdd-HHMMSS.log`.", schema=f.one_of(*LOGGING)),
+    Key("image", "image reference", f.image, None,
+        "Container image of the job's CronJobs (`run-job export kubernetes`), instead "
+        "of the global `kubernetes.image`; hosts ignore it.",
+        default_doc="`kubernetes.image`",
+        schema=f.IMAGE_SCHEMA),
     Key("retry", "mapping", retry, None,
         "`{attempts, delay, backoff}`: a failed run (a timeout included) is tried again up "
         "to `attempts` more times, `delay` minutes after a failed attempt, each later delay "
