@@ -255,7 +255,7 @@ def test_disabled_catch_up_retry_and_a_job_image(site: Site) -> None:
         schedule: "*/5 * * * *"
         disabled: true
         catch_up: true
-        retry: {attempts: 3, delay: 1}
+        retry: {attempts: 3, delay: 0.1667, backoff: 2}
         image: registry.example/other@sha256:abc
         sandbox: false
         """)
@@ -267,9 +267,21 @@ def test_disabled_catch_up_retry_and_a_job_image(site: Site) -> None:
     [box] = model.spec.job_template.spec.template.spec.containers
     assert (box.image, box.security_context, box.command) == (
         "registry.example/other@sha256:abc", None, ["/bin/true"])
-    assert stderr.splitlines() == [
-        f"{site.jobs}/j.yaml:6: retry: warning: only attempts is mapped (backoffLimit): "
-        "Kubernetes waits 10 s, then twice as long each time, up to 6 min, not delay minutes"]
+    assert stderr == ""
+
+
+@pytest.mark.parametrize("retry", ["{attempts: 3, delay: 1}", "{attempts: 2, delay: 0.1667}",
+                                   "{attempts: 7, delay: 0.1667, backoff: 2}"])
+def test_retry_delays_kubernetes_does_not_wait_are_refused(site: Site, retry: str) -> None:
+    # Kubernetes waits 10, 20, 40, ... s, at most 360 s: the 7th would be 640 s here
+    site.configure(CLUSTER)
+    site.job("j", f"name: J\ncommand: /bin/true\nschedule: '0 * * * *'\nretry: {retry}\n")
+    code, objects, stderr = _export(site)
+    assert (code, objects) == (1, [])
+    assert stderr.splitlines()[0] == (
+        f"{site.jobs}/j.yaml:4: retry: Kubernetes retries a failed pod after 10 s, then twice "
+        "as long each time, up to 6 min: only `delay: 0.1667` (10 s) with `backoff: 2` and at "
+        "most 6 attempts has the same meaning")
 
 
 def test_keys_without_a_kubernetes_meaning_are_listed_one_line_each(site: Site) -> None:

@@ -157,6 +157,12 @@ def refusals(job: Job, cluster: Kubernetes) -> list[Problem]:
         if not LABEL_NAME.match(tag):
             found.append(job.problem("tag", f"the tag {tag!r} cannot be a Kubernetes label "
                                             "name (at most 63 letters, digits, '-_.')"))
+    if job.retry is not None and not _kubernetes_delays(job.retry.attempts, job.retry.delay,
+                                                         job.retry.backoff):
+        found.append(job.problem("retry", "Kubernetes retries a failed pod after 10 s, then "
+                                          "twice as long each time, up to 6 min: only "
+                                          "`delay: 0.1667` (10 s) with `backoff: 2` and at "
+                                          "most 6 attempts has the same meaning"))
     if job.cpu_quota is not None and abs(job.cpu_quota * 10 - round(job.cpu_quota * 10)) > 1e-6:
         found.append(job.problem("cpu_quota", f"{job.cpu_quota:g}% is not a whole number of "
                                               "millicores (Kubernetes' unit: 0.1%)"))
@@ -169,11 +175,19 @@ def not_mapped(job: Job) -> list[Problem]:
     for key, why in NOT_MAPPED.items():
         if getattr(job, key) != KEYS_BY_NAME[key].default:
             found.append(job.problem(key, f"not mapped to Kubernetes: {why}"))
-    if job.retry is not None:
-        found.append(job.problem("retry", "only attempts is mapped (backoffLimit): Kubernetes "
-                                          "waits 10 s, then twice as long each time, up to "
-                                          "6 min, not delay minutes"))
     return [_warning(p) for p in found]
+
+
+# Kubernetes' back-off for a Job's failed pods: 10 s, doubled each time, at most 6 min.
+K8S_FIRST_DELAY = 10.0
+K8S_MAX_DELAY = 360.0
+
+
+def _kubernetes_delays(attempts: int, delay_minutes: float, backoff: float) -> bool:
+    """Whether ``retry``'s delays are the ones Kubernetes waits (to the second)."""
+    ours = [delay_minutes * 60 * backoff ** n for n in range(attempts)]
+    theirs = [min(K8S_FIRST_DELAY * 2 ** n, K8S_MAX_DELAY) for n in range(attempts)]
+    return all(abs(a - b) < 0.5 for a, b in zip(ours, theirs, strict=True))
 
 
 def _warning(problem: Problem) -> Problem:
