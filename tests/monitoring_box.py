@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,23 @@ def mail_lines(box: SystemdBox, slug: str) -> list[str]:
 
 def hostname(box: SystemdBox) -> str:
     return box.run(["hostname"]).stdout.strip()
+
+
+def set_up(box: SystemdBox, config: str, jobs: Mapping[str, str],
+           prepare: Sequence[Callable[[SystemdBox], None]] = ()) -> None:
+    """The service user, process-control-monitor (as the package makes it),
+    the metrics directory, then ``prepare``'s steps, the configuration and
+    the job files, the SMTP server, and the generator installed."""
+    box.run(["useradd", "--create-home", USER])
+    box.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+             MONITOR])
+    box.run(["install", "-d", "-o", MONITOR, "-m", "0755", METRICS_DIR])
+    allow_python(box)
+    checkout_for_our_units(box)
+    for step in prepare:
+        step(box)
+    box.write_file("/etc/process-control.yaml", config)
+    for slug, text in jobs.items():
+        box.write_file(f"{JOBS}/{slug}.yaml", text)
+    start_smtp(box)
+    box.run([RUN_JOB, "--install-generator"])

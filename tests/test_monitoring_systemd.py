@@ -29,7 +29,6 @@ from tests.monitoring_box import (
     FROM,
     JOBS,
     METRICS,
-    METRICS_DIR,
     MONITOR,
     PYTHON,
     RUN_JOB,
@@ -37,9 +36,7 @@ from tests.monitoring_box import (
     SMTP_UNIT,
     TO,
     USER,
-    allow_python,
     body,
-    checkout_for_our_units,
     clear_mails,
     hostname,
     job_metrics,
@@ -47,6 +44,7 @@ from tests.monitoring_box import (
     mail_unit,
     mails,
     run,
+    set_up,
     start_smtp,
     status,
     unit,
@@ -158,18 +156,7 @@ def plant_spy(box: SystemdBox) -> None:
 @pytest.fixture(scope="module")
 def box() -> Iterator[SystemdBox]:
     with checkout_box() as booted:
-        booted.run(["useradd", "--create-home", USER])
-        booted.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    MONITOR])
-        booted.run(["install", "-d", "-o", MONITOR, "-m", "0755", METRICS_DIR])
-        allow_python(booted)
-        checkout_for_our_units(booted)
-        plant_spy(booted)
-        booted.write_file("/etc/process-control.yaml", CONFIG)
-        for slug, text in JOB_FILES.items():
-            booted.write_file(f"{JOBS}/{slug}.yaml", text)
-        start_smtp(booted)
-        booted.run([RUN_JOB, "--install-generator"])
+        set_up(booted, CONFIG, JOB_FILES, prepare=[plant_spy])
         yield booted
 
 

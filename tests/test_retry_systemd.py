@@ -19,36 +19,30 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from pc_systemd.model.retry import Retry, start_limit
 from tests.monitoring_box import (
     FAILMAIL,
-    MONITOR,
+    JOBS,
+    METRICS_DIR,
+    RUN_JOB,
     USER,
-    allow_python,
     body,
-    checkout_for_our_units,
     clear_mails,
     job_metrics,
     mail_done,
     mail_unit,
     mails,
-    start_smtp,
+    set_up,
 )
 from tests.systemd_box import SystemdBox, checkout_box
 
 pytestmark = pytest.mark.systemd
 
-VENV = Path(sys.prefix)
-RUN_JOB = str(VENV / "bin" / "run-job")
-JOBS = "/var/lib/process-control"
-METRICS_DIR = "/var/lib/node-exporter"
 WORK = "/srv/retry"  # attempts count here: not under the sandbox's private /tmp
 CONFIG = f"""\
 user: {USER}
@@ -115,18 +109,8 @@ JOB_FILES = {
 @pytest.fixture(scope="module")
 def box() -> Iterator[SystemdBox]:
     with checkout_box() as booted:
-        booted.run(["useradd", "--create-home", USER])
-        booted.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    MONITOR])
-        booted.run(["install", "-d", "-o", MONITOR, "-m", "0755", METRICS_DIR])
-        booted.run(["install", "-d", "-m", "0777", WORK])
-        allow_python(booted)
-        checkout_for_our_units(booted)
-        booted.write_file("/etc/process-control.yaml", CONFIG)
-        for slug, text in JOB_FILES.items():
-            booted.write_file(f"{JOBS}/{slug}.yaml", text)
-        start_smtp(booted)
-        booted.run([RUN_JOB, "--install-generator"])
+        set_up(booted, CONFIG, JOB_FILES,
+               prepare=[lambda b: b.run(["install", "-d", "-m", "0777", WORK])])
         yield booted
 
 
