@@ -29,6 +29,7 @@ from tests.monitoring_box import (
     FAILMAIL,
     JOBS,
     METRICS_DIR,
+    PYTHON,
     RUN_JOB,
     USER,
     body,
@@ -166,7 +167,7 @@ def journal_runs(box: SystemdBox, slug: str) -> list[dict[str, object]]:
     """The unit's runs as our journal reader groups them (run in the container)."""
     code = ("import json, dataclasses; from pc_systemd.systemd import journal; "
             f"print(json.dumps([dataclasses.asdict(r) for r in journal.runs({unit(slug)!r}, True)]))")
-    out = box.run([str(VENV / "bin" / "python"), "-c", code]).stdout
+    out = box.run([PYTHON, "-c", code]).stdout
     runs = json.loads(out)
     assert isinstance(runs, list)
     return runs
