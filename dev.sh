@@ -13,14 +13,16 @@ here=$PWD
 # what developers use on cron hosts (the sudoers example's tests), polkitd
 # answers systemd for them on systemd hosts (the developer group's tests).
 # The package tests build the Debian package (debhelper, dh-python,
-# pybuild's pyproject plugin, help2man for the man pages), check it with
+# pybuild's pyproject plugin, help2man for the man pages; python3-build
+# builds the wheel and sdist with Debian's Python, python3-venv makes the
+# virtualenvs when python3 is Debian's), check it with
 # lintian and install it in a container, where its dependencies must
 # already be on this machine (the containers have no network). golang-go and
 # golang-github-robfig-cron-dev build tests/robfig_next, offline: the real
 # robfig/cron v3 that Kubernetes reads CronJob schedules with.
 debs=(systemd systemd-container dbus libsystemd-dev pkg-config gcc cron hyperfine sudo polkitd
       git build-essential debhelper dh-python pybuild-plugin-pyproject python3-all
-      python3-setuptools help2man lintian
+      python3-setuptools python3-build python3-venv help2man lintian
       python3-yaml python3-jinja2 python3-click python3-pystemd
       golang-go golang-github-robfig-cron-dev)
 
