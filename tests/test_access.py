@@ -38,7 +38,7 @@ def test_values_reach_the_rule_as_json_literals() -> None:
             '"timer": ["start", "stop"]};') in text
     assert 'var monitor = "process-control-monitor";' in text
     assert 'var monitorVerbs = ["stop"];' in text
-    assert 'var reserved = ["metrics", "reload"];' in text
+    assert 'var reserved = ["after-var", "metrics", "reload"];' in text
     assert "@" not in text  # every placeholder filled
 
 
@@ -94,6 +94,25 @@ def test_output_directory_is_made_setgid_for_the_group(tmp_path: Path) -> None:
     assert (st.st_uid, st.st_gid) == (pwd.getpwnam("nobody").pw_uid, grp.getgrnam(group).gr_gid)
     assert stat.S_IMODE(st.st_mode) == 0o2750
     assert access.ensure_output_directory(config) is None  # as it should be
+    # a job directory from before (LogsDirectory=: the service user's group)
+    # gets the group; a job's own file and a link are never touched
+    nobody = pwd.getpwnam("nobody")
+    old = out / "old_job"
+    old.mkdir(mode=0o750)
+    planted = out / "planted"
+    planted.write_text("")
+    (out / "link").symlink_to(tmp_path)
+    for made in (old, planted):
+        os.chown(made, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(made, 0o750)
+    os.lchown(out / "link", nobody.pw_uid, nobody.pw_gid)
+    assert access.ensure_output_directory(config) == (
+        f"gave 1 job directories in {out} group {group!r}")
+    assert (stat.S_IMODE(old.stat().st_mode), old.stat().st_gid) == (
+        0o2750, grp.getgrnam(group).gr_gid)
+    assert stat.S_IMODE(planted.stat().st_mode) == 0o750  # no setgid on a job's file
+    assert stat.S_IMODE(tmp_path.stat().st_mode) & 0o2000 == 0
+    assert access.ensure_output_directory(config) is None
     os.chmod(out, 0o750)
     assert "is not a setgid directory of group" in str(access.ensure_output_directory(config))
 

@@ -149,6 +149,7 @@ def test_a_member_sees_status_list_and_next(box: SystemdBox) -> None:
     ["systemctl", "--no-ask-password", "start", "systemd-tmpfiles-clean.service"],
     ["systemctl", "--no-ask-password", "restart", "process-control-hello.service"],
     ["systemctl", "--no-ask-password", "start", "process-control-reload.service"],
+    ["systemctl", "--no-ask-password", "start", "process-control-after-var.service"],
     ["systemctl", "--no-ask-password", "start", "process-control-mail@hello.service"],
     ["systemctl", "--no-ask-password", "restart", "process-control-hello.timer"],
     ["systemctl", "--no-ask-password", "stop", "process-control-reload.path"],

@@ -120,12 +120,12 @@ def test_a_job_cannot_take_the_name_of_our_own_units(site: Site, tmp_path: Path)
     from pc_systemd.model.job import RESERVED_SLUGS
 
     site.configure("metrics_file: /var/lib/node/pc.prom\n")
-    for slug in ("reload", "metrics", "good"):
+    for slug in ("reload", "metrics", "after-var", "good"):
         site.job(slug, "name: X\ncommand: /bin/false\nschedule: '0 * * * *'\n")
     out = tmp_path / "out"
     code, messages = run(site, out)
     assert code == 0
-    for slug in ("reload", "metrics"):
+    for slug in ("reload", "metrics", "after-var"):
         assert (f"{site.jobs}/{slug}.yaml:1: (file): job name {slug!r} is reserved for "
                 "process-control's own units (job skipped)") in messages
     assert "/bin/false" not in (out / "process-control-reload.service").read_text()

@@ -32,9 +32,10 @@ SLUG = re.compile(r"(?!.*\.yaml)(?!.*\.slow-start\Z)[A-Za-z0-9_][A-Za-z0-9_.-]{0
 SLUG_RULE = ("letters, digits, '_', '-' and '.', at most 100, not starting with '-' or '.',"
              " no '.yaml', not ending in '.slow-start'")
 # The names our own units take (process-control-reload.*, -metrics.*; see
-# systemd/units.py): a job of that name would replace them (the reload
-# service runs as root) and get the developer group's rights on them.
-RESERVED_SLUGS = frozenset({"reload", "metrics"})
+# systemd/units.py; process-control-after-var.service, from the package): a
+# job of that name would replace them (the reload services run as root) and
+# get the developer group's rights on them.
+RESERVED_SLUGS = frozenset({"reload", "metrics", "after-var"})
 
 
 # A run's own log file, ``logging: file`` on systemd (:mod:`pc_systemd.systemd.filelog`,

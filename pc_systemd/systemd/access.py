@@ -212,7 +212,42 @@ def ensure_output_directory(config: Config) -> str | None:
         return (f"output_directory {path} is not a setgid directory of group {group!r}: "
                 "the developer group cannot read `logging: file` output (see README, "
                 "Security)")
-    return None
+    adopted = _adopt_job_directories(path, st.st_uid, gid)
+    return f"gave {adopted} job directories in {path} group {group!r}" if adopted else None
+
+
+MAX_JOB_DIRECTORIES = 100_000  # more entries than jobs could make: stop looking
+
+
+def _adopt_job_directories(path: str, owner: int, gid: int) -> int:
+    """Job directories made before ``output_directory`` was setgid (systemd's
+    ``LogsDirectory=`` gave them the service user's group): the group and
+    setgid, so the runs' new files are the developer group's. Directories
+    only, and only the owner's, each by a descriptor opened without
+    following a link: everything here is the service user's, so the jobs'
+    (a regular file given setgid by root would be a setgid program)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    top = os.open(path, flags)
+    adopted = 0
+    try:
+        for count, name in enumerate(os.listdir(top)):
+            if count >= MAX_JOB_DIRECTORIES:
+                break
+            try:
+                fd = os.open(name, flags | os.O_NONBLOCK, dir_fd=top)
+            except OSError:
+                continue  # not a directory, or a link: not touched
+            try:
+                st = os.fstat(fd)
+                if st.st_uid == owner and (st.st_gid != gid or not st.st_mode & 0o2000):
+                    os.fchown(fd, -1, gid)
+                    os.fchmod(fd, (st.st_mode & 0o750) | 0o2000)
+                    adopted += 1
+            finally:
+                os.close(fd)
+    finally:
+        os.close(top)
+    return adopted
 
 
 def _create(path: str, user: str, gid: int | None, group: str) -> str | None:
