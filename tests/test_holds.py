@@ -200,6 +200,19 @@ def test_cron_hosts_stop_after_failures_from_the_history_and_reset(
     assert runjob(site, "--job", "f").returncode == 0
 
 
+def test_reset_on_a_cron_host_is_the_service_users_alone(site: Site, hold_dir: Path) -> None:
+    # root's reset would have found the history not its own, replaced it, and
+    # left it and its lock root's: the runner could then record no run
+    site.configure(f"backend: direct\nuser: nobody\nhold_directory: {hold_dir}\n"
+                   f"state_directory: {site.root / 'state'}\n")
+    site.job("f", "name: F\ncommand: /bin/false\n")
+    done = runjob(site, "reset", "f")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("run-job: jobs run as user 'nobody' (uid ")
+    assert "use `sudo -u nobody run-job ...`" in done.stderr
+    assert not (site.root / "state").exists()
+
+
 # -- the hold directory as input from other users ---------------------------------------
 
 

@@ -549,15 +549,21 @@ def reset(config: Config, slug: str) -> None:
 def _reset_history(config: Config, job: Job) -> None:
     import dataclasses  # cron hosts' reset only
 
+    from pc_systemd.cron import direct
     from pc_systemd.cron import history as hist
 
+    # Only as the service user, as a run: root would find the history not its
+    # own and replace it, and leave it and its lock root's (the runner could
+    # then record no run).
+    why = direct.wrong_user(config)
+    if why:
+        die(why)
     path = hist.history_path(config.state_directory, job.slug)
     try:
         hist.update(path, lambda h: dataclasses.replace(h, consecutive_failures=0),
                     lambda message: _say(f"run-job: {message}"))
     except (OSError, hist.HistoryError) as err:
-        die(f"{path}: {getattr(err, 'strerror', None) or err} (reset runs as root or "
-            f"the service user {config.user})")
+        die(f"{path}: {getattr(err, 'strerror', None) or err}")
     from pc_systemd.cron.direct import after_run  # the metrics file, if there is one
 
     after_run(config, job, _say)

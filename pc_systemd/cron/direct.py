@@ -198,7 +198,7 @@ def how_to_become(config: Config) -> str:
             f"{config.developer_group}, once the operator enabled {SUDOERS_FILE})")
 
 
-def _wrong_user(config: Config, also_root: bool = False) -> str | None:
+def wrong_user(config: Config, also_root: bool = False) -> str | None:
     """Why this process may not run (or, ``also_root``, stop) jobs, or None
     if it is the service user (or root)."""
     wanted = config.user
@@ -711,7 +711,7 @@ def run_job(
 
     own = OwnLog.configure(config, say)
 
-    wrong = _wrong_user(config)
+    wrong = wrong_user(config)
     if wrong is not None:
         say(f"run-job: {wrong}")
         return EXIT_UNUSABLE
@@ -907,7 +907,7 @@ def kill_job(config: Config, job: Job) -> tuple[int, str]:
     process group and records the run as terminated."""
     # Root may stop any run; anyone else would only meet a permission
     # error on the run directory (0700): say instead how to do it.
-    wrong = _wrong_user(config, also_root=True)
+    wrong = wrong_user(config, also_root=True)
     if wrong is not None:
         return EXIT_UNUSABLE, f"run-job: {wrong}"
     path = lock.lock_path(config.run_directory, job.slug)
