@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from pc_systemd.cli.run_job import run_job
 from pc_systemd.model import file_cache, holds
+from pc_systemd.model.writers import identity
 from pc_systemd.systemd import generator
 from tests.conftest import Site
 
@@ -242,9 +243,9 @@ def test_a_hold_directory_of_too_many_names_is_not_read(
     monkeypatch.setattr(holds, "MAX_ENTRIES", 50)
     for n in range(50):
         (hold_dir / f"junk{n}").write_text("")
-    assert holds.list_names(str(hold_dir), str(os.geteuid()))[1] is None
+    assert holds.list_names(str(hold_dir), str(os.geteuid()), identity(str(os.geteuid())))[1] is None
     (hold_dir / "group.x").write_text("")
-    names, why = holds.list_names(str(hold_dir), str(os.geteuid()))
+    names, why = holds.list_names(str(hold_dir), str(os.geteuid()), identity(str(os.geteuid())))
     assert names == frozenset() and why == f"{hold_dir}: more than 50 entries: no job is held"
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 
-from pc_systemd.model.writers import service_user_can_write
+from pc_systemd.model.writers import can_write
 
 TYPE_CHECKING = False  # not typing's: see generator.py (the cached path)
 if TYPE_CHECKING:
@@ -86,9 +86,11 @@ def held(names: frozenset[str], hold_keys: Iterable[str]) -> bool:
     return not names.isdisjoint(hold_keys)
 
 
-def list_names(directory: str, user: str) -> tuple[frozenset[str], str | None]:
+def list_names(directory: str, user: str, who: tuple[int, frozenset[int]] | None,
+               ) -> tuple[frozenset[str], str | None]:
     """The names in the hold directory, and why it was ignored (then no
-    names); a missing directory holds nothing and is no problem."""
+    names); a missing directory holds nothing and is no problem. ``who``:
+    the service user ``user``, looked up (:func:`.writers.identity`)."""
     try:
         fd = os.open(directory, _DIR_FLAGS)
     except FileNotFoundError:
@@ -96,7 +98,7 @@ def list_names(directory: str, user: str) -> tuple[frozenset[str], str | None]:
     except OSError as err:
         return frozenset(), f"{directory}: {err.strerror}: no job is held"
     try:
-        why = _untrusted(fd, directory, user)
+        why = _untrusted(fd, directory, user, who)
         if why:
             return frozenset(), f"{directory}: {why}: no job is held"
         names: list[str] = []
@@ -113,13 +115,14 @@ def list_names(directory: str, user: str) -> tuple[frozenset[str], str | None]:
         os.close(fd)
 
 
-def _untrusted(fd: int, directory: str, user: str) -> str:
+def _untrusted(fd: int, directory: str, user: str,
+               who: tuple[int, frozenset[int]] | None) -> str:
     st = os.fstat(fd)
     if st.st_uid not in (0, os.geteuid()):
         return f"owned by uid {st.st_uid}, not root"
     if st.st_mode & 0o002:
         return "writable by everyone"
-    return service_user_can_write(directory, user) or ""
+    return can_write(directory, user, who) or ""
 
 
 def stop_count(directory: str, slug: str) -> int | None:

@@ -32,10 +32,17 @@ def service_user_can_write(directory: str, user: str) -> str | None:
     cannot write; root can write anything, but jobs of a root service
     user (``allow_root``) have every power already, so it is not refused.
     """
-    identity = _identity(user)
-    if identity is None:
+    return can_write(directory, user, identity(user))
+
+
+def can_write(directory: str, user: str, who: tuple[int, frozenset[int]] | None,
+              ) -> str | None:
+    """:func:`service_user_can_write` for a user already looked up
+    (:func:`identity`): the generator asks about two directories, and each
+    look-up may go through NSS (LDAP, sssd) at boot."""
+    if who is None:
         return None
-    uid, groups = identity
+    uid, groups = who
     if uid == 0:
         return None
     try:
@@ -51,7 +58,7 @@ def service_user_can_write(directory: str, user: str) -> str | None:
     return None
 
 
-def _identity(user: str) -> tuple[int, frozenset[int]] | None:
+def identity(user: str) -> tuple[int, frozenset[int]] | None:
     """(uid, every group id) of the user, None if there is no such user."""
     try:
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)

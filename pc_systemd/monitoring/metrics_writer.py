@@ -35,6 +35,7 @@ from pc_systemd.model import holds
 from pc_systemd.model.config import Config, load_config
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.jobset import job_slugs
+from pc_systemd.model.writers import identity
 from pc_systemd.monitoring import prometheus
 from pc_systemd.systemd import journal
 from pc_systemd.systemd.status_memo import PREFIX, generated_restarts, unit_slug
@@ -222,7 +223,8 @@ def write(config: Config, ledger: Ledger) -> None:
     slugs = job_slugs(config)
     jobs = {slug: samples(runs) for slug, runs in ledger.jobs.items()
             if slugs is None or slug in slugs}
-    held, _why = holds.list_names(config.hold_directory, config.user)
+    held, _why = holds.list_names(config.hold_directory, config.user,
+                                   identity(config.user))
     for slug, values in jobs.items():
         stopped = holds.stopped_file(slug) in held
         values[prometheus.PREFIX + "job_stopped"] = "1" if stopped else "0"

@@ -23,7 +23,7 @@ import time
 
 from pc_systemd.model import file_cache, holds
 from pc_systemd.model.config_file import yaml_names
-from pc_systemd.model.writers import service_user_can_write
+from pc_systemd.model.writers import can_write, identity, service_user_can_write
 
 # Not typing.TYPE_CHECKING: importing typing (9 ms) or collections.abc
 # (which imports collections: 2.5 ms) would cost the cached path a fifth of
@@ -175,7 +175,8 @@ def generate(
         except OSError as err:
             log(ERR, str(config.problem("job_directory", f"{job_directory}: {err.strerror}")))
             names = []
-    refusal = service_user_can_write(job_directory, user)
+    who = identity(user)  # one look-up (NSS) for both directories
+    refusal = can_write(job_directory, user, who)
     if refusal is not None:
         config = config or _config(config_path, log)
         if config is None:
@@ -183,14 +184,14 @@ def generate(
         log(ERR, str(config.problem("job_directory", refusal)))
         log(ERR, f"no job units generated: {len(names)} job file(s) not read")
         return 1
-    held, why = holds.list_names(hold_directory, user)
+    held, why = holds.list_names(hold_directory, user, who)
     if why:
         log(WARNING, f"hold_directory {why}")
     valid, todo = file_cache.reuse(entries, job_directory, names)
     results: dict[str, Result] = {}
     for name, (_evidence, result) in valid.items():
         _written, _messages, kept_units, hold_keys = result
-        _emit(normal, kept_units, not held.isdisjoint(hold_keys))
+        _emit(normal, kept_units, holds.held(held, hold_keys))
         results[name] = result
     if todo:
         config = config or _config(config_path, log)
@@ -357,7 +358,7 @@ def _build_part(
             continue
         hold_keys = holds.keys(job.slug, job.tag)
         if normal is not None:
-            _emit(normal, units, not held.isdisjoint(hold_keys))
+            _emit(normal, units, holds.held(held, hold_keys))
         out.append((path, ident, (1, _capped(messages, path), units if keep else (), hold_keys)))
     # marshal holds plain tuples only: build() names the fields again
     return marshal.dumps([(path, None if ident is None else tuple(ident), tuple(result))

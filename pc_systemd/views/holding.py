@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pc_systemd.model import holds
 from pc_systemd.model.config import Config
 from pc_systemd.model.jobinfo import JobInfo, Summary
+from pc_systemd.model.writers import identity
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class Holds:
 
     @classmethod
     def read(cls, config: Config) -> Holds:
-        names, why = holds.list_names(config.hold_directory, config.user)
+        names, why = holds.list_names(config.hold_directory, config.user,
+                                       identity(config.user))
         return cls(config.hold_directory, names, why)
 
     def groups_of(self, tags: Iterable[str]) -> list[str]:
