@@ -37,6 +37,7 @@ import os
 import pwd
 from collections.abc import Sequence
 
+from pc_systemd.core.atomic import write_atomically
 from pc_systemd.model.config import KEYS_BY_NAME, Config
 from pc_systemd.model.job import RESERVED_SLUGS
 from pc_systemd.systemd.units import MONITOR_USER, PREFIX
@@ -144,11 +145,7 @@ def apply_rule(config: Config, shipped: str | None = None, local: str | None = N
         return f"{local} exists and is not ours: left alone (developer_group {group!r})"
     if not os.path.isdir(os.path.dirname(local)):
         return None  # no polkit here: nobody to tell (the refusals name the group)
-    tmp = f"{local}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(wanted)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, local)
+    write_atomically(local, wanted, mode=0o644)
     return f"wrote {local} for developer_group {group!r}"
 
 
@@ -327,10 +324,7 @@ def apply_journal_acl(config: Config, path: str | None = None) -> str | None:
         if current is not None and MARK not in current:
             return f"{path} exists and is not ours: left alone (developer_group {group!r})"
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        with open(f"{path}.tmp", "w", encoding="utf-8") as handle:
-            handle.write(wanted)
-        os.chmod(f"{path}.tmp", 0o644)
-        os.replace(f"{path}.tmp", path)
+        write_atomically(path, wanted, mode=0o644)
     import subprocess  # reload as root only
 
     done = subprocess.run([TMPFILES, "--create", path], capture_output=True,

@@ -29,7 +29,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pc_systemd.core.fanout import Child
@@ -89,7 +89,6 @@ class _RunBuilder:
     result: str | None = None
     exit_code: str | None = None
     exit_status: int | None = None
-    seen_start: bool = field(default=False)
     failed_last: int | None = None  # the latest failure record (there may be two)
     restarted: int | None = None  # when systemd scheduled a restart after this attempt
     attempts: int = 1
@@ -116,7 +115,6 @@ class _RunBuilder:
         kind = entry.get("MESSAGE_ID")
         if kind == STARTING:
             self.start = when
-            self.seen_start = True
         elif kind == EXITED:
             self.exit_code = entry.get("EXIT_CODE")
             status = entry.get("EXIT_STATUS")

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
@@ -174,9 +174,7 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
                 return _busy_after(job, say)
             say(f"run-job: systemd did not start {unit} (see journalctl -u {unit})")
             return EXIT_FAILED
-        result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
-        code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
-        status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
+        result, code, status = _ended(sd, path)
         main_start = int(sd.get(path, SERVICE_IFACE, b"ExecMainStartTimestamp", b"t"))
     if main_start < asked and result == "success":
         # Stopped before its main process started (while systemd set the
@@ -184,6 +182,18 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
         # command never ran.
         say(f"{job.name} was stopped before its command started")
         return EXIT_FAILED
+    return _said(job, result, code, status, say)
+
+
+def _ended(sd: Systemd, path: bytes) -> tuple[str, int, int]:
+    """How the unit's last run ended: systemd's Result, ExecMainCode, ExecMainStatus."""
+    return (_text(sd.get(path, SERVICE_IFACE, b"Result", b"s")),
+            int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i")),
+            int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i")))
+
+
+def _said(job: Job, result: str, code: int, status: int, say: Say) -> int:
+    """The run's exit status, its one-line reason said if it failed."""
     done = outcome(job.name, result, code, status, job.timeout)
     if done.reason is not None:
         say(done.reason)
@@ -309,13 +319,8 @@ def follow(job: Job, *, slow_start: bool, show: Say, say: Say) -> int | None:
         if look.started != started:
             say(f"{job.name}: another run has begun")
             return EXIT_OK
-        result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
-        code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
-        status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
-    done = outcome(job.name, result, code, status, job.timeout)
-    if done.reason is not None:
-        say(done.reason)
-    return done.exit_status
+        result, code, status = _ended(sd, path)
+    return _said(job, result, code, status, say)
 
 
 # -- logs ------------------------------------------------------------------------
@@ -359,18 +364,13 @@ def _ended_by_bus(unit: str, run_: journal.Run) -> journal.Run:
     with its end from systemd when it is over: a unit that failed keeps its
     result loaded; one that succeeded is unloaded, and loads again as
     ``success``."""
-    import dataclasses  # this case only
-
     with systemd() as sd:
         path = sd.load_unit(unit)
         if _Look.take(sd, path).running:
             return run_
-        result = _text(sd.get(path, SERVICE_IFACE, b"Result", b"s"))
-        code = int(sd.get(path, SERVICE_IFACE, b"ExecMainCode", b"i"))
-        status = int(sd.get(path, SERVICE_IFACE, b"ExecMainStatus", b"i"))
+        result, code, status = _ended(sd, path)
     names = {number: name for name, number in CLD_NAMES.items()}
-    return dataclasses.replace(run_, result=result, exit_code=names.get(code),
-                               exit_status=status)
+    return replace(run_, result=result, exit_code=names.get(code), exit_status=status)
 
 
 def describe_run(job: Job, log: RunLog) -> str:
