@@ -120,9 +120,8 @@ def _skip_if_held(config: Config, job: Job) -> None:
     line = f"{job.slug}: scheduled run skipped: {reason}; by hand: run-job run {job.slug}"
     if sys.stderr.isatty():
         _say(line)
-    import logging  # only a skipped run (the logger the direct runner configures)
-
-    logging.getLogger("process-control").info(line)
+    # the configuration's `logging` (as a run would log): cron mails only output
+    direct.OwnLog.configure(config, _say)(direct.LOG_INFO, line)
     sys.exit(0)
 
 
@@ -263,9 +262,17 @@ def _running(config: Config, job: Job, slow_start: bool) -> Callable[[], bool]:
         from pc_systemd.systemd import runner as systemd_runner  # systemd hosts only
 
         return lambda: systemd_runner.is_running(job, slow_start)
-    from pc_systemd.cron import direct  # cron hosts only
+    from pc_systemd.cron import lock  # cron hosts only
 
-    return lambda: direct.job_state(config, job.slug).running
+    path = lock.lock_path(config.run_directory, job.slug)
+
+    def held() -> bool:
+        try:
+            return lock.holder(path) is not None
+        except OSError:
+            return False  # as direct.job_state: a lock that cannot be read holds nothing
+
+    return held
 
 
 def _file_logs(config: Config, job: Job, which: int,

@@ -53,8 +53,12 @@ class Holds:
         return count
 
     def reason(self, summary: Summary, failures: int | None = None) -> str | None:
+        """Why the job is held, if it is."""
+        return self.reason_of(summary, self.stop_count(summary, failures))
+
+    def reason_of(self, summary: Summary, count: int | None) -> str | None:
+        """:meth:`reason`, with :meth:`stop_count` already read."""
         reasons = []
-        count = self.stop_count(summary, failures)
         if count is not None:
             reasons.append(f"stopped after {count or 'repeated'} consecutive failures "
                            f"(run-job reset {summary.slug})")
@@ -69,8 +73,8 @@ def with_holds(infos: Iterable[JobInfo], found: Holds,
         if not info.summary.valid:
             out.append(info)
             continue
-        count = (failures or {}).get(info.slug)
-        reason = found.reason(info.summary, count)
-        stopped = found.stop_count(info.summary, count) is not None
+        count = found.stop_count(info.summary, (failures or {}).get(info.slug))
+        reason = found.reason_of(info.summary, count)
+        stopped = count is not None
         out.append(dataclasses.replace(info, hold=reason, stopped=stopped) if reason else info)
     return tuple(out)
