@@ -16,12 +16,11 @@ means in robfig exactly what the schedule means in Debian cron.
 
 from __future__ import annotations
 
-from pc_systemd.model.schedule import CronSchedule, ScheduleError, runs_covering
+from pc_systemd.model.schedule import MONTH_DAYS, CronSchedule, ScheduleError, runs_covering
 
 __all__ = ["cronjob_schedules"]
 
 # The longest each month can be, January first (February 29 in leap years).
-_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _EVERY_DAY_OF_WEEK = frozenset(range(7))
 
 
@@ -81,7 +80,7 @@ def _day_fields(schedule: CronSchedule) -> tuple[str, str]:
 
 
 def _reachable_days(months: frozenset[int]) -> frozenset[int]:
-    return frozenset(range(1, max(_MONTH_DAYS[m - 1] for m in months) + 1))
+    return frozenset(range(1, max(MONTH_DAYS[m - 1] for m in months) + 1))
 
 
 def _field(values: frozenset[int], low: int, high: int) -> str:

@@ -59,7 +59,7 @@ _DOW = _Field("day-of-week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "s
 _FIELDS = (_MINUTE, _HOUR, _DOM, _MONTH, _DOW)
 
 # The longest each month can be, January first; February 29 exists in leap years.
-_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 # systemd's weekday names, Monday first as systemd orders them in ranges.
 _SYSTEMD_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -162,7 +162,7 @@ class CronSchedule:
 
     def _dom_fits_months(self) -> bool:
         return any(
-            day <= _MONTH_DAYS[month - 1] for month in self.months for day in self.days_of_month
+            day <= MONTH_DAYS[month - 1] for month in self.months for day in self.days_of_month
         )
 
 

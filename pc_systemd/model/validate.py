@@ -42,7 +42,8 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
             invalid.add(job.slug)
     # What systemd cannot do fails the job where systemd runs it, and is a
     # warning elsewhere (the job repository's CI may not run systemd).
-    on_systemd = choose(config) == SYSTEMD
+    backend = choose(config)  # (it may look at the host: once)
+    on_systemd = backend == SYSTEMD
     systemd_warnings: list[Problem] = []
     for job in jobset.jobs:
         refused = systemd_problems(job)
@@ -56,7 +57,7 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
     checked = len(jobset.jobs) + len(jobset.broken)
     warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings,
                 *systemd_warnings, *delay_warnings(jobset.jobs))
-    if choose(config) == DIRECT:  # what run-job or cron-generate would refuse on this host
+    if backend == DIRECT:  # what run-job or cron-generate would refuse on this host
         warnings += tuple(w for job in jobset.jobs for w in cron_host_warnings(job))
         warnings += cron_warnings(jobset.jobs)
     return Report(checked, len(invalid), tuple(errors), warnings)

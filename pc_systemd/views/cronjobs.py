@@ -9,6 +9,7 @@ on stderr): never silently dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -146,7 +147,7 @@ def refusals(job: Job, cluster: Kubernetes) -> list[Problem]:
     if not dns_name(job.slug):
         found.append(job.problem(FILE_KEY, f"the job name {job.slug!r} has no letter or digit "
                                          "for a Kubernetes name"))
-    if not label_value(job.slug) or len(job.slug) > 63:
+    if not label_value(job.slug):
         found.append(job.problem(FILE_KEY, f"the job name {job.slug!r} cannot be a Kubernetes "
                                          "label value (at most 63 letters, digits, '-_.', "
                                          "starting and ending with a letter or digit)"))
@@ -175,7 +176,7 @@ def not_mapped(job: Job) -> list[Problem]:
     for key, why in NOT_MAPPED.items():
         if getattr(job, key) != KEYS_BY_NAME[key].default:
             found.append(job.problem(key, f"not mapped to Kubernetes: {why}"))
-    return [_warning(p) for p in found]
+    return [dataclasses.replace(p, warning=True) for p in found]
 
 
 # Kubernetes' back-off for a Job's failed pods: 10 s, doubled each time, at most 6 min.
@@ -188,10 +189,6 @@ def _kubernetes_delays(attempts: int, delay_minutes: float, backoff: float) -> b
     ours = [delay_minutes * 60 * backoff ** n for n in range(attempts)]
     theirs = [min(K8S_FIRST_DELAY * 2 ** n, K8S_MAX_DELAY) for n in range(attempts)]
     return all(abs(a - b) < 0.5 for a, b in zip(ours, theirs, strict=True))
-
-
-def _warning(problem: Problem) -> Problem:
-    return Problem(problem.path, problem.line, problem.key, problem.message, True)
 
 
 def labels(job: Job, cluster: Kubernetes) -> dict[str, str]:
@@ -232,14 +229,15 @@ def cronjob(job: Job, cluster: Kubernetes, name: str, schedule: str) -> dict[str
         job_template=client.V1JobTemplateSpec(
             metadata=client.V1ObjectMeta(labels=own_labels), spec=job_spec),
     )
-    if job.timezone is not None and "time_zone" in client.V1CronJobSpec.attribute_map:
+    # Debian 12's client (22.6) predates timeZone (Kubernetes 1.24): added below
+    has_time_zone = "time_zone" in client.V1CronJobSpec.attribute_map
+    if job.timezone is not None and has_time_zone:
         spec.time_zone = job.timezone
     body = client.V1CronJob(api_version="batch/v1", kind="CronJob", metadata=metadata,
                             spec=spec)
     serialize = client.ApiClient().sanitize_for_serialization
     result: dict[str, Any] = serialize(body)  # type: ignore[no-untyped-call]
-    if job.timezone is not None and "time_zone" not in client.V1CronJobSpec.attribute_map:
-        # Debian 12's client (22.6) predates timeZone (Kubernetes 1.24)
+    if job.timezone is not None and not has_time_zone:
         result["spec"]["timeZone"] = job.timezone
     return result
 
