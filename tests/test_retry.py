@@ -11,8 +11,8 @@ import yaml
 
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.jobset import find_job
-from pc_systemd.model.retry import Retry, shortest_gap, start_limit, systemd_refusals
-from pc_systemd.model.schedule import parse_schedule
+from pc_systemd.model.retry import Retry, start_limit, systemd_refusals
+from pc_systemd.model.schedule import parse_schedule, shortest_gap
 from pc_systemd.model.validate import validate
 from tests.conftest import Site
 

@@ -12,22 +12,17 @@ say the same.
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
 import math
 from dataclasses import dataclass
 
 from pc_systemd.model import fields as f
 from pc_systemd.model.nodes import Entry
-from pc_systemd.model.schedule import CronSchedule
+from pc_systemd.model.schedule import CronSchedule, shortest_gap
 
 MAX_ATTEMPTS = 100
 # The longest a stopped attempt takes to end on systemd: TimeoutStopSec=5s
 # (then SIGKILL), plus the set-up of the next attempt.
 STOP_SLACK = 10.0
-# A fixed-time schedule's runs can come an hour closer in real time across a
-# daylight-saving change (cron runs one in the skipped hour right after it).
-DST_SHIFT = 3600.0
 DAY = 86400.0
 
 
@@ -107,41 +102,6 @@ def systemd_refusals(
             f"starts runs {_span(gap)} apart: systemd's start limit would refuse the next run "
             "(shorten timeout, delay or attempts)")
     return problems
-
-
-def shortest_gap(schedule: CronSchedule) -> float | None:
-    """The shortest time between two runs of ``schedule``, in seconds (None:
-    it runs at most once), less an hour for a fixed-time schedule, which a
-    daylight-saving change can bring that much closer."""
-    times = sorted(h * 60 + m for h in schedule.hours for m in schedule.minutes)
-    days = _shortest_day_gap(schedule)
-    gaps = [(b - a) * 60.0 for a, b in itertools.pairwise(times)]
-    if days is not None:
-        gaps.append(days * DAY - (times[-1] - times[0]) * 60.0)
-    if not gaps:
-        return None
-    return min(gaps) - (DST_SHIFT if schedule.fixed_time else 0.0)
-
-
-# Eight years hold two leap days and every weekday of every date's
-# neighbours: enough to see the shortest distance between firing days.
-_DAY_SPAN = 8 * 366
-
-
-def _shortest_day_gap(schedule: CronSchedule) -> int | None:
-    day = dt.date(2024, 1, 1)
-    last: dt.date | None = None
-    shortest: int | None = None
-    for _ in range(_DAY_SPAN):
-        if schedule.fires_on(day):
-            if last is not None:
-                gap = (day - last).days
-                shortest = gap if shortest is None else min(shortest, gap)
-                if shortest == 1:
-                    return 1
-            last = day
-        day += dt.timedelta(days=1)
-    return shortest
 
 
 def _span(seconds: float) -> str:

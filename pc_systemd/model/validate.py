@@ -11,7 +11,7 @@ from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
 from pc_systemd.model.job import Job, cron_host_warnings, cron_problems, systemd_problems
 from pc_systemd.model.jobset import load_jobs
-from pc_systemd.model.retry import shortest_gap
+from pc_systemd.model.schedule import shortest_gap
 
 
 @dataclass(frozen=True)
