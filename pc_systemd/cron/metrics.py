@@ -38,6 +38,7 @@ from pc_systemd.core.atomic import write_atomically
 from pc_systemd.core.safe_open import read_file, service_uid
 from pc_systemd.cron import history as hist
 from pc_systemd.cron import lock
+from pc_systemd.model import holds
 from pc_systemd.model.config import Config
 from pc_systemd.model.jobset import job_slugs
 from pc_systemd.monitoring.prometheus import PREFIX, number, parse, render
@@ -90,7 +91,7 @@ def update(config: Config, slug: str, warn: Callable[[str], None],
             current = _history_samples(config, slug, warn)
             if current is not None:
                 failures = int(current.get(PREFIX + "consecutive_failures", "0"))
-                stopped = stop_after is not None and failures >= stop_after
+                stopped = holds.stops(stop_after, failures)
                 current[PREFIX + "job_stopped"] = "1" if stopped else "0"
                 jobs[slug] = current
             slugs = job_slugs(config)

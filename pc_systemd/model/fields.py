@@ -377,8 +377,10 @@ def _kind(entry: Entry, node: Node) -> str:
     return type_name(node.value)
 
 
-def sub_entries(entry: Entry, allowed: Iterable[str]) -> dict[str, Entry]:
-    """The entries of a nested mapping (``failmail``), unknown keys refused."""
+def sub_entries(entry: Entry, allowed: Iterable[str],
+                required: Iterable[str] = ()) -> dict[str, Entry]:
+    """The entries of a nested mapping (``failmail``), unknown keys refused,
+    and each of ``required`` there."""
     node = entry.value
     if not isinstance(node, Map):
         raise entry.problem(f"expected a mapping, got {_kind(entry, node)}")
@@ -393,6 +395,9 @@ def sub_entries(entry: Entry, allowed: Iterable[str]) -> dict[str, Entry]:
         if key in result:
             raise entry.problem("duplicate key", key_node, key)
         result[key] = Entry(f"{entry.key}.{key}", value_node, entry.source)
+    for key in required:
+        if key not in result:
+            raise entry.problem(f"{key} is missing")
     return result
 
 

@@ -82,6 +82,12 @@ def keys(slug: str, tags: Iterable[str]) -> tuple[str, ...]:
     return (stopped_file(slug), *(name for name in encoded if len(name) <= 255))
 
 
+def stops(stop_after_failures: int | None, failures: int | None) -> bool:
+    """Whether ``failures`` in a row reach the job's ``stop_after_failures``."""
+    return stop_after_failures is not None and failures is not None \
+        and failures >= stop_after_failures
+
+
 def held(names: frozenset[str], hold_keys: Iterable[str]) -> bool:
     return not names.isdisjoint(hold_keys)
 

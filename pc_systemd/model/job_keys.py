@@ -33,10 +33,7 @@ IO_CLASSES = ("idle", "best-effort")
 
 
 def failmail(entry: Entry) -> Failmail:
-    sub = f.sub_entries(entry, FAILMAIL_KEYS)
-    for key in FAILMAIL_KEYS:
-        if key not in sub:
-            raise entry.problem(f"{key} is missing")
+    sub = f.sub_entries(entry, FAILMAIL_KEYS, required=FAILMAIL_KEYS)
     return Failmail(f.nonempty_text(sub["from_address"]), f.nonempty_text(sub["to_address"]))
 
 

@@ -38,10 +38,7 @@ class Retry:
 
 
 def retry(entry: Entry) -> Retry:
-    sub = f.sub_entries(entry, ("attempts", "delay", "backoff"))
-    for key in ("attempts", "delay"):
-        if key not in sub:
-            raise entry.problem(f"{key} is missing")
+    sub = f.sub_entries(entry, ("attempts", "delay", "backoff"), required=("attempts", "delay"))
     attempts = f.positive_int(sub["attempts"])
     if attempts > MAX_ATTEMPTS:
         raise sub["attempts"].problem(f"must be at most {MAX_ATTEMPTS}, got {attempts}")

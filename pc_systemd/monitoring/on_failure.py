@@ -90,7 +90,7 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
     except journal.JournalError as err:
         warn(f"{err} (counted as the first failure)")
         failures, run = 1, None
-    stopped = job.stop_after_failures is not None and failures >= job.stop_after_failures
+    stopped = holds.stops(job.stop_after_failures, failures)
     reset = holds.reset_time(config.hold_directory, job.slug) if stopped else None
     if reset is not None:  # after run-job reset, the failures count from the reset
         try:
@@ -100,7 +100,7 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
         except journal.JournalError as err:
             warn(f"{err} (counted as the first failure since the reset)")
             since_reset = 1
-        stopped = job.stop_after_failures is not None and since_reset >= job.stop_after_failures
+        stopped = holds.stops(job.stop_after_failures, since_reset)
     if stopped:
         stopped = stop(config, job, failures, warn)
     start = timestamp(run.start) if run is not None else None

@@ -47,8 +47,7 @@ class Holds:
         """Failures that stopped the job (0: unknown), None: not stopped;
         ``failures``: the direct runner's count of failures in a row."""
         count = self.stopped(summary.slug)
-        if count is None and failures is not None and summary.stop_after_failures is not None \
-                and failures >= summary.stop_after_failures:
+        if count is None and holds.stops(summary.stop_after_failures, failures):
             count = failures
         return count
 
