@@ -30,7 +30,7 @@ def join(results: list[Result]) -> tuple[str, list[str], list[str]]:
 def cached(
     loaded: tuple[Any, file_cache.Entries],
 ) -> tuple[str, list[str], list[str], str] | None:
-    """(text, problems, output_crontab) from what the cache ``loaded`` when
+    """(text, problems, warnings, output_crontab) from what the cache ``loaded`` when
     every job file is as cached; None when anything must be read."""
     (job_directory, output), entries = loaded
     try:

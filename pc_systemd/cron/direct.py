@@ -330,7 +330,7 @@ def _die_with_runner() -> Callable[[], None]:
 
 _IOPRIO_WHO_PROCESS = 1
 _IOPRIO_CLASS_SHIFT = 13
-IO_CLASSES = {"best-effort": 2, "idle": 3}
+_IOPRIO_CLASS = {"best-effort": 2, "idle": 3}  # the kernel's IOPRIO_CLASS_*
 # The level systemd gives IOSchedulingClass=best-effort (its default
 # IOSchedulingPriority=), so a job gets the same on both backends.
 BEST_EFFORT_LEVEL = 4
@@ -342,7 +342,7 @@ _IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "riscv64": 30, "ppc64le": 273, "s39
 def ioprio(io_class: str) -> int:
     """The ioprio_set(2) value of an ``io_class``."""
     level = BEST_EFFORT_LEVEL if io_class == "best-effort" else 0
-    return (IO_CLASSES[io_class] << _IOPRIO_CLASS_SHIFT) | level
+    return (_IOPRIO_CLASS[io_class] << _IOPRIO_CLASS_SHIFT) | level
 
 
 def priority_refusal(job: Job) -> str | None:

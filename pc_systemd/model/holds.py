@@ -19,7 +19,7 @@ package's is root's, group developer_group, setgid, mode 2775: the service
 user, so every job, may not write it). A name that is no hold is ignored.
 
 This module is on the generator's cached path: it imports nothing beyond
-``os`` (and what :mod:`.writers` imports).
+``os`` and ``time`` (and what :mod:`.writers` imports).
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ class Renderer:
 
 def _retry_values(job: Job) -> dict[str, Any]:
     """The template's retry settings (``retry`` false: none). The job was
-    checked against :func:`systemd_refusals` before it got here."""
+    checked against :func:`pc_systemd.model.job.systemd_problems` before it got here."""
     if job.retry is None:
         return {"retry": False, "retry_interval": 0.0, "retry_burst": "", "retry_delay": 0.0}
     limit = start_limit(job.retry, job.timeout)
