@@ -140,47 +140,41 @@ def kill(config: Config, slug: str | None, tag: str | None = None) -> None:
     job = load_job(config, slug)
     if tag is not None and tag not in job.tag:
         die(f"{slug} has no tag {tag!r}: not stopped", 1)
-    if not _on_systemd(config):
-        from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
-
-        code, message = direct.kill_job(config, job)
-        click.echo(message, err=code != 0)
-        sys.exit(code)
-    _require_member(config, "stopping a job")
-    # systemd's side (~20 ms of imports): cron hosts never load it
-    from pc_systemd.systemd import runner as systemd_runner
-    from pc_systemd.systemd.bus import BusError
-
-    try:
-        sys.exit(systemd_runner.stop(job, say=_show))
-    except BusError as err:
-        die(str(err))
+    code, message, error = _stop(config, job)
+    click.echo(message, err=error)
+    sys.exit(code)
 
 
 def _kill_group(config: Config, tag: str) -> NoReturn:
     """Stop every running job tagged ``tag``; exit 0 unless one could not be."""
     worst = 0
     for summary in tagged(config, tag):
-        job = load_job(config, summary.slug)
-        if not _on_systemd(config):
-            from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
-
-            code, message = direct.kill_job(config, job)
-        else:
-            _require_member(config, "stopping a job")
-            from pc_systemd.systemd import runner as systemd_runner  # systemd hosts only
-            from pc_systemd.systemd.bus import BusError
-
-            lines: list[str] = []
-            try:
-                code = systemd_runner.stop(job, say=lines.append)
-            except BusError as err:
-                die(str(err))
-            message = "\n".join(lines)
+        code, message, _error = _stop(config, load_job(config, summary.slug))
         click.echo(message)
         if code != 0 and "is not running" not in message:
             worst = max(worst, code)
     sys.exit(worst)
+
+
+def _stop(config: Config, job: Job) -> tuple[int, str, bool]:
+    """Stop the job's running instance: the exit status, what to say, and
+    whether that is an error line (the direct runner's are, as before)."""
+    if not _on_systemd(config):
+        from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
+
+        code, message = direct.kill_job(config, job)
+        return code, message, code != 0
+    _require_member(config, "stopping a job")
+    # systemd's side (~20 ms of imports): cron hosts never load it
+    from pc_systemd.systemd import runner as systemd_runner
+    from pc_systemd.systemd.bus import BusError
+
+    lines: list[str] = []
+    try:
+        code = systemd_runner.stop(job, say=lines.append)
+    except BusError as err:
+        die(str(err))
+    return code, "\n".join(lines), False
 
 
 def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool,
