@@ -58,15 +58,20 @@ def can_write(directory: str, user: str, who: tuple[int, frozenset[int]] | None,
     return None
 
 
+def passwd_entry(user: str) -> pwd.struct_passwd | None:
+    """The user's passwd entry (``user``: a name or a uid), None if there is none."""
+    try:
+        return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except (KeyError, OverflowError, ValueError):
+        return None
+
+
 def identity(user: str) -> tuple[int, frozenset[int]] | None:
     """(uid, every group id) of the user, None if there is no such user."""
-    try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except KeyError:
+    entry = passwd_entry(user)
+    if entry is None:
         # a uid with no name still owns what it owns; a name with no entry is nobody
-        return (int(user), frozenset()) if user.isdigit() else None
-    except (OverflowError, ValueError):
-        return None
+        return (int(user), frozenset()) if user.isdigit() and int(user) < 2**32 else None
     try:
         groups = frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
     except OSError:

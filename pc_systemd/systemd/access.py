@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from pc_systemd.core.atomic import write_atomically
 from pc_systemd.model.config import KEYS_BY_NAME, Config
 from pc_systemd.model.job import RESERVED_SLUGS
+from pc_systemd.model.writers import passwd_entry
 from pc_systemd.systemd.units import MONITOR_USER, PREFIX
 
 DEFAULT_GROUP: str = KEYS_BY_NAME["developer_group"].default
@@ -248,9 +249,8 @@ def _adopt_job_directories(path: str, owner: int, gid: int) -> int:
 
 
 def _create(path: str, user: str, gid: int | None, group: str) -> str | None:
-    try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except (KeyError, OverflowError):
+    entry = passwd_entry(user)
+    if entry is None:
         return None  # no service user yet: its directory waits too
     uid = entry.pw_uid
     if gid is None:

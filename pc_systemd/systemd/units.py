@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import grp
 import os
-import pwd
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
 from pc_systemd.model.retry import start_limit
 from pc_systemd.model.schedule import DST_YEARS, dst_extras, host_zone
+from pc_systemd.model.writers import passwd_entry
 from pc_systemd.systemd import _templates, filelog
 from pc_systemd.systemd import unit_escape as esc
 
@@ -252,11 +252,11 @@ def _log_groups(user: str, developer_group: str) -> list[str]:
     and the service user's primary group (files from before); those that
     exist here, never root's."""
     names = []
+    entry = passwd_entry(user)
     try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-        if entry.pw_gid != 0:
+        if entry is not None and entry.pw_gid != 0:
             names.append(grp.getgrgid(entry.pw_gid).gr_name)
-    except (KeyError, OverflowError):
+    except KeyError:
         pass
     try:
         if grp.getgrnam(developer_group).gr_gid != 0:
