@@ -39,6 +39,7 @@ from tests.monitoring_box import (
     mail_unit,
     mails,
     set_up,
+    unit,
 )
 from tests.systemd_box import SystemdBox, checkout_box
 
@@ -113,10 +114,6 @@ def box() -> Iterator[SystemdBox]:
         set_up(booted, CONFIG, JOB_FILES,
                prepare=[lambda b: b.run(["install", "-d", "-m", "0777", WORK])])
         yield booted
-
-
-def unit(slug: str) -> str:
-    return f"process-control-{slug}.service"
 
 
 def records(box: SystemdBox, slug: str) -> list[tuple[str, int, str]]:
