@@ -457,6 +457,12 @@ def matching(pattern: str, message: str) -> Schema:
     return {"pattern": pattern, "patternErrorMessage": message}
 
 
+def whole(regex: re.Pattern[str], message: str) -> Schema:
+    """:func:`matching` a parser's ``\\Z``-anchored ``regex`` as JSON Schema
+    says it: the whole string, and no line break after ``$``."""
+    return matching("^" + regex.pattern.removesuffix(r"\Z") + "$(?!\\n)", message)
+
+
 def text_schema(*rules: Schema, types: tuple[str, ...] = SCALAR, tabs: bool = False) -> Schema:
     """One line of text (no control character; a tab only with ``tabs``),
     at most MAX_VALUE characters, and ``rules`` (more schemas it must pass)."""
@@ -502,22 +508,17 @@ STRINGS = text_or_list(NONEMPTY_TEXT)  # string_list
 # "2000T" over 1024T, is the parser's to say).
 MEMORY_SIZE = {"anyOf": [
     {"type": "integer", "minimum": MIN_MEMORY, "maximum": MAX_MEMORY},
-    {"type": "string", **matching(
-        "^" + _SIZE.pattern.removesuffix(r"\Z") + "$(?!\\n)",
-        "a size such as 512M or 2G (K, M, G, T: powers of 1024)")},
+    {"type": "string", **whole(_SIZE, "a size such as 512M or 2G (K, M, G, T: powers of 1024)")},
 ]}
 # cpu_percent: a number, or text with '%' (no multipleOf 0.01 for "at most two
 # decimals": validators compute it in floating point and refuse 0.07).
 CPU_PERCENT = {"anyOf": [
     {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_CPU_PERCENT},
-    {"type": "string", **matching(
-        "^" + _PERCENT.pattern.removesuffix(r"\Z") + "$(?!\\n)",
-        "a percentage such as 50 or 150%")},
+    {"type": "string", **whole(_PERCENT, "a percentage such as 50 or 150%")},
 ]}
 NICE = {"type": "integer", "minimum": -20, "maximum": 19}  # nice
 IMAGE_SCHEMA = text_schema(  # image
-    matching("^" + IMAGE.pattern.removesuffix(r"\Z") + "$(?!\\n)",
-             "an image reference such as registry.example/tool:1.2"),
+    whole(IMAGE, "an image reference such as registry.example/tool:1.2"),
     types=("string",),
 )
 # commands: a string (numbers are not taken as written), tabs allowed, and
@@ -530,8 +531,7 @@ COMMAND_LINE = text_schema(
 COMMANDS = text_or_list(COMMAND_LINE)
 ENVIRONMENT = {  # environment
     "type": "object",
-    "propertyNames": matching("^" + _ENV_NAME.pattern.removesuffix(r"\Z") + "$",
-                              "a variable name: letters, digits and _, not a digit first"),
+    "propertyNames": whole(_ENV_NAME, "a variable name: letters, digits and _, not a digit first"),
     "additionalProperties": TEXT,
 }
 
