@@ -362,7 +362,26 @@ class SystemdBox:
         lower = f"lowerdir=/,upperdir={self.base}/upper,workdir={self.base}/work"
         self._mount(self.root, "-t", "overlay", "-o", lower, "overlay")
         self._mounted.append(self.root)
+        self._boot(started)
 
+    def reboot(self) -> None:
+        """Shut the container down cleanly and boot it again on the same
+        root: what it wrote (the persistent journal among it) is kept,
+        /run and /tmp and mounts made inside are not, as on a real reboot."""
+        proc = self._proc
+        if proc is None or self.boot_seconds is None:
+            raise BoxError(f"{self.name} is not running")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(_STOP_TIMEOUT * 3)
+        except subprocess.TimeoutExpired as err:
+            raise BoxError(f"{self.name}: no clean shutdown for the reboot") from err
+        self._proc = None
+        self._init = None
+        self.boot_seconds = None
+        self._boot(time.monotonic())
+
+    def _boot(self, started: float) -> None:
         command = [
             "systemd-nspawn",
             "--quiet",
@@ -380,7 +399,7 @@ class SystemdBox:
         # Looked up before the fork: loading a library in the child of a
         # threaded process can deadlock.
         prctl = ctypes.CDLL(None, use_errno=True).prctl
-        with open(self.base / "console.log", "wb") as console:
+        with open(self.base / "console.log", "ab") as console:
             self._proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

