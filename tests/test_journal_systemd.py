@@ -10,7 +10,6 @@ configuration but for the mail server.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,10 +36,10 @@ CONFIG = f"smtp_host: 127.0.0.1\nsmtp_port: {SMTP_PORT}\n"
 LINES = 15_000
 JOB_FILES = {
     # 15,000 lines over about 6 s: 30 bursts of 500, 0.2 s apart
-    "chatty": ("name: Chatty\ncommand: [/bin/sh, -c, 'i=0; while [ $i -lt 15000 ]; do "
+    "chatty": ("name: Chatty\ncommand: /bin/sh -c 'i=0; while [ $i -lt 15000 ]; do "
                "echo chatty-$i; i=$((i+1)); if [ $((i % 500)) -eq 0 ]; then sleep 0.2; fi; "
-               "done']\n"),
-    "loud": ("name: Loud\ncommand: [/bin/sh, -c, 'seq 1 1000000; echo FINAL-LINE; exit 3']\n"
+               "done'\n"),
+    "loud": ("name: Loud\ncommand: /bin/sh -c 'seq 1 1000000; echo FINAL-LINE; exit 3'\n"
              "timeout: 10\n" + FAILMAIL),
 }
 
