@@ -73,7 +73,7 @@ def test_running_jobs_keep_every_line_when_their_journald_is_killed(box: Systemd
     box.wait_until(lambda: len(run_lines(box, invocation)) >= 1000, timeout=30, interval=0.5,
                    what="chatty's first 1,000 lines in the journal")
     before = journald_pid(box)
-    box.systemctl("kill", "-s", "KILL", JOURNALD)
+    box.systemctl("kill", "--kill-who=main", "-s", "KILL", JOURNALD)
     box.wait_until(lambda: journald_pid(box) not in (0, before), timeout=10,
                    what="the jobs' journald back")
     box.wait_until(lambda: box.show(unit("chatty"), "ActiveState")["ActiveState"] != "activating",
