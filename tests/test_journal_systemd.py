@@ -15,13 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import install_package
+from tests.conftest import install_package, mailed_output
 from tests.monitoring_box import (
     FAILMAIL,
     SMTP_PORT,
     body,
-    clear_mails,
-    mail_unit,
     mails,
     start_smtp,
     unit,
@@ -106,3 +104,38 @@ def test_the_restart_drop_in_is_what_systemd_reads(box: SystemdBox) -> None:
     assert shown["Restart"] == "always"
     assert "/usr/lib/systemd/system/systemd-journald@process-control.service.d/restart.conf" \
         in shown["DropInPaths"]
+
+
+def test_the_mail_and_logs_show_a_loud_runs_true_last_lines(box: SystemdBox) -> None:
+    # journald stores a million lines well after the run ended: the mail
+    # unit, unprivileged, waits until it has them
+    before = len(mails(box))
+    box.systemctl("start", unit("loud"), check=False, timeout=300)
+    assert box.show(unit("loud"), "Result")["Result"] == "exit-code"
+    (mail,) = box.wait_until(lambda: mails(box)[before:], timeout=240, interval=1,
+                             what="the failure mail of loud")
+    text = body(mail)
+    quoted = mailed_output(text)
+    assert quoted[-1] == "FINAL-LINE", text
+    assert quoted[-2] == "1000000"
+    assert "still storing" not in text
+    done = box.run(["run-job", "logs", "loud"], timeout=300)
+    assert done.stdout.endswith("999999\n1000000\nFINAL-LINE\n"), done.stdout[-200:]
+    assert done.stdout.count("\n") == 1_000_001
+    assert "still arriving" not in done.stderr and "deleted" not in done.stderr
+
+
+def test_logs_says_when_a_runs_output_was_deleted(box: SystemdBox) -> None:
+    box.systemctl("start", unit("chatty"))
+    invocation = box.show(unit("chatty"), "InvocationID")["InvocationID"]
+    box.wait_until(lambda: len(run_lines(box, invocation)) == LINES, timeout=60, interval=1,
+                   what="chatty's lines in the journal")
+    # journald's retention deletes the namespace's oldest files: as
+    # `journalctl --vacuum-files` does with the archived ones
+    box.run(["journalctl", NAMESPACE, "--rotate"])
+    box.run(["journalctl", NAMESPACE, "--vacuum-files=1"])
+    assert run_lines(box, invocation) == []
+    done = box.run(["run-job", "logs", "chatty"], timeout=120)
+    assert done.stdout == ""
+    assert ("-- its output: deleted from the journal (journald's retention, "
+            "/usr/lib/systemd/journald@process-control.conf)") in done.stderr

@@ -244,8 +244,12 @@ def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool =
                 sys.exit(code)
         log = systemd_runner.logs(job, slow_start=slow_start, which=which)
         _say(systemd_runner.describe_run(job, log))
+        shown = 0
         for line in log.lines:
             click.echo(line)
+            shown += 1
+        for note in systemd_runner.describe_gaps(log, shown):
+            _say(note)
     except (systemd_runner.RunError, JournalError, BusError) as err:
         die(str(err))
 

@@ -39,6 +39,11 @@ TAIL_BYTES = 256 * 1024
 # journal entries looked at for the tail; entries of other runs are dropped
 # from them, so a few more than the lines wanted.
 JOURNAL_ENTRIES = 200
+# How long the mail waits for journald to store a loud run's output
+# (seconds; the mail unit's TimeoutStartSec= leaves room for it).
+SETTLE_BOUND = 120
+STILL_ARRIVING = ("(journald was still storing its output {bound} s after the run: "
+                  "these may not be its last lines)")
 
 
 class MailError(Exception):
@@ -52,6 +57,7 @@ class RunOutput:
     lines: tuple[str, ...]  # its last lines, oldest first (at most TAIL_LINES)
     rest: tuple[str, ...]  # how to see all of it: one way per line
     problem: str | None = None  # why the lines could not be read, if they could not
+    note: str | None = None  # one line after them: they may not be the last ones
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ def body(job: Job, host: str, run: FailedRun) -> str:
         lines += [f"    {line}" for line in output.lines]
     else:
         lines.append("It printed nothing.")
+    if output.note is not None:
+        lines.append(output.note)
     if output.rest:
         lines += ["", "All of its output:"]
         lines += [f"    {way}" for way in output.rest]
@@ -222,11 +230,13 @@ def journal_output(unit: str, invocation: str, start: int | None, slug: str) -> 
     the run having started at ``start`` (microseconds; None: not known)."""
     rest = (f"journalctl --namespace={journal.NAMESPACE} _SYSTEMD_INVOCATION_ID={invocation}",
             f"run-job --logs {slug} (while it is the last run)")
-    journal.sync()  # lines still in journald's buffers would be missing
     try:
+        # journald may still be storing a loud run's last lines
+        settled = journal.settle(unit, start, None, SETTLE_BOUND, timeout=JOURNAL_TIMEOUT)
         lines = [line for text in journal.output(unit, invocation, start, last=JOURNAL_ENTRIES,
                                                  timeout=JOURNAL_TIMEOUT)
                  for line in text.splitlines() or [""]]
     except journal.JournalError as err:
         return RunOutput((), rest, str(err))
-    return RunOutput(tuple(_cut(line) for line in lines[-TAIL_LINES:]), rest)
+    note = None if settled else STILL_ARRIVING.format(bound=SETTLE_BOUND)
+    return RunOutput(tuple(_cut(line) for line in lines[-TAIL_LINES:]), rest, note=note)

@@ -141,10 +141,10 @@ class _RunBuilder:
                    self.exit_code, self.exit_status, self.attempts)
 
 
-def _journalctl(args: list[str]) -> subprocess.Popen[bytes]:
+def _journalctl(args: list[str], namespace: str = BOTH) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
-            [JOURNALCTL, BOTH, "--quiet", "--no-pager", "--output=json", *args],
+            [JOURNALCTL, namespace, "--quiet", "--no-pager", "--output=json", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""},
         )
@@ -152,10 +152,11 @@ def _journalctl(args: list[str]) -> subprocess.Popen[bytes]:
         raise JournalError(f"cannot run {JOURNALCTL}: {err.strerror}") from None
 
 
-def entries(args: list[str], timeout: float | None = None) -> Iterator[dict[str, Any]]:
+def entries(args: list[str], timeout: float | None = None,
+            namespace: str = BOTH) -> Iterator[dict[str, Any]]:
     """Entries as journalctl prints them; stopping early ends journalctl.
     ``timeout``: seconds journalctl may take in all (then :class:`JournalError`)."""
-    proc = _journalctl(args)
+    proc = _journalctl(args, namespace)
     assert proc.stdout is not None and proc.stderr is not None
     expired = threading.Event()
 
@@ -450,6 +451,87 @@ def output(
     for entry in entries(args, timeout):
         if of_run(entry, invocation, start or 0, end):
             yield message(entry)
+
+
+def output_deleted(run: Run) -> bool:
+    """Whether journald has deleted output of ``run``: it deletes the
+    oldest files first (journald@process-control.conf), so a run that began
+    before the oldest entry the jobs' namespace still holds, another run's,
+    has lost its output, or its first lines."""
+    for entry in entries(["--output-fields=_SYSTEMD_INVOCATION_ID"],
+                         timeout=30, namespace=f"--namespace={NAMESPACE}"):
+        oldest = int(entry["__REALTIME_TIMESTAMP"])
+        return oldest > run.start and entry.get("_SYSTEMD_INVOCATION_ID") != run.invocation
+    return False  # nothing kept at all: no run printed anything, or all is gone
+
+
+# journald keeps a file per output stream it reads, named device:inode, in
+# its runtime directory: anyone may list them (the directory is 0755), only
+# root read them. One is written as a process connects its output, and
+# removed once journald has read and stored the stream to its end.
+STREAMS = f"/run/systemd/journal.{NAMESPACE}/streams"
+# Without a stream that only the run can own: its output has arrived once
+# no new entry of its unit came for this long (seconds).
+QUIET = 3.0
+SETTLE_POLL = 0.5
+
+
+def _streams_begun(since: float, until: float, directory: str = STREAMS) -> bool:
+    """Whether journald still reads a stream that began between ``since``
+    and ``until`` (seconds since the epoch)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False  # journald has read no stream yet: nothing is open
+    for name in names:
+        try:
+            begun = os.stat(os.path.join(directory, name)).st_mtime
+        except OSError:
+            continue  # closed meanwhile
+        if since <= begun <= until:
+            return True
+    return False
+
+
+def _newest(unit: str, timeout: float | None) -> str | None:
+    """The cursor of the unit's newest output entry."""
+    for entry in entries(["--lines=1", "--output-fields=_SYSTEMD_INVOCATION_ID",
+                          f"_SYSTEMD_UNIT={unit}"], timeout):
+        cursor = entry.get("__CURSOR")
+        return cursor if isinstance(cursor, str) else None
+    return None
+
+
+def settle(unit: str, start: int | None, end: int | None, bound: float,
+           quiet: float = QUIET, timeout: float | None = None) -> bool:
+    """Wait, at most ``bound`` seconds, until journald has stored the output
+    of the run of ``unit`` that started at ``start`` and ended at ``end``
+    (microseconds; None: not known, now): journald may still be writing a
+    loud run's lines half a minute after it ended (``journalctl --sync``,
+    which needs root, only writes out what journald has read).
+
+    Done once journald reads no stream that began while the run ran (its
+    processes' streams among them), or, where another unit's stream began
+    then too, once no new entry of the unit came for ``quiet`` seconds.
+    False when the bound was reached first: output may still be arriving.
+    ``timeout``: for each journalctl, as for :func:`entries`.
+    """
+    now = time.time()
+    since = start / 1_000_000 - 1 if start is not None else 0.0
+    until = (end / 1_000_000 if end is not None else now) + 1
+    deadline = time.monotonic() + bound
+    newest: str | None = None
+    still: float | None = None  # since when the newest entry is the same
+    while _streams_begun(since, until):
+        if time.monotonic() >= deadline:
+            return False
+        latest = _newest(unit, timeout)
+        if still is None or latest != newest:
+            newest, still = latest, time.monotonic()
+        elif time.monotonic() - still >= quiet:
+            return True
+        time.sleep(SETTLE_POLL)
+    return True
 
 
 def sync() -> None:

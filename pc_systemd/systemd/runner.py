@@ -29,6 +29,8 @@ from pc_systemd.systemd.units import service_name, slow_start_name
 EXIT_OK = 0
 POLL = 0.1  # seconds between looks at the unit while it runs
 STOP_WAIT = 120.0  # longest wait for a stopped unit to be gone (TimeoutStopSec= plus cleanup)
+# How long `logs` waits for journald to store the last run's output (seconds).
+SETTLE_BOUND = 20.0
 
 Say = Callable[[str], None]
 
@@ -332,6 +334,8 @@ class RunLog:
     count: int
     run: journal.Run
     lines: Iterator[str]
+    arriving: bool = False  # journald was still storing its output when we gave up waiting
+    deleted: bool = False  # it began before the oldest output journald still keeps
 
 
 def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
@@ -355,7 +359,11 @@ def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
     # A run of several attempts (retry) is all of their output: every line
     # of the unit from the first attempt's start to the next run's.
     invocation = run_.invocation if run_.attempts == 1 else None
-    return RunLog(index + 1, len(found), run_, journal.output(unit, invocation, run_.start, end))
+    arriving = False
+    if following is None and run_.result is not None:
+        arriving = not journal.settle(unit, run_.start, run_.end, SETTLE_BOUND)
+    return RunLog(index + 1, len(found), run_, journal.output(unit, invocation, run_.start, end),
+                  arriving, journal.output_deleted(run_))
 
 
 def _ended_by_bus(unit: str, run_: journal.Run) -> journal.Run:
@@ -371,6 +379,20 @@ def _ended_by_bus(unit: str, run_: journal.Run) -> journal.Run:
         result, code, status = _ended(sd, path)
     names = {number: name for name, number in CLD_NAMES.items()}
     return replace(run_, result=result, exit_code=names.get(code), exit_status=status)
+
+
+def describe_gaps(log: RunLog, shown: int) -> list[str]:
+    """Lines for ``--logs`` after a run's output, where it is not all there:
+    deleted by journald's retention, or still being stored."""
+    notes = []
+    if log.deleted:
+        what = "its output" if shown == 0 else "its first lines"
+        notes.append(f"-- {what}: deleted from the journal (journald's retention, "
+                     "/usr/lib/systemd/journald@process-control.conf)")
+    if log.arriving:
+        notes.append(f"-- output still arriving: journald had not stored all of it "
+                     f"{SETTLE_BOUND:g} s after the run; run-job logs again for the rest")
+    return notes
 
 
 def describe_run(job: Job, log: RunLog) -> str:
