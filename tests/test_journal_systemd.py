@@ -110,7 +110,7 @@ def test_the_mail_and_logs_show_a_loud_runs_true_last_lines(box: SystemdBox) -> 
     # journald stores a million lines well after the run ended: the mail
     # unit, unprivileged, waits until it has them
     before = len(mails(box))
-    box.systemctl("start", unit("loud"), check=False, timeout=300)
+    box.run(["systemctl", "start", unit("loud")], check=False, timeout=300)
     assert box.show(unit("loud"), "Result")["Result"] == "exit-code"
     (mail,) = box.wait_until(lambda: mails(box)[before:], timeout=240, interval=1,
                              what="the failure mail of loud")
