@@ -55,7 +55,7 @@ def fake_journalctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     script.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/args\n'
                       f'case "$*" in *--sync*) exit 0;; esac\n'
                       f'[ -e {tmp_path}/hang ] && exec sleep 30\n'
-                      f'cat {data}\n')
+                      f'case "$*" in *--reverse*) tac {data};; *) cat {data};; esac\n')
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
     return tmp_path
@@ -71,6 +71,8 @@ def test_the_failure_mail_shows_the_runs_last_lines_by_the_same_rule(
     assert "_SYSTEMD_UNIT=process-control-a.service" in asked
     assert f"--since=@{START // 1_000_000}" in asked
     assert f"--lines={mail.JOURNAL_ENTRIES}" in asked
+    # from the end: with --since, journalctl's --lines counts from the first entry
+    assert "--reverse" in asked
 
 
 def test_a_journalctl_that_hangs_costs_the_mail_its_lines_only(

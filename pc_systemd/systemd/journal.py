@@ -446,11 +446,16 @@ def output(
         args.append(f"--since=@{start // 1_000_000}")
     if end is not None:
         args.append(f"--until=@{end // 1_000_000 + 1}")
-    if last is not None:
-        args.append(f"--lines={last}")
-    for entry in entries(args, timeout):
-        if of_run(entry, invocation, start or 0, end):
-            yield message(entry)
+    if last is None:
+        for entry in entries(args, timeout):
+            if of_run(entry, invocation, start or 0, end):
+                yield message(entry)
+        return
+    # Read from the end: with --since, journalctl's --lines counts from the
+    # first entry (a loud run's mail showed its lines 181-200 of a million).
+    newest = [message(entry) for entry in entries([*args, "--reverse", f"--lines={last}"], timeout)
+              if of_run(entry, invocation, start or 0, end)]
+    yield from reversed(newest)
 
 
 def output_deleted(run: Run) -> bool:
