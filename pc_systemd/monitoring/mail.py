@@ -42,6 +42,7 @@ JOURNAL_ENTRIES = 200
 # How long the mail waits for journald to store a loud run's output
 # (seconds; the mail unit's TimeoutStartSec= leaves room for it).
 SETTLE_BOUND = 120
+SETTLE_QUIET = 3.0  # and no new line of the job for this long
 STILL_ARRIVING = ("(journald was still storing its output {bound} s after the run: "
                   "these may not be its last lines)")
 
@@ -232,7 +233,8 @@ def journal_output(unit: str, invocation: str, start: int | None, slug: str) -> 
             f"run-job --logs {slug} (while it is the last run)")
     try:
         # journald may still be storing a loud run's last lines
-        settled = journal.settle(unit, start, None, SETTLE_BOUND, timeout=JOURNAL_TIMEOUT)
+        settled = journal.settle(unit, start, None, SETTLE_BOUND, quiet=SETTLE_QUIET,
+                                  timeout=JOURNAL_TIMEOUT)
         lines = [line for text in journal.output(unit, invocation, start, last=JOURNAL_ENTRIES,
                                                  timeout=JOURNAL_TIMEOUT)
                  for line in text.splitlines() or [""]]

@@ -472,13 +472,14 @@ def output_deleted(run: Run) -> bool:
 
 # journald keeps a file per output stream it reads, named device:inode, in
 # its runtime directory: anyone may list them (the directory is 0755), only
-# root read them. One is written as a process connects its output, and
-# removed once journald has read and stored the stream to its end.
+# root read them. One is written once journald has read the stream's
+# header (at once, unless journald is busy or just starting), and removed
+# once it has read and stored the stream to its end.
 STREAMS = f"/run/systemd/journal.{NAMESPACE}/streams"
-# Without a stream that only the run can own: its output has arrived once
-# no new entry of its unit came for this long (seconds).
-QUIET = 3.0
-SETTLE_POLL = 0.5
+# And no new entry of the unit came for this long (seconds): for a stream
+# journald has not even begun to read.
+QUIET = 1.0
+SETTLE_POLL = 0.25
 
 
 def _streams_begun(since: float, until: float, directory: str = STREAMS) -> bool:
@@ -511,32 +512,31 @@ def settle(unit: str, start: int | None, end: int | None, bound: float,
            quiet: float = QUIET, timeout: float | None = None) -> bool:
     """Wait, at most ``bound`` seconds, until journald has stored the output
     of the run of ``unit`` that started at ``start`` and ended at ``end``
-    (microseconds; None: not known, now): journald may still be writing a
-    loud run's lines half a minute after it ended (``journalctl --sync``,
-    which needs root, only writes out what journald has read).
+    (microseconds; None: not known, now). journald may still be writing a
+    loud run's lines half a minute after it ended: the run wrote them into
+    its socket's buffer and was gone (``journalctl --sync``, which needs
+    root, only writes out what journald has read).
 
-    Done once journald reads no stream that began while the run ran (its
-    processes' streams among them), or, where another unit's stream began
-    then too, once no new entry of the unit came for ``quiet`` seconds.
-    False when the bound was reached first: output may still be arriving.
-    ``timeout``: for each journalctl, as for :func:`entries`.
+    Done once journald reads no stream that began while the run ran (the
+    run's processes' streams among them) and no new entry of the unit came
+    for ``quiet`` seconds. False when the bound was reached first: output
+    may still be arriving. ``timeout``: for each journalctl, as for
+    :func:`entries`.
     """
-    now = time.time()
     since = start / 1_000_000 - 1 if start is not None else 0.0
-    until = (end / 1_000_000 if end is not None else now) + 1
+    until = (end / 1_000_000 if end is not None else time.time()) + 1
     deadline = time.monotonic() + bound
     newest: str | None = None
-    still: float | None = None  # since when the newest entry is the same
-    while _streams_begun(since, until):
-        if time.monotonic() >= deadline:
-            return False
-        latest = _newest(unit, timeout)
-        if still is None or latest != newest:
-            newest, still = latest, time.monotonic()
-        elif time.monotonic() - still >= quiet:
+    still = 0.0  # since when the unit's newest entry is the same
+    while True:
+        latest, now = _newest(unit, timeout), time.monotonic()
+        if not still or latest != newest:
+            newest, still = latest, now
+        if now - still >= quiet and not _streams_begun(since, until):
             return True
+        if now >= deadline:
+            return False
         time.sleep(SETTLE_POLL)
-    return True
 
 
 def sync() -> None:

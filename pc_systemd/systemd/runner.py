@@ -31,6 +31,7 @@ POLL = 0.1  # seconds between looks at the unit while it runs
 STOP_WAIT = 120.0  # longest wait for a stopped unit to be gone (TimeoutStopSec= plus cleanup)
 # How long `logs` waits for journald to store the last run's output (seconds).
 SETTLE_BOUND = 20.0
+SETTLE_WITHIN = 600.0  # ... the last run's, if it ended less than this long ago
 
 Say = Callable[[str], None]
 
@@ -360,10 +361,16 @@ def logs(job: Job, *, slow_start: bool, which: int) -> RunLog:
     # of the unit from the first attempt's start to the next run's.
     invocation = run_.invocation if run_.attempts == 1 else None
     arriving = False
-    if following is None and run_.result is not None:
+    if following is None and run_.result is not None and _recent(run_.end):
         arriving = not journal.settle(unit, run_.start, run_.end, SETTLE_BOUND)
     return RunLog(index + 1, len(found), run_, journal.output(unit, invocation, run_.start, end),
                   arriving, journal.output_deleted(run_))
+
+
+def _recent(end: int | None) -> bool:
+    """Whether a run ended so lately that journald may still be storing its
+    output (``end`` microseconds; None: not known)."""
+    return end is None or time.time() - end / 1_000_000 < SETTLE_WITHIN
 
 
 def _ended_by_bus(unit: str, run_: journal.Run) -> journal.Run:
