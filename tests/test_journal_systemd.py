@@ -85,18 +85,29 @@ def test_running_jobs_keep_every_line_when_their_journald_is_killed(box: Systemd
 def test_the_shipped_retention_is_what_journald_reads(box: SystemdBox) -> None:
     shown = box.run(["systemd-analyze", "cat-config",
                      "systemd/journald@process-control.conf"]).stdout
-    assert "# /usr/lib/systemd/journald@process-control.conf" in shown
+    assert "# /usr/lib/systemd/journald@process-control.conf.d/10-process-control.conf" in shown
     keys = dict(line.split("=", 1) for line in shown.splitlines()
                 if "=" in line and not line.startswith("#"))
     assert keys["SystemMaxUse"] == "8G" and keys["MaxRetentionSec"] == "4week"
-    assert keys["Storage"] == "persistent"
+    assert keys["Storage"] == "persistent" and keys["RateLimitIntervalSec"] == "0"
+    # journald itself says so as it starts (systemd 252 reads a namespace's
+    # main file from /etc only, its drop-ins from /usr/lib too)
+    box.systemctl("restart", JOURNALD)
+    said = box.run(["journalctl", NAMESPACE, "-o", "cat", "--boot", "--no-pager",
+                    "MESSAGE_ID=ec387f577b844b8fa948f33cad9a75e6"]).stdout
+    assert ", max 8.0G, " in said.splitlines()[-1], said
     # and an operator's drop-in changes it, as the README tells
-    box.write_file("/etc/systemd/journald@process-control.conf.d/retention.conf",
-                   "[Journal]\nMaxRetentionSec=2week\n")
+    box.write_file("/etc/systemd/journald@process-control.conf.d/50-retention.conf",
+                   "[Journal]\nMaxRetentionSec=2week\nSystemMaxUse=6G\n")
     shown = box.run(["systemd-analyze", "cat-config",
                      "systemd/journald@process-control.conf"]).stdout
     assert shown.rindex("MaxRetentionSec=2week") > shown.rindex("MaxRetentionSec=4week")
+    box.systemctl("restart", JOURNALD)
+    said = box.run(["journalctl", NAMESPACE, "-o", "cat", "--boot", "--no-pager",
+                    "MESSAGE_ID=ec387f577b844b8fa948f33cad9a75e6"]).stdout
+    assert ", max 6.0G, " in said.splitlines()[-1], said
     box.run(["rm", "-r", "/etc/systemd/journald@process-control.conf.d"])
+    box.systemctl("restart", JOURNALD)
 
 
 def test_the_restart_drop_in_is_what_systemd_reads(box: SystemdBox) -> None:
@@ -138,4 +149,4 @@ def test_logs_says_when_a_runs_output_was_deleted(box: SystemdBox) -> None:
     done = box.run(["run-job", "logs", "chatty"], timeout=120)
     assert done.stdout == ""
     assert ("-- its output: deleted from the journal (journald's retention, "
-            "/usr/lib/systemd/journald@process-control.conf)") in done.stderr
+            "/usr/lib/systemd/journald@process-control.conf.d)") in done.stderr

@@ -395,7 +395,7 @@ def describe_gaps(log: RunLog, shown: int) -> list[str]:
     if log.deleted:
         what = "its output" if shown == 0 else "its first lines"
         notes.append(f"-- {what}: deleted from the journal (journald's retention, "
-                     "/usr/lib/systemd/journald@process-control.conf)")
+                     "/usr/lib/systemd/journald@process-control.conf.d)")
     if log.arriving:
         notes.append(f"-- output still arriving: journald had not stored all of it "
                      f"{SETTLE_BOUND:g} s after the run; run-job logs again for the rest")
