@@ -63,11 +63,17 @@ def run_lines(box: SystemdBox, invocation: str) -> list[str]:
     return out.splitlines()
 
 
+def start(box: SystemdBox, slug: str) -> str:
+    """Start a job's run; its invocation ID (while it runs: systemd may
+    forget a unit that ended well)."""
+    box.systemctl("start", "--no-block", unit(slug))
+    box.wait_until(lambda: box.show(unit(slug), "ActiveState")["ActiveState"] == "activating",
+                   timeout=20, what=f"{slug} runs")
+    return box.show(unit(slug), "InvocationID")["InvocationID"]
+
+
 def test_running_jobs_keep_every_line_when_their_journald_is_killed(box: SystemdBox) -> None:
-    box.systemctl("start", "--no-block", unit("chatty"))
-    box.wait_until(lambda: box.show(unit("chatty"), "ActiveState")["ActiveState"] == "activating",
-                   timeout=20, what="chatty runs")
-    invocation = box.show(unit("chatty"), "InvocationID")["InvocationID"]
+    invocation = start(box, "chatty")
     box.wait_until(lambda: len(run_lines(box, invocation)) >= 1000, timeout=30, interval=0.5,
                    what="chatty's first 1,000 lines in the journal")
     before = journald_pid(box)
@@ -137,8 +143,7 @@ def test_the_mail_and_logs_show_a_loud_runs_true_last_lines(box: SystemdBox) -> 
 
 
 def test_logs_says_when_a_runs_output_was_deleted(box: SystemdBox) -> None:
-    box.systemctl("start", unit("chatty"))
-    invocation = box.show(unit("chatty"), "InvocationID")["InvocationID"]
+    invocation = start(box, "chatty")
     box.wait_until(lambda: len(run_lines(box, invocation)) == LINES, timeout=60, interval=1,
                    what="chatty's lines in the journal")
     # journald's retention deletes the namespace's oldest files: as
