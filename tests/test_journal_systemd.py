@@ -10,12 +10,13 @@ configuration but for the mail server.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import install_package, mailed_output
+from tests.conftest import hide_checkout, install_package, mailed_output
 from tests.monitoring_box import (
     FAILMAIL,
     SMTP_PORT,
@@ -37,6 +38,9 @@ JOB_FILES = {
     "chatty": ("name: Chatty\ncommand: /bin/sh -c 'i=0; while [ $i -lt 15000 ]; do "
                "echo chatty-$i; i=$((i+1)); if [ $((i % 500)) -eq 0 ]; then sleep 0.2; fi; "
                "done'\n"),
+    # scheduled far from now (1 January, 03:00): it runs only when started
+    "nightly": ("name: Nightly\ncommand: /bin/sh -c 'echo before the reboot; exit 4'\n"
+                "schedule: '0 3 1 1 *'\n"),
     "loud": ("name: Loud\ncommand: /bin/sh -c 'seq 1 1000000; echo FINAL-LINE; exit 3'\n"
              "timeout: 10\n" + FAILMAIL),
 }
@@ -155,3 +159,31 @@ def test_logs_says_when_a_runs_output_was_deleted(box: SystemdBox) -> None:
     assert done.stdout == ""
     assert ("-- its output: deleted from the journal (journald's retention, "
             "/usr/lib/systemd/journald@process-control.conf.d)") in done.stderr
+
+
+def status_of(box: SystemdBox, slug: str) -> dict[str, object]:
+    done = box.run(["run-job", "status", "--json"])
+    (job,) = [j for j in json.loads(done.stdout)["jobs"] if j["slug"] == slug]
+    assert isinstance(job, dict)
+    return job
+
+
+def test_a_failure_before_a_reboot_is_a_failure_after_it(box: SystemdBox) -> None:
+    # last in the module: the reboot ends the SMTP server
+    assert box.run(["systemctl", "start", unit("nightly")], check=False).returncode != 0
+    before = status_of(box, "nightly")
+    assert before["state"] == "failed"
+    box.reboot()
+    hide_checkout(box)  # the reboot took the mount that hid it
+    # systemd knows the timer's service, which has not run since the boot
+    shown = box.show(unit("nightly"), "LoadState", "ActiveState", "InactiveExitTimestamp")
+    assert shown == {"LoadState": "loaded", "ActiveState": "inactive",
+                     "InactiveExitTimestamp": ""}, shown
+    after = status_of(box, "nightly")
+    assert after["state"] == "failed", after
+    assert after["last_run"] == before["last_run"]
+    text = box.run(["run-job", "status"]).stdout
+    assert "Nightly failed with code 4" in text, text
+    check = box.run(["check-jobs-icinga"], check=False)
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert check.stdout.startswith("FAILING JOBS: nightly"), check.stdout

@@ -157,6 +157,14 @@ def collect() -> View:
             ends[row.name] = end
             memo.put(row.name, "inactive", [end], _started(first[row.name]))
         found, problem = from_journal.result() if from_journal is not None else ({}, None)
+    # Loaded but not run since boot (a timer's service after a reboot): the
+    # last run is from before, in the persistent journal.
+    unrun = [r.name for r in rows if _inactive_service(r) and not _started(first[r.name])
+             and r.name not in found]
+    if unrun:
+        earlier, problem_before = _runs_before_boot(unrun)
+        found = {**found, **earlier}
+        problem = problem or problem_before
     services: dict[str, UnitState] = {}
     next_elapse: dict[str, int] = {}
     for row in rows:
@@ -186,6 +194,16 @@ def collect() -> View:
             services[name] = UnitState(name, True, active)
     memo.save()
     return View(services, files, next_elapse, dict(found), problem)
+
+
+def _runs_before_boot(units: list[str]) -> tuple[dict[str, journal.Run], str | None]:
+    from pc_systemd.systemd import journal  # only then (see collect)
+
+    restarts = generated_restarts()
+    try:
+        return journal.last_runs(units, frozenset(u for u in units if restarts(u))), None
+    except journal.JournalError as err:
+        return {}, str(err)
 
 
 def _timer_memo(row: UnitRow, files: frozenset[str]) -> bool:
