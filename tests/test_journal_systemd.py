@@ -41,6 +41,8 @@ JOB_FILES = {
     # scheduled far from now (1 January, 03:00): it runs only when started
     "nightly": ("name: Nightly\ncommand: /bin/sh -c 'echo before the reboot; exit 4'\n"
                 "schedule: '0 3 1 1 *'\n"),
+    # 1.9 MB into a 1 MiB file system (seq exits 1 on its write error)
+    "filler": "name: Filler\ncommand: /usr/bin/seq 1 300000\nlogging: file\n" + FAILMAIL,
     "loud": ("name: Loud\ncommand: /bin/sh -c 'seq 1 1000000; echo FINAL-LINE; exit 3'\n"
              "timeout: 10\n" + FAILMAIL),
 }
@@ -159,6 +161,31 @@ def test_logs_says_when_a_runs_output_was_deleted(box: SystemdBox) -> None:
     assert done.stdout == ""
     assert ("-- its output: deleted from the journal (journald's retention, "
             "/usr/lib/systemd/journald@process-control.conf.d)") in done.stderr
+
+
+def test_a_full_disk_under_a_file_logged_job_is_named(box: SystemdBox) -> None:
+    directory = "/var/log/process-control/filler"
+    box.run(["install", "-d", "-o", "process-control", "-g", "process-control-dev",
+             "-m", "2750", directory])
+    box.run(["mount", "-t", "tmpfs", "-o", "size=1M,mode=2750,uid=process-control,"
+             "gid=process-control-dev", "tmpfs", directory])
+    try:
+        before = len(mails(box))
+        assert box.run(["systemctl", "start", unit("filler")], check=False).returncode != 0
+        (mail,) = box.wait_until(lambda: mails(box)[before:], timeout=120, interval=1,
+                                 what="the failure mail of filler")
+        said = f"{directory}: no space left on device"
+        text = body(mail)
+        assert said in text, text
+        assert "Filler failed with code 1" in mail["Subject"]
+        job = status_of(box, "filler")
+        assert job["state"] == "failed" and said in str(job["note"]), job
+        assert said in box.run(["run-job", "status"]).stdout
+        logs = box.run(["run-job", "logs", "filler"])
+        assert said in logs.stderr, logs.stderr
+        assert logs.stdout.startswith("1\n2\n3\n")
+    finally:
+        box.run(["umount", directory])
 
 
 def status_of(box: SystemdBox, slug: str) -> dict[str, object]:

@@ -286,6 +286,7 @@ def _file_logs(config: Config, job: Job, which: int,
     # here: listings need neither (~5 ms of imports)
     from pc_systemd.core.safe_open import copy_to, open_at, service_uid
     from pc_systemd.cron.runlog import log_names
+    from pc_systemd.systemd import filelog
 
     directory = os.path.join(config.output_directory, job.slug)
     try:
@@ -316,6 +317,9 @@ def _file_logs(config: Config, job: Job, which: int,
             sys.stdout.flush()
         except OSError as err:
             die(f"{path}: {err.strerror}")
+        full = filelog.full(directory)
+        if full is not None:
+            _say(f"-- {full}")
     finally:
         if dir_fd >= 0:
             os.close(dir_fd)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from pc_systemd.core import safe_open
 from pc_systemd.model import holds
@@ -107,10 +108,14 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
     end = timestamp(run.end) if run is not None and run.end is not None else None
 
     def output() -> mail.RunOutput:
-        if job.logging == "file":
-            return _file_output(config, job, invocation)
-        return mail.journal_output(unit, invocation, run.start if run is not None else None,
-                                   job.slug)
+        begun = run.start if run is not None else None
+        if job.logging != "file":
+            return mail.journal_output(unit, invocation, begun, job.slug)
+        found = _file_output(config, job, invocation)
+        if found is None:  # no file: the wrapper said why, in the journal
+            found = mail.journal_output(unit, invocation, begun, job.slug)
+        full = filelog.full(os.path.join(config.output_directory, job.slug))
+        return replace(found, note=full) if full is not None else found
 
     def failed() -> mail.FailedRun:
         return mail.FailedRun(reason, failures, output(), start, end, stopped)
@@ -141,10 +146,11 @@ def stop(config: Config, job: Job, failures: int, warn: Warn) -> bool:
     return True
 
 
-def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput:
+def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput | None:
     """The tail of the run's own file, found through the wrapper's link
     (:mod:`pc_systemd.systemd.filelog`): only a regular file of the service user's, by a
-    plain name in the job's log directory, opened by :mod:`pc_systemd.core.safe_open`."""
+    plain name in the job's log directory, opened by :mod:`pc_systemd.core.safe_open`.
+    None: the run has no file (the wrapper could not make it, or no command started)."""
     directory = os.path.join(config.output_directory, job.slug)
     link = filelog.LINK_PREFIX + invocation
     try:
@@ -155,7 +161,7 @@ def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput:
         try:
             name = os.readlink(link, dir_fd=dir_fd)
         except OSError:
-            return mail.file_output(None)
+            return None
         path = os.path.join(directory, name)
         if not log_name_pattern(job.slug).match(name):
             return mail.RunOutput((), (path,), f"{path}: not a log file of the job")

@@ -22,10 +22,14 @@ execute this package's Python.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from pc_systemd.model.job import LOG_STAMP
 
+# A log directory whose file system has fewer free blocks (for unprivileged
+# users) or inodes than this is full: a run's writes there fail.
+FULL_BELOW = 4
 NAME = "process-control-filelog"  # $0 of the script, shown in its messages
 LINK_PREFIX = ".run-"
 
@@ -43,7 +47,11 @@ else
     stamp=$(date +@LOG_STAMP@)
     name=$slug-$stamp.log
     n=0
-    while ! (umask 027; set -C; : >"$dir/$name") 2>/dev/null; do
+    while ! err=$( (umask 027; set -C; : >"$dir/$name") 2>&1 ); do
+        if [ ! -e "$dir/$name" ] && [ ! -L "$dir/$name" ]; then
+            echo "process-control: cannot write $dir/$name: ${err##*: }" >&2
+            exit 1
+        fi
         n=$((n + 1))
         if [ "$n" -ge 1000 ]; then
             echo "process-control: no free log file name in $dir" >&2
@@ -74,3 +82,18 @@ LINE = _one_line(SCRIPT)
 def wrapped(directory: str, slug: str, argv: Sequence[str]) -> list[str]:
     """``argv`` run through the wrapper, its output going to the run's file."""
     return ["/bin/sh", "-c", LINE, NAME, directory, slug, *argv]
+
+
+def full(directory: str) -> str | None:
+    """Why a run's file in ``directory`` may be cut short: its file system
+    is full now (no space left for the service user, or no inodes). None
+    when it is not, or cannot be looked at. The run's own writes failed
+    with ENOSPC, which only the job saw: this is the trace it leaves."""
+    try:
+        fs = os.statvfs(directory)
+    except OSError:
+        return None
+    if fs.f_bavail < FULL_BELOW or (fs.f_files > 0 and fs.f_favail < FULL_BELOW):
+        return (f"{directory}: no space left on device (its file system is full: "
+                "a run's output file may be cut short)")
+    return None

@@ -37,9 +37,22 @@ def systemd_listing(config: Config) -> Listing:
     from pc_systemd.systemd import status as systemd_status  # not on cron hosts (~13 ms of imports)
 
     catalog, view = read_catalog(config, lambda: systemd_status.collect())
-    infos = with_holds((systemd_status.job_info(s, view) for s in catalog.summaries),
-                       Holds.read(config))
+    infos = with_holds((_with_full_disk(config, systemd_status.job_info(s, view))
+                        for s in catalog.summaries), Holds.read(config))
     return Listing("systemd", catalog, infos)
+
+
+def _with_full_disk(config: Config, info: JobInfo) -> JobInfo:
+    """A failed job's note says when its log directory (``logging: file``)
+    is full: the run's writes failed there, which only the job saw."""
+    if info.state is not State.FAILED:
+        return info
+    from pc_systemd.systemd.filelog import full  # failed jobs only
+
+    problem = full(os.path.join(config.output_directory, info.slug))
+    if problem is None:
+        return info
+    return dataclasses.replace(info, note=f"{info.note}; {problem}" if info.note else problem)
 
 
 def direct_listing(config: Config) -> Listing:
