@@ -43,6 +43,7 @@ JOB_FILES = {
                 "schedule: '0 3 1 1 *'\n"),
     # 1.9 MB into a 1 MiB file system (seq exits 1 on its write error)
     "filler": "name: Filler\ncommand: /usr/bin/seq 1 300000\nlogging: file\n" + FAILMAIL,
+    "denied": "name: Denied\ncommand: /bin/echo never shown\nlogging: file\n" + FAILMAIL,
     "loud": ("name: Loud\ncommand: /bin/sh -c 'seq 1 1000000; echo FINAL-LINE; exit 3'\n"
              "timeout: 10\n" + FAILMAIL),
 }
@@ -186,6 +187,19 @@ def test_a_full_disk_under_a_file_logged_job_is_named(box: SystemdBox) -> None:
         assert logs.stdout.startswith("1\n2\n3\n")
     finally:
         box.run(["umount", directory])
+
+
+def test_a_log_file_the_wrapper_cannot_make_is_named_in_the_mail(box: SystemdBox) -> None:
+    directory = "/var/log/process-control/denied"
+    box.run(["install", "-d", "-o", "root", "-g", "root", "-m", "0755", directory])
+    before = len(mails(box))
+    assert box.run(["systemctl", "start", unit("denied")], check=False).returncode != 0
+    (mail,) = box.wait_until(lambda: mails(box)[before:], timeout=120, interval=1,
+                             what="the failure mail of denied")
+    quoted = mailed_output(body(mail))
+    assert quoted[-1].startswith(f"process-control: cannot write {directory}/denied-"), quoted
+    assert quoted[-1].endswith(".log: Permission denied"), quoted
+    assert "never shown" not in body(mail)
 
 
 def status_of(box: SystemdBox, slug: str) -> dict[str, object]:
