@@ -83,3 +83,51 @@ def test_a_journalctl_that_hangs_costs_the_mail_its_lines_only(
     output = mail.journal_output("process-control-a.service", RUN, START, "a")
     assert output.lines == ()
     assert output.problem == "journalctl: timed out after 0.2 s"
+
+
+# -- waiting for journald to store a run's output -----------------------------------
+
+
+def test_settle_waits_while_a_stream_of_the_runs_time_is_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    monkeypatch.setattr(journal, "STREAMS", str(streams))
+    monkeypatch.setattr(journal, "SETTLE_POLL", 0.01)
+    cursors = (f"c{i}" for i in range(1_000_000))
+    monkeypatch.setattr(journal, "_newest", lambda unit, timeout: "same")
+    run_start, run_end = 1_700_000_000.0, 1_700_000_010.0
+    # another unit's stream, begun after the run: not waited for
+    other = streams / "9:2"
+    other.touch()
+    os.utime(other, (run_end + 60, run_end + 60))
+    assert journal.settle("u.service", int(run_start * 1e6), int(run_end * 1e6), bound=5,
+                          quiet=0.05)
+    # the run's stream still open: waited for, to the bound
+    ours = streams / "9:1"
+    ours.touch()
+    os.utime(ours, (run_start + 0.1, run_start + 0.1))
+    assert not journal.settle("u.service", int(run_start * 1e6), int(run_end * 1e6),
+                              bound=0.2, quiet=0.05)
+    # new lines of the unit keep coming, no stream open: not quiet yet
+    ours.unlink()
+    monkeypatch.setattr(journal, "_newest", lambda unit, timeout: next(cursors))
+    assert not journal.settle("u.service", int(run_start * 1e6), int(run_end * 1e6),
+                              bound=0.2, quiet=0.05)
+
+
+def test_a_run_before_the_namespaces_oldest_entry_lost_its_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    oldest = {"__REALTIME_TIMESTAMP": str(START + 10), "_SYSTEMD_INVOCATION_ID": OTHER}
+    monkeypatch.setattr(journal, "entries", lambda *a, **k: iter([oldest]))
+    run = journal.Run("u.service", RUN, START, START + 20, "success", "exited", 0)
+    assert journal.output_deleted(run)
+    # the oldest entry is the run's own first line: nothing deleted
+    oldest["_SYSTEMD_INVOCATION_ID"] = RUN
+    assert not journal.output_deleted(run)
+    # a run that began after it
+    oldest["_SYSTEMD_INVOCATION_ID"] = OTHER
+    assert not journal.output_deleted(journal.Run("u.service", RUN, START + 11, None, None,
+                                                  None, None))

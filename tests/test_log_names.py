@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from pc_systemd.cron.runlog import RunLog, log_names
 from pc_systemd.model.job import LOG_STAMP, log_name, log_name_pattern
@@ -60,3 +63,21 @@ def test_the_pattern_takes_only_the_jobs_own_names() -> None:
                  "a.b-2024010-120000.log", "a.b-20240101-120000-.log", "../a.b-20240101-120000.log",
                  "a.b-c-20240101-120000.log"):
         assert not pattern.match(name), name
+
+
+def test_a_full_log_directory_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.statvfs(tmp_path)
+    assert filelog.full(str(tmp_path / "missing")) is None  # cannot be looked at
+
+    def fake(blocks: int, inodes: int) -> Callable[[str], os.statvfs_result]:
+        fields = list(real)
+        fields[4], fields[7] = blocks, inodes  # f_bavail, f_favail
+        return lambda path: os.statvfs_result(fields)
+
+    monkeypatch.setattr(os, "statvfs", fake(0, 1000))
+    assert filelog.full("/x") == ("/x: no space left on device (its file system is full: "
+                                  "a run's output file may be cut short)")
+    monkeypatch.setattr(os, "statvfs", fake(1000, 0))
+    assert filelog.full("/x") is not None
+    monkeypatch.setattr(os, "statvfs", fake(1000, 1000))
+    assert filelog.full("/x") is None

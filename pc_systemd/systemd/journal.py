@@ -482,9 +482,10 @@ QUIET = 1.0
 SETTLE_POLL = 0.25
 
 
-def _streams_begun(since: float, until: float, directory: str = STREAMS) -> bool:
+def _streams_begun(since: float, until: float) -> bool:
     """Whether journald still reads a stream that began between ``since``
     and ``until`` (seconds since the epoch)."""
+    directory = STREAMS
     try:
         names = os.listdir(directory)
     except OSError:
