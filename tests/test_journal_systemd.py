@@ -91,8 +91,15 @@ def test_running_jobs_keep_every_line_when_their_journald_is_killed(box: Systemd
                    timeout=60, what="chatty's end")
     assert box.show(unit("chatty"), "Result")["Result"] == "success"
     expected = [f"chatty-{i}" for i in range(LINES)]
-    box.wait_until(lambda: run_lines(box, invocation) == expected, timeout=60, interval=1,
-                   what=f"all {LINES} lines of chatty in the journal")
+    try:
+        box.wait_until(lambda: run_lines(box, invocation) == expected, timeout=60, interval=1,
+                       what=f"all {LINES} lines of chatty in the journal")
+    except TimeoutError:
+        got = run_lines(box, invocation)
+        missing = sorted(set(expected) - set(got), key=lambda line: int(line.split("-")[1]))
+        extra = [line for line in got if line not in set(expected)]
+        raise AssertionError(f"{len(got)} lines; missing {len(missing)}: {missing[:20]}; "
+                             f"not printed: {extra[:20]}") from None
 
 
 def test_the_shipped_retention_is_what_journald_reads(box: SystemdBox) -> None:
