@@ -51,6 +51,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pc_systemd.core.safe_open import make_dirs, service_uid
+from pc_systemd.core.terminal import JobOutput
 from pc_systemd.cron import history as hist
 from pc_systemd.cron import lock
 from pc_systemd.cron.runlog import ERROR, INFO, Lines, RunLog, newest_log
@@ -687,6 +688,7 @@ def run_job(
     out: TextIO = sys.stdout,
     kill_grace: float = KILL_GRACE,
     scheduled: bool = False,
+    raw: bool = False,
 ) -> int:
     """Run ``job`` once, here and now; the exit status for run-job.
 
@@ -699,7 +701,9 @@ def run_job(
 
     ``out`` gets one line per problem (a failure's reason, an unreadable
     history); a successful or skipped run prints nothing, so cron mails
-    only failures. When ``out`` is a terminal it also shows the output.
+    only failures. When ``out`` is a terminal it also shows the output,
+    control characters shown as ``\\xNN`` unless ``raw``
+    (:mod:`pc_systemd.core.terminal`).
     With a ``logging`` key, those lines and the run's progress also go to
     its ``process-control`` logger (see the module's doc).
     """
@@ -743,7 +747,7 @@ def run_job(
 
     start = _now()
     entry = hist.Entry("started", start, start=start, pid=os.getpid())
-    mirror = out if out.isatty() else None
+    mirror = JobOutput.to(out.buffer, raw, True) if out.isatty() else None
     own(LOG_INFO, f"{'Slow starting' if slow_start else 'Running'} job {job.name} ({job.slug})")
     with job_lock, _Signals() as signals:
         _record(history_file, lambda h: h.started(entry), say)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from pc_systemd.core.safe_open import open_file
+from pc_systemd.core.safe_open import data_end, open_file
 from pc_systemd.model.config import Config
 from pc_systemd.model.job import Job
 from pc_systemd.systemd import journal
@@ -190,12 +190,14 @@ def tail_file(path: str, count: int = TAIL_LINES, owner: int | None = None) -> l
 
 
 def tail_fd(fd: int, count: int = TAIL_LINES) -> list[str]:
-    """The last ``count`` lines of an open file (closed here), reading only its end."""
+    """The last ``count`` lines of an open file (closed here), reading only
+    its end: the end of its data, a sparse file's trailing hole (a job's
+    ``truncate -s 200G`` of its log) left out."""
     with open(fd, "rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
+        size = data_end(fd, handle.seek(0, os.SEEK_END))
         start = max(0, size - TAIL_BYTES)
         handle.seek(start)
-        data = handle.read(TAIL_BYTES)
+        data = handle.read(size - start)
     lines = data.decode("utf-8", "replace").splitlines()
     if start > 0 and lines:
         lines = lines[1:]  # the first one is cut
