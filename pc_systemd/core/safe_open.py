@@ -187,12 +187,50 @@ def data_end(fd: int, size: int) -> int:
     while high - low > 1:
         middle = (low + high) // 2
         try:
-            low = min(os.lseek(fd, middle, os.SEEK_DATA), size - 1)
+            data = os.lseek(fd, middle, os.SEEK_DATA)
         except OSError as err:
             if err.errno != errno.ENXIO:
                 return size
+            data = size
+        if data < size:
+            low = data
+        else:
             high = middle
     return min(os.lseek(fd, low, os.SEEK_HOLE), size)
+
+
+def _data_start(fd: int, end: int) -> int:
+    """Where the data that ends at ``end`` begins: the smallest offset from
+    which the next hole is ``end`` (halving with ``SEEK_HOLE``)."""
+    low, high = 0, end - 1  # SEEK_HOLE(high) == end
+    while low < high:
+        middle = (low + high) // 2
+        if os.lseek(fd, middle, os.SEEK_HOLE) >= end:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def data_tail(fd: int, size: int, want: int) -> tuple[int, bytes]:
+    """The last ``want`` bytes of the file's data before ``size``, its
+    holes left out, and where they begin (0: the file's start is among
+    them). A job's ``truncate -s 200G`` of its log leaves its lines before
+    a hole; the mail's tail must still find them."""
+    parts: list[bytes] = []
+    end = size
+    while want > 0:
+        end = data_end(fd, end)
+        if end == 0:
+            return 0, b"".join(reversed(parts))
+        try:
+            start = max(_data_start(fd, end), end - want)
+        except OSError:
+            start = max(0, end - want)
+        parts.append(os.pread(fd, end - start, start))
+        want -= end - start
+        end = start
+    return end, b"".join(reversed(parts))
 
 
 class Copy:
@@ -200,7 +238,8 @@ class Copy:
     when :meth:`to` is called (a running job's log, still growing, is read
     up to the size it has then, so each copy ends), holes skipped and
     counted in ``skipped``. In a file with fewer blocks on disk than its
-    size says (sparse), blocks of only NUL bytes are skipped too: a file
+    size says (sparse), NUL bytes next to a hole (the rest of the block
+    the data ends in) and blocks of only NUL bytes are skipped too: a file
     system that cannot report holes reads them as such blocks."""
 
     def __init__(self, fd: int) -> None:
@@ -212,6 +251,7 @@ class Copy:
         st = os.fstat(self.fd)
         sparse = st.st_blocks * 512 < st.st_size
         for start, end in data_spans(self.fd, self.offset, st.st_size):
+            after_hole = start > self.offset
             self.skipped += start - self.offset
             self.offset = start
             while self.offset < end:
@@ -219,9 +259,14 @@ class Copy:
                 if not block:
                     break
                 self.offset += len(block)
-                if sparse and not block.strip(b"\0"):
-                    self.skipped += len(block)
-                else:
+                if sparse:
+                    shown = block.lstrip(b"\0") if after_hole else block
+                    if (self.offset == end and end < st.st_size) or not shown.strip(b"\0"):
+                        shown = shown.rstrip(b"\0")  # before a hole
+                    after_hole = after_hole and not shown
+                    self.skipped += len(block) - len(shown)
+                    block = shown
+                if block:
                     out.write(block)
         if self.offset < st.st_size:
             self.skipped += st.st_size - self.offset
