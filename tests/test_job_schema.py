@@ -79,6 +79,7 @@ BEYOND_THE_SCHEMA = {
     r"at most two decimals": "two decimals at most: multipleOf is computed in floating point",
     r"is a negative nice": "allow_negative_nice, in the global configuration",
     r"the last delay": "retry's longest delay, a product of attempts, delay and backoff",
+    r"CREDENTIALS_DIRECTORY is set for": "two keys together: credentials and environment",
 }
 
 

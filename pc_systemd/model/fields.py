@@ -554,8 +554,9 @@ COMMAND_LINE = text_schema(
     types=("string",), tabs=True,
 )
 COMMANDS = text_or_list(COMMAND_LINE)
-CREDENTIALS = text_or_list(  # credential_names
-    {"type": "string", **whole(CREDENTIAL_NAME, f"a file name: {CREDENTIAL_RULE}")})
+_CREDENTIAL = {"type": "string", **whole(CREDENTIAL_NAME, f"a file name: {CREDENTIAL_RULE}")}
+CREDENTIALS = {"anyOf": [  # credential_names: text_or_list, each name once
+    _CREDENTIAL, {"type": "array", "minItems": 1, "uniqueItems": True, "items": _CREDENTIAL}]}
 ENVIRONMENT = {  # environment
     "type": "object",
     "propertyNames": whole(_ENV_NAME, "a variable name: letters, digits and _, not a digit first"),
