@@ -52,8 +52,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pc_systemd.core.safe_open import make_dirs, service_uid
 from pc_systemd.core.terminal import JobOutput
+from pc_systemd.cron import credentials, lock
 from pc_systemd.cron import history as hist
-from pc_systemd.cron import lock
+from pc_systemd.cron.credentials import CredentialError
 from pc_systemd.cron.runlog import ERROR, INFO, Lines, RunLog, newest_log
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
@@ -405,9 +406,11 @@ class _Run:
 
     def __init__(
         self, job: Job, signals: _Signals, log: Callable[[], RunLog], grace: float,
-        own: OwnLog | None = None,
+        own: OwnLog | None = None, credentials: Callable[[], str] | None = None,
     ) -> None:
         self.job = job
+        self._credentials = credentials
+        self.credentials: str | None = None  # the run's private copies (cron/credentials.py)
         self.signals = signals
         self.own = own or OwnLog()
         self._open_log = log
@@ -432,6 +435,12 @@ class _Run:
                 except OSError as err:
                     return RunEnd(code, f"{name} failed: cannot open its log file: {err}")
                 self.own(LOG_INFO, f"Logging to {self.log.path}")
+            if self.credentials is None and self._credentials is not None:
+                try:
+                    self.credentials = self._credentials()
+                except (CredentialError, OSError) as err:
+                    return RunEnd(code, f"{name} failed: {err}")
+                self.env["CREDENTIALS_DIRECTORY"] = self.credentials
             self.own(LOG_INFO, f"Running command: {command.text}")
             code, stop = self._command(command, self.log, deadline)
             if stop == "timeout":
@@ -757,12 +766,17 @@ def run_job(
             lambda: RunLog.create(config.output_directory, job.slug, start.timestamp(), mirror),
             kill_grace,
             own,
+            (lambda: credentials.prepare(config.credentials_directory, job.credentials,
+                                         config.run_directory, job.slug))
+            if job.credentials else None,
         )
         try:
             outcome = _attempts(runner, commands, signals)
         finally:
             if runner.log is not None:
                 runner.log.close()
+            if runner.credentials is not None:
+                credentials.remove(runner.credentials)
         log_path = runner.log.path if runner.log is not None else None
         end = _now()
         final = replace(
