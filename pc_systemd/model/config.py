@@ -253,7 +253,7 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "package's tmpfiles.d makes it)."),
     Key("credentials_directory", "path", _abs_path, "/etc/process-control/credentials",
         "Where the files a job's `credentials` names live: root's only (0700) on systemd "
-        "hosts; on cron hosts readable by the service user (see the README)."),
+        "hosts; on cron hosts readable by the service user's group (README: \"Credentials\")."),
     Key("smtp_host", "host name", f.nonempty_text, "localhost",
         "SMTP server that failure mail is sent through."),
     Key("smtp_port", "integer", f.positive_int, 25, "Its port."),
