@@ -161,3 +161,13 @@ def test_a_killed_runners_leftover_goes_at_the_next_run(site: Site, place: Path)
     job = make_job(site, command="/bin/true", credentials="token")
     assert run(site, job)[0] == 0
     assert not left.exists() and other.exists()
+
+
+def test_a_job_without_credentials_gets_no_inherited_directory(
+    site: Site, place: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(place / "credentials"))
+    job = make_job(site, command="/bin/sh -c 'echo \"dir=${CREDENTIALS_DIRECTORY-unset}\"'")
+    assert run(site, job)[0] == 0
+    (log,) = (site.root / "log" / "job").iterdir()
+    assert "\tINFO\tdir=unset\n" in log.read_text()

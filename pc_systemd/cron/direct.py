@@ -416,7 +416,9 @@ class _Run:
         self._open_log = log
         self.log: RunLog | None = None
         self.grace = grace
-        self.env = {**os.environ, **dict(job.environment)}
+        # CREDENTIALS_DIRECTORY: only the run's own (set when it has credentials)
+        inherited = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+        self.env = {**inherited, **dict(job.environment)}
         self.cwd = _home()
         self.preexec = _preexec(_die_with_runner(), _set_priority(job))
 
