@@ -7,17 +7,15 @@ fails the run with one line. The cron host's side: tests/test_credentials.py."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.systemd_box import SystemdBox, checkout_box
+from tests.user_install import RUN_JOB
 
 pytestmark = pytest.mark.systemd
 
-RUN_JOB = str(Path(sys.prefix) / "bin" / "run-job")
 JOBS = "/var/lib/process-control"
 USER = "pcuser"
 OTHER = "alice"

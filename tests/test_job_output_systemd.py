@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.systemd_box import SystemdBox, checkout_box
+from tests.user_install import RUN_JOB
 
 pytestmark = pytest.mark.systemd
 
-RUN_JOB = str(Path(sys.prefix) / "bin" / "run-job")
 ON_A_PTY = [sys.executable, str(Path(__file__).with_name("on_a_pty.py"))]
 JOBS = "/var/lib/process-control"
 USER = "pcuser"
