@@ -406,10 +406,10 @@ class _Run:
 
     def __init__(
         self, job: Job, signals: _Signals, log: Callable[[], RunLog], grace: float,
-        own: OwnLog | None = None, credentials: Callable[[], str] | None = None,
+        own: OwnLog | None = None, copy_credentials: Callable[[], str] | None = None,
     ) -> None:
         self.job = job
-        self._credentials = credentials
+        self._copy_credentials = copy_credentials
         self.credentials: str | None = None  # the run's private copies (cron/credentials.py)
         self.signals = signals
         self.own = own or OwnLog()
@@ -437,9 +437,9 @@ class _Run:
                 except OSError as err:
                     return RunEnd(code, f"{name} failed: cannot open its log file: {err}")
                 self.own(LOG_INFO, f"Logging to {self.log.path}")
-            if self.credentials is None and self._credentials is not None:
+            if self.credentials is None and self._copy_credentials is not None:
                 try:
-                    self.credentials = self._credentials()
+                    self.credentials = self._copy_credentials()
                 except (CredentialError, OSError) as err:
                     return RunEnd(code, f"{name} failed: {err}")
                 self.env["CREDENTIALS_DIRECTORY"] = self.credentials
