@@ -46,6 +46,12 @@ def test_blocks_cut_in_a_character_and_bytes_that_are_not_utf8() -> None:
     raw = io.BytesIO()
     JobOutput(raw, escape=False).write(data)
     assert raw.getvalue() == data
+    after_a_cut = io.BytesIO()  # plain ASCII after the first byte of a character
+    shown = JobOutput(after_a_cut, escape=True)
+    for block in (b"ok\n", b"\xc3", b"abc\n"):
+        shown.write(block)
+    shown.finish()
+    assert after_a_cut.getvalue() == b"ok\n\\xc3abc\n"
 
 
 def run_job(site: Site, *args: str) -> list[str]:

@@ -26,6 +26,9 @@ from typing import BinaryIO
 # C0 controls but tab and newline, DEL, C1 controls, and the surrogates that
 # stand for undecodable bytes (surrogateescape).
 _SHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udcff]")
+# The controls a block of ASCII may hold: one without them is written as
+# it is (no decoding: about twice as fast for plain log lines).
+_ASCII_CONTROLS = bytes(range(0x09)) + bytes(range(0x0B, 0x20)) + b"\x7f"
 
 
 def _code(match: re.Match[str]) -> str:
@@ -57,9 +60,14 @@ class JobOutput:
 
     def write(self, block: bytes) -> None:
         """A block of output, as the job wrote it."""
-        if self.escapes:
+        if self.escapes and not self._plain(block):
             block = escape(self._decoder.decode(block)).encode("utf-8", "surrogateescape")
         self.stream.write(block)
+
+    def _plain(self, block: bytes) -> bool:
+        """Nothing in ``block`` to show, and no character cut before it."""
+        return (block.isascii() and len(block.translate(None, _ASCII_CONTROLS)) == len(block)
+                and not self._decoder.getstate()[0])
 
     def line(self, text: str) -> None:
         """One line of output (the journal's), and a newline."""
