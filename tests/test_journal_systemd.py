@@ -19,10 +19,12 @@ import pytest
 from tests.conftest import hide_checkout, install_package, mailed_output
 from tests.monitoring_box import (
     FAILMAIL,
+    MAILDIR,
     SMTP_PORT,
+    SMTP_PYTHON,
+    SMTP_UNIT,
     body,
     mails,
-    start_smtp,
     unit,
 )
 from tests.systemd_box import SystemdBox, require_systemd_box
@@ -59,6 +61,16 @@ def box(built: Path) -> Iterator[SystemdBox]:
         start_smtp(booted)
         install_package(booted, built, JOB_FILES)
         yield booted
+
+
+def start_smtp(box: SystemdBox) -> None:
+    """The SMTP server, from the test virtualenv (before the checkout, and
+    it, are hidden)."""
+    box.run(["systemd-run", f"--unit={SMTP_UNIT}", "--collect", SMTP_PYTHON, "-m", "aiosmtpd",
+             "-n", "-l", f"127.0.0.1:{SMTP_PORT}", "-c", "aiosmtpd.handlers.Mailbox", MAILDIR])
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {SMTP_PORT}), 1).close()"
+    box.wait_until(lambda: box.run([SMTP_PYTHON, "-c", probe], check=False).returncode == 0,
+                   timeout=20, what="the SMTP server listens")
 
 
 def journald_pid(box: SystemdBox) -> int:
