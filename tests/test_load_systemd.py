@@ -80,7 +80,7 @@ def test_200_every_minute_jobs_run_every_minute_and_keep_every_line(box: Systemd
                 tagged[tag] += 1
             elif not tag and window[0] <= int(entry["__REALTIME_TIMESTAMP"]) < window[1]:
                 untagged[entry.get("_SYSTEMD_UNIT", "")] += 1
-        short = []
+        short = [f"untagged: {sum(untagged.values())}"] if untagged else []
         for run, unit in runs.items():
             if tagged[run] == LINES - 1 and untagged[unit] > 0:
                 untagged[unit] -= 1
@@ -88,5 +88,9 @@ def test_200_every_minute_jobs_run_every_minute_and_keep_every_line(box: Systemd
                 short.append(f"{unit} {run}: {tagged[run]}")
         return short
 
-    box.wait_until(lambda: not short_runs(), timeout=180, interval=5,
-                   what="every line of every run stored")
+    try:
+        box.wait_until(lambda: not short_runs(), timeout=180, interval=5,
+                       what="every line of every run stored")
+    except TimeoutError:
+        short = short_runs()
+        raise AssertionError(f"{len(short)} of {len(runs)} runs short: {short[:10]}") from None
