@@ -381,6 +381,13 @@ def validate(session: Session, paths: list[str] | None, strict: bool) -> None:
 
 
 def reload(config: Config) -> None:
+    sys.exit(apply_job_directory(config))
+
+
+def apply_job_directory(config: Config) -> int:
+    """run-job reload (and the reload path unit, and cron-generate on a
+    systemd host): regenerate the units, start new timers, stop stale ones,
+    and take a cron file of ours out of service. Returns the exit code."""
     # here: run-job's other commands skip D-Bus and the generator (~6 ms of imports)
     from pc_systemd.systemd import bus, generator
 
@@ -389,16 +396,33 @@ def reload(config: Config) -> None:
     for problem in problems:
         click.echo(problem, err=True)
     _apply_access(config)
+    _retire_cron_files(config)
     try:
         applied = bus.reload_and_apply()
     except PcError as err:
         click.echo(f"run-job: {err}", err=True)
-        sys.exit(2)
-    for verb, names in (("started", applied.started), ("restarted", applied.restarted),
-                        ("stopped", applied.stopped)):
+        return 2
+    for verb, names in (("started", applied.started), ("stopped", applied.stopped)):
         for name in names:
             click.echo(f"{verb} {name}")
-    sys.exit(1 if problems else 0)
+    return 1 if problems else 0
+
+
+def _retire_cron_files(config: Config) -> None:
+    """Where the generator is installed and systemd runs, timers run the
+    jobs: a cron file of cron-generate's (configuration management may put
+    the original's back at any deploy) would run each one a second time.
+    Moved aside as the package's install does, with a note in the log."""
+    from pc_systemd.cron import migrate
+    from pc_systemd.systemd import install
+
+    if not install.systemd_runs() or install.installed() is None:
+        return
+    for path in migrate.cron_files(config.output_crontab):
+        try:
+            migrate.take_out_of_service(path, migrate.TIMERS_RUN_THEM)
+        except OSError as err:
+            migrate.note(f"{path}: cannot rename it: {err.strerror}; cron still runs it")
 
 
 def _apply_access(config: Config) -> None:

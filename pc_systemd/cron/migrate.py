@@ -23,6 +23,7 @@ from pc_systemd.model.config import load_config
 DEFAULT = "/etc/cron.d/process-control"
 SUFFIX = ".disabled"
 IDENT = "process-control"
+TIMERS_RUN_THEM = "systemd timers run these jobs now (run-job --status lists them)"
 
 
 def generated_by_cron_generate(text: str) -> bool:
@@ -39,14 +40,19 @@ def generated_by_cron_generate(text: str) -> bool:
 
 def candidates(config_path: str | None) -> list[str]:
     """The default cron file and the configured ``output_crontab``."""
-    paths = [DEFAULT]
     try:
         output = load_config(config_path).output_crontab
     except Exception as err:  # an invalid configuration still gets the default checked
         note(f"cannot read the configuration ({_one_line(err)}); checking {DEFAULT} only")
         output = DEFAULT
-    if output != "console" and output not in paths:
-        paths.append(output)
+    return cron_files(output)
+
+
+def cron_files(output_crontab: str) -> list[str]:
+    """The default cron file, and ``output_crontab`` unless it is the console."""
+    paths = [DEFAULT]
+    if output_crontab != "console" and output_crontab not in paths:
+        paths.append(output_crontab)
     return paths
 
 
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the package is being removed (the reason in the note)")
     args = parser.parse_args(argv)
     reason = ("process-control is being removed, its run-job with it" if args.removed
-              else "systemd timers run these jobs now (run-job --status lists them)")
+              else TIMERS_RUN_THEM)
     for path in candidates(args.config):
         try:
             take_out_of_service(path, reason)
