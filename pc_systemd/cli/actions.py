@@ -414,9 +414,9 @@ def _retire_cron_files(config: Config) -> None:
     the original's back at any deploy) would run each one a second time.
     Moved aside as the package's install does, with a note in the log."""
     from pc_systemd.cron import migrate
-    from pc_systemd.systemd import install
+    from pc_systemd.systemd import presence
 
-    if not install.systemd_runs() or install.installed() is None:
+    if not presence.timers_run_jobs():
         return
     for path in migrate.cron_files(config.output_crontab):
         try:

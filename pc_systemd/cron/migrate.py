@@ -19,8 +19,9 @@ import syslog
 import time
 
 from pc_systemd.model.config import load_config
+from pc_systemd.systemd import presence
 
-DEFAULT = "/etc/cron.d/process-control"
+DEFAULT = presence.DEFAULT_CRONTAB
 SUFFIX = ".disabled"
 IDENT = "process-control"
 TIMERS_RUN_THEM = "systemd timers run these jobs now (run-job --status lists them)"
@@ -50,10 +51,7 @@ def candidates(config_path: str | None) -> list[str]:
 
 def cron_files(output_crontab: str) -> list[str]:
     """The default cron file, and ``output_crontab`` unless it is the console."""
-    paths = [DEFAULT]
-    if output_crontab != "console" and output_crontab not in paths:
-        paths.append(output_crontab)
-    return paths
+    return presence.cron_files(output_crontab, DEFAULT)
 
 
 def take_out_of_service(path: str, reason: str) -> str | None:
@@ -74,9 +72,16 @@ def take_out_of_service(path: str, reason: str) -> str | None:
     if not generated_by_cron_generate(text):
         return None
     target = path + SUFFIX
-    if os.path.lexists(target):
-        target = f"{path}{SUFFIX}-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.rename(path, target)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        if not os.path.lexists(target):
+            break
+        # an earlier copy is kept: a second move in the same second gets a number
+        target = f"{path}{SUFFIX}-{stamp}" + (f"-{n}" if n > 1 else "")
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None  # moved aside meanwhile (the reload path unit and a run-job reload)
     note(f"moved {path} to {target}: {reason}")
     return target
 

@@ -6,19 +6,13 @@ import os
 import sys
 from pathlib import Path
 
-GENERATOR_DIR = "/etc/systemd/system-generators"
-NAME = "process-control-generator"
+from pc_systemd.systemd.presence import GENERATOR_DIR, NAME
+
 MARKER = "# installed by run-job --install-generator"
 CHECKOUT_GENERATOR = Path(__file__).resolve().parent.parent / "generators" / NAME
 # Where the Debian package installs the generator, for its own python3.
 PACKAGED_GENERATOR = "/usr/lib/systemd/system-generators/" + NAME
 DEBIAN_PACKAGES = "/usr/lib/python3/dist-packages/"
-# Where systemd looks for system generators (systemd.generator(7)).
-GENERATOR_DIRS = (GENERATOR_DIR, "/run/systemd/system-generators",
-                  "/usr/local/lib/systemd/system-generators",
-                  "/usr/lib/systemd/system-generators", "/lib/systemd/system-generators")
-# What sd_booted(3) checks: systemd runs as the init system.
-SYSTEMD_RUNS = "/run/systemd/system"
 
 
 def wrapper_text(python: str = sys.executable) -> str:
@@ -36,20 +30,6 @@ def packaged() -> bool:
     return str(Path(__file__).resolve()).startswith(DEBIAN_PACKAGES) and os.path.exists(
         PACKAGED_GENERATOR
     )
-
-
-def installed() -> str | None:
-    """Where our generator is installed for systemd to run it, or None."""
-    for directory in GENERATOR_DIRS:
-        path = os.path.join(directory, NAME)
-        if os.path.exists(path):
-            return path
-    return None
-
-
-def systemd_runs() -> bool:
-    """Whether systemd is this host's init system (as sd_booted(3))."""
-    return os.path.isdir(SYSTEMD_RUNS)
 
 
 def install(directory: str = GENERATOR_DIR) -> str:
