@@ -100,6 +100,9 @@ def test_cron_generate_applies_the_job_directory_and_writes_no_cron_file(
     # the timers reflect the job directory
     assert active(box, "process-control-added.timer") == "active"
     assert active(box, "process-control-gone.timer") == "inactive"
+    failed = box.systemctl("list-units", "--failed", "--plain", "--no-legend",
+                           "process-control-*").stdout
+    assert failed == "", failed  # a removed job's timer is forgotten, not left failed
     assert "started process-control-added.timer" in done.stdout.splitlines()
     assert "stopped process-control-gone.timer" in done.stdout.splitlines()
     assert active(box, f"{RELOAD}.path") == "active"  # wanted, so started again
