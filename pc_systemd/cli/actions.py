@@ -92,6 +92,9 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
         sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout,
                                 scheduled=scheduled))
     _require_member(config, "running a job")
+    if _say_refused(job):
+        die(f"{job.slug}: the generator refused this job, so systemd has no unit to run; "
+            "fix the job file (the line above), then run-job reload")
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
@@ -106,6 +109,17 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
 
         _say(f"{job.slug}: output in {newest_log(config.output_directory, job.slug)}")
     sys.exit(code)
+
+
+def _say_refused(job: Job) -> bool:
+    """On a systemd host: the lines of what the generator refuses of the job
+    (as ``validate`` prints them), on stderr; whether there were any."""
+    from pc_systemd.model.job import systemd_problems  # loaded already with the job
+
+    refused = systemd_problems(job)
+    for problem in refused:
+        click.echo(str(problem), err=True)
+    return bool(refused)
 
 
 def _skip_if_held(config: Config, job: Job) -> None:
@@ -229,6 +243,8 @@ def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool =
         _require_member(config, "reading a job's output")
     if follow and which != -1:
         die("--follow follows the running run; it takes no --run")
+    if on_systemd:
+        _say_refused(job)  # earlier runs, from before the refusal, may still be shown
     if job.logging == "file" or not on_systemd:
         _file_logs(config, job, which, _running(config, job, slow_start) if follow else None)
         return
