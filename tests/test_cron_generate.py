@@ -187,3 +187,16 @@ def test_where_timers_run_the_jobs_it_applies_them_and_writes_no_cron_file(
     err = capsys.readouterr().err.splitlines()
     assert err == ["cron-generate: systemd runs these jobs here: the job directory was applied "
                    "as `run-job reload` would; no cron file written"]
+
+
+def test_where_timers_run_the_jobs_the_console_still_gets_the_lines(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pc_systemd.cli import actions
+
+    generator_installed(tmp_path, monkeypatch, systemd=True)
+    monkeypatch.setattr(actions, "apply_job_directory", lambda config: pytest.fail("applied"))
+    original_site(site, "console")
+    assert main(["--config", str(site.config_file)]) == 0
+    assert capsys.readouterr().out == EXPECTED.format(jobs=site.jobs) + "\n"

@@ -4,7 +4,9 @@ On a host where systemd runs and the generator is installed, timers run
 the jobs: a cron file would run each one a second time. There it applies
 the job directory to systemd instead (as ``run-job reload``), so the
 original's deployment recipes, which run ``cron-generate`` after each
-change of the job files, keep working unchanged.
+change of the job files, keep working unchanged. With ``output_crontab:
+console`` it prints the cron lines as everywhere: printed, they schedule
+nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="read every job file, ignoring and not updating the cache")
     args = parser.parse_args(argv)
     if presence.timers_run_jobs():
-        return _apply_to_systemd(args.config)
+        applied = _apply_to_systemd(args.config)
+        if applied is not None:
+            return applied
     store = None if args.no_cache else file_cache.Cache(KIND, args.config)
     loaded = store.load() if store is not None else None
     hit = cached(loaded) if loaded is not None else None
@@ -66,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if problems else 0
 
 
-def _apply_to_systemd(config_path: str | None) -> int:
+def _apply_to_systemd(config_path: str | None) -> int | None:
+    """The exit code of applying the job directory to systemd, or None for
+    ``output_crontab: console``."""
     # here: cron hosts never load click, D-Bus or the generator
     from pc_systemd.cli import actions
     from pc_systemd.model.config import load_config
@@ -78,6 +84,8 @@ def _apply_to_systemd(config_path: str | None) -> int:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return 2
+    if config.output_crontab == "console":
+        return None
     code = actions.apply_job_directory(config)
     print("cron-generate: systemd runs these jobs here: the job directory was applied as "
           "`run-job reload` would; no cron file written" + ("" if code != 2 else
