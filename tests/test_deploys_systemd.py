@@ -40,6 +40,8 @@ FIRST = -14.0  # the first round, in seconds from the minute B
 SETTLE = 3.0  # seconds: after the last round, for a late run to show
 LEAD = 25.0  # seconds: at least this long from setting up to the first round
 RELOAD = "process-control-reload.service"
+CRON = "/etc/cron.d/process-control"
+ORIGINALS_CRON = f"# Generated from {JOBS}/minutely0.yaml\n* * * * * {USER} /usr/bin/run-job --job minutely0\n"
 
 
 def job_file(slug: str, schedule: str, round_: int) -> str:
@@ -54,6 +56,8 @@ class Deploys:
     runs: dict[str, list[float]]  # unit -> start of each run (seconds since the epoch)
     reload_out: list[str]  # what run-job --reload printed in the command rounds
     path_rounds: int  # rounds whose reload the path unit ran (seen ending after the edit)
+    install_err: str  # what run-job --install-generator said on stderr
+    cron_files: list[str]  # /etc/cron.d/process-control* after the install
 
 
 def run_starts(box: SystemdBox, units: set[str]) -> dict[str, list[float]]:
@@ -84,7 +88,8 @@ def reload_finished_after(box: SystemdBox, since_usec: int) -> bool:
     return started > since_usec and props["ActiveState"] in ("inactive", "failed")
 
 
-def deploy_rounds(box: SystemdBox, minute: float, schedules: dict[str, str]) -> Deploys:
+def deploy_rounds(box: SystemdBox, minute: float, schedules: dict[str, str],
+                  install_err: str, cron_files: list[str]) -> Deploys:
     reload_out: list[str] = []
     path_rounds = 0
     for round_ in range(ROUNDS):
@@ -106,7 +111,8 @@ def deploy_rounds(box: SystemdBox, minute: float, schedules: dict[str, str]) -> 
     end = time.time()
     time.sleep(SETTLE)
     units = {f"process-control-{slug}.service" for slug in schedules}
-    return Deploys(minute, end, run_starts(box, units), reload_out, path_rounds)
+    return Deploys(minute, end, run_starts(box, units), reload_out, path_rounds, install_err,
+                   cron_files)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +123,9 @@ def deploys() -> Iterator[Deploys]:
         schedules = dict.fromkeys(EVERY_MINUTE, "* * * * *")
         for slug, schedule in schedules.items():
             box.write_file(f"{JOBS}/{slug}.yaml", job_file(slug, schedule, -1))
-        box.run([RUN_JOB, "--install-generator"], timeout=120)
+        box.write_file(CRON, ORIGINALS_CRON)  # a host that ran the original
+        install_err = box.run([RUN_JOB, "--install-generator"], timeout=120).stderr
+        cron_files = box.run(["sh", "-c", f"ls -1 {CRON}*"]).stdout.split()
         # B: the first minute far enough away; the fixed job is due then (in
         # the box's own time zone), and deployed before the rounds begin.
         minute = (int(time.time() - FIRST + LEAD) // 60 + 1) * 60
@@ -131,7 +139,7 @@ def deploys() -> Iterator[Deploys]:
                                f"process-control-{FIXED}.timer"]).stdout
         assert int(next_elapse) == minute
         assert time.time() < minute + FIRST, "setting up took too long for the rounds"
-        yield deploy_rounds(box, minute, schedules)
+        yield deploy_rounds(box, minute, schedules, install_err, cron_files)
 
 
 def minutes(runs: list[float]) -> list[int]:
@@ -162,3 +170,9 @@ def test_every_minute_jobs_run_once_a_minute_through_the_deploys(
     assert seen.count(int(deploys.minute)) == 1, offsets  # the minute B, after the rounds
     assert len(seen) == len(set(seen)), offsets  # never twice in one minute
     assert all(when % 60 < 10 for when in runs), offsets  # at its minute (a loaded box: late)
+
+
+def test_installing_the_generator_moves_the_originals_cron_file_aside(deploys: Deploys) -> None:
+    # timers run the jobs from then on: cron would run each one a second time
+    assert deploys.cron_files == [f"{CRON}.disabled"]
+    assert f"process-control: moved {CRON} to {CRON}.disabled: " in deploys.install_err

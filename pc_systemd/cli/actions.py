@@ -475,6 +475,9 @@ def install(remove: bool, session: Session) -> None:
             # an invalid configuration: run-job reload names its problems
             with contextlib.suppress(PcError):
                 _apply_access(load_config(session.config_path))
+            # timers run the jobs from now on: not cron as well
+            with contextlib.suppress(PcError):
+                _retire_cron_files(load_config(session.config_path))
     except OSError as err:
         click.echo(f"run-job: {err}", err=True)
         sys.exit(2)
