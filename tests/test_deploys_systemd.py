@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.systemd_box import SystemdBox, checkout_box
+from tests.user_install import RUN_JOB
 
 pytestmark = pytest.mark.systemd
 
-RUN_JOB = str(Path(sys.prefix) / "bin" / "run-job")
 JOBS = "/var/lib/process-control"
 USER = "pcuser"
 EVERY_MINUTE = tuple(f"minutely{i}" for i in range(5))

@@ -11,19 +11,16 @@ generated: run run-job --reload" or "install the generator".
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.systemd_box import SystemdBox, checkout_box
+from tests.user_install import PREFIX, RUN_JOB
 
 pytestmark = pytest.mark.systemd
 
-BIN = Path(sys.prefix) / "bin"
-RUN_JOB = str(BIN / "run-job")
 JOBS = "/var/lib/process-control"
 USER = "pcuser"
 REFUSED = ("name: Refused\ncommand: /bin/true\nschedule: '7 3 * * *'\ntimeout: 1\n"
@@ -98,7 +95,7 @@ def test_logs_say_why(refused: Box) -> None:
 
 
 def test_icinga_warns_with_the_reason(refused: Box) -> None:
-    code, out, _err = run(refused.box, str(BIN / "check-jobs-icinga"))
+    code, out, _err = run(refused.box, str(PREFIX / "bin" / "check-jobs-icinga"))
     assert code == 1
     assert out.startswith("WARNING: invalid: refused; refused by the generator: "
                           + refused.why[0] + " | "), out
