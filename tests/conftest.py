@@ -105,8 +105,11 @@ def _no_host_access_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     from pc_systemd.systemd import access
 
     fake = tmp_path / "host-access"
-    for name in ("SHIPPED_RULE", "LOCAL_RULE", "GROUP_TMPFILES"):
+    for name in ("SHIPPED_RULE", "LOCAL_RULE", "GROUP_TMPFILES", "SOCKET_DROP_IN"):
         monkeypatch.setattr(access, name, str(fake / name / "file"))
+    from pc_systemd.broker import protocol
+
+    monkeypatch.setattr(protocol, "SOCKET", str(fake / "broker.sock"))
     monkeypatch.setattr(access, "TMPFILES", "true")
 
 

@@ -138,6 +138,80 @@ class _Interrupts:
             signal.signal(sig, handler)
 
 
+def brokered() -> bool:
+    """Whether systemd is asked through the broker (everyone but root: the
+    developer group has no systemd permission of its own)."""
+    return os.geteuid() != 0
+
+
+class _Control:
+    """What run-job asks systemd to do to a unit it follows. Root: systemd
+    itself, over the connection that reads the unit."""
+
+    def __init__(self, sd: Systemd, path: bytes, job: Job, slow_start: bool) -> None:
+        self.sd = sd
+        self.path = path
+        self.job = job
+        self.unit = unit_of(job, slow_start)
+
+    def hold(self) -> None:
+        """Keep systemd from forgetting the unit (and its result) while it
+        is followed: an unreferenced unit that ran successfully is
+        unloaded at once."""
+        self.sd.ref_unit(self.path)
+
+    def start(self) -> None:
+        self.hold()
+        if self.job.retry is not None:
+            # The start limit ends the attempts (model.retry.StartLimit): a
+            # run by hand gets all of its own, whatever runs came before.
+            self.sd.reset_failed(self.unit)
+        self.sd.start_unit(self.unit)
+
+    def stop(self) -> None:
+        self.sd.stop_unit(self.unit)
+
+    def close(self) -> None:
+        """The reference ends with the connection."""
+
+
+class _Brokered(_Control):
+    """A member: the broker references, starts and stops the unit, and holds
+    its reference while the connection to it lasts (pc_systemd.broker)."""
+
+    def __init__(self, sd: Systemd, path: bytes, job: Job, slow_start: bool) -> None:
+        super().__init__(sd, path, job, slow_start)
+        self.slow_start = slow_start
+        self.connection: Any = None
+
+    def _ask(self, op: str) -> None:
+        from pc_systemd.broker.client import Connection  # members only
+        from pc_systemd.broker.protocol import Request
+
+        self.connection = Connection(Request(op, job=self.job.slug,
+                                             slow_start=self.slow_start))
+        self.connection.ready()
+
+    def hold(self) -> None:
+        self._ask("watch")
+
+    def start(self) -> None:
+        self._ask("run")
+
+    def stop(self) -> None:
+        if self.connection is not None:
+            self.connection.stop()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def _control(sd: Systemd, path: bytes, job: Job, slow_start: bool) -> _Control:
+    kind = _Brokered if brokered() else _Control
+    return kind(sd, path, job, slow_start)
+
+
 def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
     """Start the job's unit, show its output as it runs, return its exit status.
 
@@ -150,23 +224,20 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
         if _Look.take(sd, path).running:
             # A start of a running oneshot would wait for it, silently.
             return _busy(job, sd, path, say)
-        sd.ref_unit(path)
-        if job.retry is not None:
-            # The start limit ends the attempts (model.retry.StartLimit): a
-            # run by hand gets all of its own, whatever runs came before.
-            sd.reset_failed(unit)
+        control = _control(sd, path, job, slow_start)
         asked = time.time_ns() // 1000
         follower = journal.Follower(unit, asked)
         attempts = _Attempts(job, say)
         try:
             with _Interrupts() as interrupts:
-                sd.start_unit(unit)
-                look, others = _follow(sd, path, follower, show, interrupts, unit, asked,
+                control.start()
+                look, others = _follow(sd, path, follower, show, interrupts, control, asked,
                                        attempts)
             for line in follower.finish():
                 show(line)
         finally:
             follower.close()
+            control.close()
         if look.started < asked:
             if others:
                 # Another run began between our look and our start, and the
@@ -229,7 +300,7 @@ class _Attempts:
 
 def _follow(
     sd: Systemd, path: bytes, follower: journal.Follower, show: Say,
-    interrupts: _Interrupts, unit: str, asked: int, attempts: _Attempts,
+    interrupts: _Interrupts, control: _Control, asked: int, attempts: _Attempts,
 ) -> tuple[_Look, bool]:
     """Show the output until the start job is done and, with ``retry``,
     until no attempt is left (the unit is no longer activating); the last
@@ -244,7 +315,7 @@ def _follow(
             show(line)
         if interrupts.received is not None and not stopping:
             stopping = True
-            sd.stop_unit(unit)
+            control.stop()
         look = _Look.take(sd, path)
         if look.running and look.started < asked:
             others = True
@@ -259,6 +330,14 @@ def _follow(
 def stop(job: Job, say: Say) -> int:
     """``--kill-job``: stop the job's running unit(s), the whole control
     group (KillMode=control-group), and wait until they are gone."""
+    if brokered():
+        from pc_systemd.broker import client  # members: the broker stops it
+        from pc_systemd.broker.protocol import Request
+
+        lines, code = client.ask(Request("kill", job=job.slug))
+        for _error, line in lines:
+            say(line)
+        return code
     units = [service_name(job.slug)]
     if job.slow_start_command is not None:
         units.append(slow_start_name(job.slug))
@@ -298,7 +377,8 @@ def follow(job: Job, *, slow_start: bool, show: Say, say: Say) -> int | None:
         look = _Look.take(sd, path)
         if not look.running:
             return None
-        sd.ref_unit(path)
+        control = _control(sd, path, job, slow_start)
+        control.hold()
         follower = journal.Follower(unit, look.started)
         follower.invocation = _invocation(sd, path)
         started = look.started
@@ -316,6 +396,7 @@ def follow(job: Job, *, slow_start: bool, show: Say, say: Say) -> int | None:
                 show(line)
         finally:
             follower.close()
+            control.close()
         if look.started != started:
             say(f"{job.name}: another run has begun")
             return EXIT_OK
