@@ -182,7 +182,7 @@ class Broker:
         for unit in units:
             target.unit(unit, job)
         lines: list[str] = []
-        code = runner.stop(job, say=lines.append)
+        code = runner.stop(job, say=lines.append, direct=True)
         for line in lines:
             self.send(out=line)
         self.send(exit=code)

@@ -225,28 +225,30 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
             # A start of a running oneshot would wait for it, silently.
             return _busy(job, sd, path, say)
         control = _control(sd, path, job, slow_start)
-        asked = time.time_ns() // 1000
-        follower = journal.Follower(unit, asked)
-        attempts = _Attempts(job, say)
-        try:
-            with _Interrupts() as interrupts:
-                control.start()
-                look, others = _follow(sd, path, follower, show, interrupts, control, asked,
-                                       attempts)
-            for line in follower.finish():
-                show(line)
+        try:  # the reference lasts until the run's end is read
+            asked = time.time_ns() // 1000
+            follower = journal.Follower(unit, asked)
+            attempts = _Attempts(job, say)
+            try:
+                with _Interrupts() as interrupts:
+                    control.start()
+                    look, others = _follow(sd, path, follower, show, interrupts, control,
+                                           asked, attempts)
+                for line in follower.finish():
+                    show(line)
+            finally:
+                follower.close()
+            if look.started < asked:
+                if others:
+                    # Another run began between our look and our start, and the
+                    # start merged into it: it was not this run.
+                    return _busy_after(job, say)
+                say(f"run-job: systemd did not start {unit} (see journalctl -u {unit})")
+                return EXIT_FAILED
+            result, code, status = _ended(sd, path)
+            main_start = int(sd.get(path, SERVICE_IFACE, b"ExecMainStartTimestamp", b"t"))
         finally:
-            follower.close()
             control.close()
-        if look.started < asked:
-            if others:
-                # Another run began between our look and our start, and the
-                # start merged into it: it was not this run.
-                return _busy_after(job, say)
-            say(f"run-job: systemd did not start {unit} (see journalctl -u {unit})")
-            return EXIT_FAILED
-        result, code, status = _ended(sd, path)
-        main_start = int(sd.get(path, SERVICE_IFACE, b"ExecMainStartTimestamp", b"t"))
     if main_start < asked and result == "success":
         # Stopped before its main process started (while systemd set the
         # unit up): systemd calls a requested stop a success, but the job's
@@ -327,10 +329,11 @@ def _follow(
             return look, others
 
 
-def stop(job: Job, say: Say) -> int:
+def stop(job: Job, say: Say, direct: bool = False) -> int:
     """``--kill-job``: stop the job's running unit(s), the whole control
-    group (KillMode=control-group), and wait until they are gone."""
-    if brokered():
+    group (KillMode=control-group), and wait until they are gone. A member
+    asks the broker, unless ``direct`` (the broker itself)."""
+    if brokered() and not direct:
         from pc_systemd.broker import client  # members: the broker stops it
         from pc_systemd.broker.protocol import Request
 
@@ -378,29 +381,31 @@ def follow(job: Job, *, slow_start: bool, show: Say, say: Say) -> int | None:
         if not look.running:
             return None
         control = _control(sd, path, job, slow_start)
-        control.hold()
-        follower = journal.Follower(unit, look.started)
-        follower.invocation = _invocation(sd, path)
-        started = look.started
-        try:
-            with _Interrupts() as interrupts:
-                while interrupts.received is None:
-                    for line in follower.read(POLL):
-                        show(line)
-                    look = _Look.take(sd, path)
-                    if look.done or look.started != started:
-                        break
-                if interrupts.received is not None:
-                    return 128 + interrupts.received
-            for line in follower.finish():
-                show(line)
+        try:  # the reference lasts until the run's end is read
+            control.hold()
+            follower = journal.Follower(unit, look.started)
+            follower.invocation = _invocation(sd, path)
+            started = look.started
+            try:
+                with _Interrupts() as interrupts:
+                    while interrupts.received is None:
+                        for line in follower.read(POLL):
+                            show(line)
+                        look = _Look.take(sd, path)
+                        if look.done or look.started != started:
+                            break
+                    if interrupts.received is not None:
+                        return 128 + interrupts.received
+                for line in follower.finish():
+                    show(line)
+            finally:
+                follower.close()
+            if look.started != started:
+                say(f"{job.name}: another run has begun")
+                return EXIT_OK
+            result, code, status = _ended(sd, path)
         finally:
-            follower.close()
             control.close()
-        if look.started != started:
-            say(f"{job.name}: another run has begun")
-            return EXIT_OK
-        result, code, status = _ended(sd, path)
     return _said(job, result, code, status, say)
 
 
