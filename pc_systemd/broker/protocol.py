@@ -69,7 +69,7 @@ class Request:
         if self.tag is not None:
             return f"{self.op} tag={json.dumps(self.tag)}"
         slow = " slow_start" if self.slow_start else ""
-        return f"{self.op} job={self.job}{slow}"
+        return f"{self.op} job={json.dumps(self.job)}{slow}"
 
 
 def decode(line: bytes) -> Request:
