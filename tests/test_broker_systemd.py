@@ -264,19 +264,32 @@ def test_a_slow_request_is_dropped(box: SystemdBox) -> None:
     assert job_units(box) == before
 
 
-def test_a_job_file_the_generator_did_not_make_a_unit_of_is_refused(box: SystemdBox) -> None:
-    # written after the last daemon-reload, and a symlink leading out of the directory
-    box.write_file("/var/lib/process-control/fresh.yaml", "name: Fresh\ncommand: /bin/true\n")
+def test_only_the_generators_unit_of_a_job_file_is_started(box: SystemdBox) -> None:
+    # an administrator's unit with a job's name, with and without a job file,
+    # and a job file that is a symlink leading out of the job directory
+    unit = "[Service]\nType=oneshot\nExecStart=/bin/echo admin-unit\n"
+    box.write_file("/etc/systemd/system/process-control-ghost.service", unit)
+    box.write_file("/etc/systemd/system/process-control-shadow.service", unit)
+    box.write_file("/var/lib/process-control/shadow.yaml", "name: Shadow\ncommand: /bin/true\n")
     box.write_file("/tmp/outside.yaml", "name: Outside\ncommand: /bin/true\n")
     box.run(["ln", "-sf", "/tmp/outside.yaml", "/var/lib/process-control/linked.yaml"])
+    box.run(["run-job", "reload"], check=False)
     try:
-        assert "systemd has no unit process-control-fresh.service" in refusal(
-            raw(box, "dev", "send", request("run", job="fresh", slow_start=False)))
-        assert "symlink" in refusal(
+        before = job_units(box)
+        assert "no job named 'ghost'" in refusal(
+            raw(box, "dev", "send", request("run", job="ghost", slow_start=False)))
+        assert ("process-control-shadow.service is not the generated unit of "
+                "/var/lib/process-control/shadow.yaml") in refusal(
+            raw(box, "dev", "send", request("run", job="shadow", slow_start=False)))
+        assert "symlink leads outside /var/lib/process-control" in refusal(
             raw(box, "dev", "send", request("run", job="linked", slow_start=False)))
+        assert job_units(box) == before
     finally:
-        box.run(["rm", "-f", "/var/lib/process-control/fresh.yaml",
-                 "/var/lib/process-control/linked.yaml"])
+        box.run(["rm", "-f", "/var/lib/process-control/shadow.yaml",
+                 "/var/lib/process-control/linked.yaml",
+                 "/etc/systemd/system/process-control-ghost.service",
+                 "/etc/systemd/system/process-control-shadow.service"])
+        box.run(["run-job", "reload"], check=False)
 
 
 def test_a_non_member_is_refused_by_the_socket_and_by_its_credentials(box: SystemdBox) -> None:
