@@ -236,7 +236,7 @@ def refusal(answer: str) -> str:
     (["send", request("reset", job="-hello")], "not a job name"),
     (["send", request("start", unit="web.service")], "unknown operation"),
     (["send", request("run", job="hello", slow_start=False, mode="flush")], "takes job"),
-    (["send", request("enable-group", tag="night")], "group night is not disabled"),
+    (["send", request("disable-group", tag="night")], "group night is not disabled"),
     (["send", "run hello"], "malformed request"),
     (["raw", "ff" * 10 + "0a"], "malformed request"),
     (["raw", "78" * 10000 + "0a"], "request longer than 4096 bytes"),
