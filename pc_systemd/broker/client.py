@@ -30,15 +30,27 @@ def wanted() -> bool:
 class Connection:
     """One request to the broker, and its answers."""
 
-    def __init__(self, request: Request, path: str = protocol.SOCKET) -> None:
+    def __init__(self, request: Request | None = None, path: str = protocol.SOCKET) -> None:
+        """Connect (systemd starts the broker's process); with ``request``,
+        send it too."""
+        self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self.sock.connect(path)
-            self.sock.sendall(request.encode())
         except OSError as err:
             self.sock.close()
             raise BrokerError(_unreachable(path, err)) from None
         self._reader = self.sock.makefile("rb")
+        if request is not None:
+            self.send(request)
+
+    def send(self, request: Request) -> None:
+        """Send the request (once; the broker then answers)."""
+        try:
+            self.sock.sendall(request.encode())
+        except OSError as err:
+            self.close()
+            raise BrokerError(_unreachable(self.path, err)) from None
 
     def __enter__(self) -> Connection:
         return self

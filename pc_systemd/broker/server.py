@@ -95,7 +95,9 @@ def read_request(conn: socket.socket, limit: int = protocol.MAX_REQUEST,
         except TimeoutError:
             raise Refused(f"request not complete within {timeout:g} s") from None
         if not chunk:
-            raise Refused("request ended before its newline")
+            # (none at all: a run-job that connected early, then found the job running)
+            raise Refused("request ended before its newline" if data
+                          else "no request: the client closed the connection")
         data += chunk
         if len(data) > limit and b"\n" not in data[:limit]:
             raise Refused(f"request longer than {limit} bytes")

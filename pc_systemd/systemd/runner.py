@@ -179,17 +179,19 @@ class _Brokered(_Control):
     """A member: the broker references, starts and stops the unit, and holds
     its reference while the connection to it lasts (pc_systemd.broker)."""
 
-    def __init__(self, sd: Systemd, path: bytes, job: Job, slow_start: bool) -> None:
+    def __init__(self, sd: Systemd, path: bytes, job: Job, slow_start: bool,
+                 early: Any = None) -> None:
         super().__init__(sd, path, job, slow_start)
         self.slow_start = slow_start
-        self.connection: Any = None
+        self.connection: Any = early
 
     def _ask(self, op: str) -> None:
         from pc_systemd.broker.client import Connection  # members only
         from pc_systemd.broker.protocol import Request
 
-        self.connection = Connection(Request(op, job=self.job.slug,
-                                             slow_start=self.slow_start))
+        if self.connection is None:
+            self.connection = Connection()
+        self.connection.send(Request(op, job=self.job.slug, slow_start=self.slow_start))
         self.connection.ready()
 
     def hold(self) -> None:
@@ -207,9 +209,22 @@ class _Brokered(_Control):
             self.connection.close()
 
 
-def _control(sd: Systemd, path: bytes, job: Job, slow_start: bool) -> _Control:
-    kind = _Brokered if brokered() else _Control
-    return kind(sd, path, job, slow_start)
+def _control(sd: Systemd, path: bytes, job: Job, slow_start: bool,
+             early: Any = None) -> _Control:
+    if brokered():
+        return _Brokered(sd, path, job, slow_start, early)
+    return _Control(sd, path, job, slow_start)
+
+
+def _early() -> Any:
+    """A member's connection to the broker, made first: systemd starts the
+    broker's process while run-job looks at the unit and starts following
+    its journal (the request goes once the run may start)."""
+    if not brokered():
+        return None
+    from pc_systemd.broker.client import Connection  # members only
+
+    return Connection()
 
 
 def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
@@ -219,12 +234,21 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
     (the one-line reason of a failure). Raises RunError and BusError.
     """
     unit = unit_of(job, slow_start)
+    early = _early()
     with systemd() as sd:
-        path = _loaded_path(sd, unit)
-        if _Look.take(sd, path).running:
+        try:
+            path = _loaded_path(sd, unit)
+            busy = _Look.take(sd, path).running
+        except BaseException:
+            if early is not None:
+                early.close()  # no request: the broker ends without one
+            raise
+        if busy:
+            if early is not None:
+                early.close()
             # A start of a running oneshot would wait for it, silently.
             return _busy(job, sd, path, say)
-        control = _control(sd, path, job, slow_start)
+        control = _control(sd, path, job, slow_start, early)
         try:  # the reference lasts until the run's end is read
             asked = time.time_ns() // 1000
             follower = journal.Follower(unit, asked)
