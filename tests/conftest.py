@@ -107,7 +107,7 @@ def _no_host_access_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     fake = tmp_path / "host-access"
     for name in ("SHIPPED_RULE", "LOCAL_RULE", "GROUP_TMPFILES", "SOCKET_DROP_IN"):
         monkeypatch.setattr(access, name, str(fake / name / "file"))
-    from pc_systemd.broker import protocol
+    from pc_systemd.systemd import broker_protocol as protocol
 
     monkeypatch.setattr(protocol, "SOCKET", str(fake / "broker.sock"))
     monkeypatch.setattr(access, "TMPFILES", "true")

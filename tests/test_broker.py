@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pc_systemd.broker import protocol
-from pc_systemd.broker.protocol import ProtocolError, Request
 from pc_systemd.broker.server import Peer, Refused, read_request, serve
+from pc_systemd.systemd import broker_protocol as protocol
+from pc_systemd.systemd.broker_protocol import ProtocolError, Request
 
 
 @pytest.mark.parametrize("request_", [

@@ -35,11 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pc_systemd.broker import protocol
-from pc_systemd.broker.protocol import ProtocolError, Request
 from pc_systemd.model.config import Config, load_config
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.job import RESERVED_SLUGS, SLUG, Job
+from pc_systemd.systemd import broker_protocol as protocol
+from pc_systemd.systemd.broker_protocol import ProtocolError, Request
 
 if TYPE_CHECKING:  # D-Bus is imported once the caller is known
     from pc_systemd.systemd.bus import Systemd

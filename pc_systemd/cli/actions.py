@@ -479,8 +479,8 @@ def _timers(config: Config, summaries: list[Summary], start: bool,
     from pc_systemd.systemd.runner import brokered
 
     if request is not None and brokered():
-        from pc_systemd.broker import client  # members only
-        from pc_systemd.broker.protocol import Request
+        from pc_systemd.systemd import broker_client as client  # members only
+        from pc_systemd.systemd.broker_protocol import Request
 
         asked = request()
         assert isinstance(asked, Request)
@@ -509,7 +509,7 @@ def _request(op: str, job: str | None = None, tag: str | None = None
              ) -> Callable[[], object]:
     """The broker's request for a hold's timers (made only when it is sent)."""
     def make() -> object:
-        from pc_systemd.broker.protocol import Request  # members only
+        from pc_systemd.systemd.broker_protocol import Request  # members only
 
         return Request(op, job=job, tag=tag)
 

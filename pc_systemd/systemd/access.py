@@ -337,7 +337,7 @@ def apply_socket_group(config: Config, drop_in: str | None = None,
     group), and the listening socket is given the group at once (systemd
     applies ``SocketGroup=`` when it makes the socket). Back to the default
     group, the drop-in goes. What was done, or None."""
-    from pc_systemd.broker.protocol import SOCKET
+    from pc_systemd.systemd.broker_protocol import SOCKET
 
     drop_in = drop_in or SOCKET_DROP_IN
     socket_path = socket_path or SOCKET

@@ -186,8 +186,8 @@ class _Brokered(_Control):
         self.connection: Any = early
 
     def _ask(self, op: str) -> None:
-        from pc_systemd.broker.client import Connection  # members only
-        from pc_systemd.broker.protocol import Request
+        from pc_systemd.systemd.broker_client import Connection  # members only
+        from pc_systemd.systemd.broker_protocol import Request
 
         if self.connection is None:
             self.connection = Connection()
@@ -222,7 +222,7 @@ def _early() -> Any:
     its journal (the request goes once the run may start)."""
     if not brokered():
         return None
-    from pc_systemd.broker.client import Connection  # members only
+    from pc_systemd.systemd.broker_client import Connection  # members only
 
     return Connection()
 
@@ -358,8 +358,8 @@ def stop(job: Job, say: Say, direct: bool = False) -> int:
     group (KillMode=control-group), and wait until they are gone. A member
     asks the broker, unless ``direct`` (the broker itself)."""
     if brokered() and not direct:
-        from pc_systemd.broker import client  # members: the broker stops it
-        from pc_systemd.broker.protocol import Request
+        from pc_systemd.systemd import broker_client as client  # members: the broker stops it
+        from pc_systemd.systemd.broker_protocol import Request
 
         lines, code = client.ask(Request("kill", job=job.slug))
         for _error, line in lines:

@@ -13,8 +13,8 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from pc_systemd.broker import protocol
-from pc_systemd.broker.protocol import Request
+from pc_systemd.systemd import broker_protocol as protocol
+from pc_systemd.systemd.broker_protocol import Request
 from pc_systemd.systemd.bus import BusError
 
 
