@@ -11,9 +11,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from pc_systemd.broker import server
 from pc_systemd.broker.server import Peer, Refused, read_request, serve
 from pc_systemd.systemd import broker_protocol as protocol
 from pc_systemd.systemd.broker_protocol import ProtocolError, Request
@@ -162,3 +164,24 @@ def test_the_audit_line_stays_one_line(pair: tuple[socket.socket, socket.socket]
     (line,) = audit
     assert "\n" not in line and "\x1b" not in line
     assert 'enable-group tag="a\\nforged line\\u001b[31m"' in line
+
+
+def test_a_users_requests_at_once_are_counted_from_the_control_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slice_ = tmp_path / "system.slice" / "system-process\\x2dcontrol\\x2dbroker.slice"
+    for name in ("process-control-broker@1-10-1001.service",
+                 "process-control-broker@2-11-1001.service",
+                 "process-control-broker@3-12-10010.service",
+                 "process-control-broker@4-13-1002.service", "cgroup.procs"):
+        (slice_ / name).mkdir(parents=True)
+    own = tmp_path / "cgroup"
+    own.write_text("0::/system.slice/system-process\\x2dcontrol\\x2dbroker.slice/"
+                   "process-control-broker@1-10-1001.service\n")
+    monkeypatch.setattr(server, "CGROUP_ROOT", str(tmp_path))
+    assert server.connections_of(1001, str(own)) == 2
+    assert server.connections_of(1002, str(own)) == 1
+    assert server.connections_of(7, str(own)) == 0
+    own.write_text("12:pids:/system.slice/x\n")  # no unified hierarchy: not counted
+    assert server.connections_of(1001, str(own)) is None
+    assert server.connections_of(1001, str(tmp_path / "missing")) is None

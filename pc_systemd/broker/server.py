@@ -282,6 +282,9 @@ def serve(conn: socket.socket, write: Callable[[str], None]) -> None:
 
     broker = Broker(conn, peer, audit)
     try:
+        count = connections_of(peer.uid)
+        if peer.uid != 0 and count is not None and count > PER_USER:
+            raise Refused(f"more than {PER_USER} requests of uid {peer.uid} at once")
         line = read_request(conn)
         request = protocol.decode(line)
         what = request.describe()
@@ -302,6 +305,31 @@ def serve(conn: socket.socket, write: Callable[[str], None]) -> None:
                                    "journalctl -t process-control-broker)")
             raise
         _refuse(broker, audit, str(err))
+
+
+# systemd 252 applies MaxConnectionsPerSource= to IP sockets only: on this
+# AF_UNIX socket one user could take every connection (MaxConnections=).
+PER_USER = 16
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def connections_of(uid: int, own: str = "/proc/self/cgroup") -> int | None:
+    """The broker's instances serving ``uid`` now, this one included: the
+    control groups beside this process's own (systemd names each instance
+    ``process-control-broker@N-PID-UID.service``); None where that cannot be
+    read (no unified cgroup hierarchy)."""
+    try:
+        with open(own, encoding="utf-8") as handle:
+            line = handle.read().splitlines()[-1]
+        hierarchy, _sep, path = line.partition("::")
+        if hierarchy != "0" or not path.startswith("/"):
+            return None
+        names = os.listdir(CGROUP_ROOT + os.path.dirname(path))
+    except (OSError, IndexError):
+        return None
+    suffix = f"-{uid}.service"
+    return sum(1 for name in names
+               if name.startswith("process-control-broker@") and name.endswith(suffix))
 
 
 def _refuse(broker: Broker, audit: Callable[[str], None], why: str) -> None:
