@@ -37,6 +37,7 @@ def test_requests_go_through_one_line_and_back(request_: Request) -> None:
     (b"run hello", "not one JSON object"),
     (b"\xff\xfe", "not one JSON object"),
     (b'["run", "hello"]', "not one JSON object"),
+    (b"[" * 4000 + b"]" * 4000, "not one JSON object"),
     (b'{"op": "run", "job": "x", "slow_start": false}', "unsupported request version"),
     (b'{"v": true, "op": "run", "job": "x", "slow_start": false}', "unsupported request"),
     (b'{"v": 2, "op": "run", "job": "x", "slow_start": false}', "unsupported request"),

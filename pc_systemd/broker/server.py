@@ -147,8 +147,12 @@ class Broker:
             if job.retry is not None:
                 target.sd.reset_failed(unit)
             target.sd.start_unit(unit)
-        self.send(ready=True)
         answer = f"{'started' if request.op == 'run' else 'referenced'} {unit}"
+        try:
+            self.send(ready=True)
+        except OSError:
+            self.audit(f"{answer} (the client is gone)")
+            return ""
         self.audit(answer)
         self._hold(target, unit if request.op == "run" else None)
         return ""

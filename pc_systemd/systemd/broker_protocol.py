@@ -76,7 +76,7 @@ def decode(line: bytes) -> Request:
     """The request of one line (without or with its newline)."""
     try:
         fields = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ([[[... nested too deep)
         raise ProtocolError("malformed request: not one JSON object") from None
     if not isinstance(fields, dict):
         raise ProtocolError("malformed request: not one JSON object")
