@@ -458,6 +458,7 @@ def _apply_access(config: Config) -> None:
     from pc_systemd.systemd import access  # reload and install only
 
     for what, step in (("polkit rule", access.apply_rule),
+                       ("broker socket", access.apply_socket_group),
                        ("journal namespace", access.apply_journal_acl),
                        ("output_directory", access.ensure_output_directory),
                        ("hold_directory", access.ensure_hold_directory)):
@@ -517,14 +518,34 @@ def _who() -> str:
         return f"uid {os.getuid()}"
 
 
-def _timers(config: Config, summaries: list[Summary], start: bool) -> None:
+def _timers(config: Config, summaries: list[Summary], start: bool,
+            request: Callable[[], object] | None = None) -> None:
     """Stop (or start) the timers of the scheduled jobs among ``summaries``,
     now (the generator keeps them out of timers.target.wants from the next
     daemon-reload on, and puts them back). Cron hosts: nothing to do, the
-    runner reads the hold directory at each scheduled run."""
+    runner reads the hold directory at each scheduled run. A member asks
+    the broker (``request()``: the broker's request), which finds the same
+    timers from the hold files."""
     if not _on_systemd(config):
         return
     from pc_systemd.systemd.bus import BusError, systemd  # systemd hosts only
+    from pc_systemd.systemd.runner import brokered
+
+    if request is not None and brokered():
+        from pc_systemd.systemd import broker_client as client  # members only
+        from pc_systemd.systemd.broker_protocol import Request
+
+        asked = request()
+        assert isinstance(asked, Request)
+        try:
+            lines, code = client.ask(asked)
+        except BusError as err:
+            die(str(err))
+        for error, line in lines:
+            click.echo(line, err=error)
+        if code != 0:
+            sys.exit(code)
+        return
     from pc_systemd.systemd.units import timer_name
 
     names = [timer_name(s.slug) for s in summaries if s.scheduled]
@@ -537,6 +558,17 @@ def _timers(config: Config, summaries: list[Summary], start: bool) -> None:
         die(str(err))
 
 
+def _request(op: str, job: str | None = None, tag: str | None = None
+             ) -> Callable[[], object]:
+    """The broker's request for a hold's timers (made only when it is sent)."""
+    def make() -> object:
+        from pc_systemd.systemd.broker_protocol import Request  # members only
+
+        return Request(op, job=job, tag=tag)
+
+    return make
+
+
 def disable_group(config: Config, tag: str) -> None:
     from pc_systemd.model import holds  # these commands only
 
@@ -546,7 +578,7 @@ def disable_group(config: Config, tag: str) -> None:
     except holds.HoldError as err:
         die(str(err))
     jobs = tagged(config, tag)
-    _timers(config, jobs, start=False)
+    _timers(config, jobs, start=False, request=_request("disable-group", tag=tag))
     names = ", ".join(s.slug for s in jobs) or "none yet; jobs given the tag later are held too"
     click.echo(f"group {tag} {'disabled' if added else 'was already disabled'}: "
                f"{len(jobs)} job(s): {names}")
@@ -566,7 +598,7 @@ def enable_group(config: Config, tag: str) -> None:
     found = Holds.read(config)  # another group, or a stop, may still hold a job
     jobs = tagged(config, tag)
     free = [s for s in jobs if found.reason(s) is None]
-    _timers(config, free, start=True)
+    _timers(config, free, start=True, request=_request("enable-group", tag=tag))
     still = [f"{s.slug} ({found.reason(s)})" for s in jobs if s not in free]
     click.echo(f"group {tag} enabled: {len(jobs)} job(s)"
                + (f"; still held: {', '.join(still)}" if still else ""))
@@ -595,7 +627,7 @@ def reset(config: Config, slug: str) -> None:
     summary = Summary.of(job)
     reason = Holds.read(config).reason(summary)
     if reason is None:
-        _timers(config, [summary], start=True)
+        _timers(config, [summary], start=True, request=_request("reset", job=slug))
     click.echo(f"{slug}: {'stop lifted' if removed else 'was not stopped'}"
                + (f"; still held: {reason}" if reason else ""))
 
