@@ -11,6 +11,7 @@ The unit's state and result come from systemd itself (``ActiveState``,
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
