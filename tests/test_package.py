@@ -61,6 +61,8 @@ def test_the_package_holds_what_operators_need(built: Path) -> None:
         "/usr/lib/systemd/system-generators/process-control-generator",
         "/usr/lib/sysusers.d/process-control.conf", "/usr/lib/tmpfiles.d/process-control.conf",
         "/lib/systemd/system/process-control-after-var.service",
+        "/lib/systemd/system/process-control-broker.socket",
+        "/lib/systemd/system/process-control-broker@.service",
         "/usr/share/polkit-1/rules.d/50-process-control.rules",
         "/usr/lib/systemd/journald@process-control.conf.d/10-process-control.conf",
         "/usr/lib/systemd/system/systemd-journald@process-control.service.d/restart.conf",
