@@ -120,14 +120,14 @@ def test_settle_waits_while_a_stream_of_the_runs_time_is_open(
 def test_a_run_before_the_namespaces_oldest_entry_lost_its_output(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    oldest = {"__REALTIME_TIMESTAMP": str(START + 10), "_SYSTEMD_INVOCATION_ID": OTHER}
+    oldest = {"__REALTIME_TIMESTAMP": str(START + 10), "__CURSOR": "s=ab;i=1f4;b=cd;x=ef"}
     monkeypatch.setattr(journal, "entries", lambda *a, **k: iter([oldest]))
     run = journal.Run("u.service", RUN, START, START + 20, "success", "exited", 0)
     assert journal.output_deleted(run)
-    # the oldest entry is the run's own first line: nothing deleted
-    oldest["_SYSTEMD_INVOCATION_ID"] = RUN
+    # the oldest entry is the namespace's first ever: nothing was deleted
+    oldest["__CURSOR"] = "s=ab;i=1;b=cd;x=ef"
     assert not journal.output_deleted(run)
     # a run that began after it
-    oldest["_SYSTEMD_INVOCATION_ID"] = OTHER
+    oldest["__CURSOR"] = "s=ab;i=1f4;b=cd;x=ef"
     assert not journal.output_deleted(journal.Run("u.service", RUN, START + 11, None, None,
                                                   None, None))

@@ -459,15 +459,29 @@ def output(
 
 
 def output_deleted(run: Run) -> bool:
-    """Whether journald has deleted output of ``run``: it deletes the
-    oldest files first (journald@process-control.conf), so a run that began
-    before the oldest entry the jobs' namespace still holds, another run's,
-    has lost its output, or its first lines."""
+    """Whether journald has deleted output of the time of ``run``: it
+    deletes the oldest files first (journald@process-control.conf.d), so
+    a run that began before the oldest entry the jobs' namespace still
+    holds has lost its output, or its first lines (if it printed any) --
+    unless that entry is the namespace's first ever (sequence number 1 in
+    its cursor): nothing was deleted."""
     for entry in entries(["--output-fields=_SYSTEMD_INVOCATION_ID"],
                          timeout=30, namespace=f"--namespace={NAMESPACE}"):
         oldest = int(entry["__REALTIME_TIMESTAMP"])
-        return oldest > run.start and entry.get("_SYSTEMD_INVOCATION_ID") != run.invocation
+        return oldest > run.start and _seqnum(entry.get("__CURSOR")) != 1
     return False  # nothing kept at all: no run printed anything, or all is gone
+
+
+def _seqnum(cursor: object) -> int | None:
+    """An entry's sequence number, from its cursor (``...;i=<hex>;...``)."""
+    if isinstance(cursor, str):
+        for part in cursor.split(";"):
+            if part.startswith("i="):
+                try:
+                    return int(part[2:], 16)
+                except ValueError:
+                    return None
+    return None
 
 
 # journald keeps a file per output stream it reads, named device:inode, in

@@ -500,7 +500,7 @@ def describe_gaps(log: RunLog, shown: int) -> list[str]:
     deleted by journald's retention, or still being stored."""
     notes = []
     if log.deleted:
-        what = "its output" if shown == 0 else "its first lines"
+        what = "its output (if it printed any)" if shown == 0 else "its first lines"
         notes.append(f"-- {what}: deleted from the journal (journald's retention, "
                      "/usr/lib/systemd/journald@process-control.conf.d)")
     if log.arriving:
