@@ -2,12 +2,14 @@
 
 A test that only compares strings with what we believe systemd does is not
 evidence that systemd does it, so tests that matter hand units to a real
-systemd 252 booted with ``systemd-nspawn`` (see
-``/work/shared/docs/real-systemd.md`` for the recipe this follows).
+systemd booted with ``systemd-nspawn`` (see
+``/work/shared/docs/real-systemd.md`` for the recipe this follows): the
+host's own Debian 12 (systemd 252), or a Debian 13 root (systemd 257) that
+tests/debian_root.py builds, given as ``lower``.
 
 Each :class:`SystemdBox` gets its own base directory ``/run/pc-test/<name>``:
-a tmpfs holding an overlay whose lower layer is the host's ``/``. So the
-container has everything installed on the host, and everything it writes
+a tmpfs holding an overlay whose lower layer is the host's ``/`` (or
+``lower``). So the container has everything installed there, and everything it writes
 lands in the tmpfs and vanishes at teardown; the host's own files are never
 written. :func:`checkout_box` binds the checkout read-only on top, because
 the overlay's lower layer must not change under a mounted overlay (the
@@ -291,6 +293,7 @@ class SystemdBox:
         binds_ro: Sequence[Path] = (),
         *,
         boot_timeout: float = 30.0,
+        lower: Path = Path("/"),
     ) -> None:
         for bind in binds_ro:
             # nspawn splits --bind=SRC:DST on ':'; refuse rather than escape.
@@ -298,6 +301,11 @@ class SystemdBox:
                 raise ValueError(f"bind path must be absolute and without ':': {bind}")
         self.binds_ro = tuple(Path(p) for p in binds_ro)
         self.boot_timeout = boot_timeout
+        # The overlay's lower layer: the host's own root (Debian 12 here), or
+        # another release's (tests/debian_root.py), never written.
+        if not lower.is_absolute() or ":" in str(lower) or "," in str(lower):
+            raise ValueError(f"lower root must be absolute, without ':' or ',': {lower}")
+        self.lower = lower
         # Unique per process and per box, so concurrent boxes (and concurrent
         # pytest runs) never share a machine name or a base directory.
         self.name = f"pc-test-{os.getpid()}-{secrets.token_hex(4)}"
@@ -359,7 +367,7 @@ class SystemdBox:
         # The overlay's root takes its mode from the upper dir; the container's
         # / must be 0755 or unprivileged services cannot reach anything.
         (self.base / "upper").chmod(0o755)
-        lower = f"lowerdir=/,upperdir={self.base}/upper,workdir={self.base}/work"
+        lower = f"lowerdir={self.lower},upperdir={self.base}/upper,workdir={self.base}/work"
         self._mount(self.root, "-t", "overlay", "-o", lower, "overlay")
         self._mounted.append(self.root)
 
@@ -782,14 +790,22 @@ def require_systemd_box() -> None:
     pytest.skip(reason)
 
 
-def checkout_box() -> SystemdBox:
+def checkout_box(lower: Path = Path("/")) -> SystemdBox:
     """A box (not yet entered) in which the checkout and the virtualenv that
     runs the tests are visible at their own paths, read-only; the test
-    fails under CI, or is skipped elsewhere, when the host cannot boot one."""
+    fails under CI, or is skipped elsewhere, when the host cannot boot one.
+
+    On another release's root (``lower``) the virtualenv's interpreter is
+    bound in as well (it is the host's, under its own prefix): the
+    checkout's code then runs there with the host's Python, against that
+    release's systemd; the package tests run its own Python."""
     require_systemd_box()
     venv = Path(sys.prefix)
     binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
-    return SystemdBox(binds_ro=binds)
+    base = Path(sys.base_prefix)
+    if lower != Path("/") and not base.is_relative_to("/usr"):
+        binds.append(base)
+    return SystemdBox(binds_ro=binds, lower=lower)
 
 
 def make_python_reachable(box: SystemdBox, user: str) -> None:

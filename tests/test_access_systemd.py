@@ -1,5 +1,5 @@
 """Developers run their jobs without root: the installed package's polkit
-rule, journal namespace and directories, handed to a real systemd 252 with
+rule, journal namespace and directories, handed to a real systemd (Debian 12's 252 and 13's 257) with
 a real polkitd, as a member of the developer group and as another user.
 
 One box: the package installed (the checkout hidden), built-in defaults (no
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import install_package
+from tests.debian_root import Release, root_of
 from tests.systemd_box import SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
@@ -36,9 +37,9 @@ OTHER = ("[Service]\nType=oneshot\nRemainAfterExit=yes\n"
 
 
 @pytest.fixture(scope="module")
-def box(built: Path) -> Iterator[SystemdBox]:
+def box(built: Path, release: Release) -> Iterator[SystemdBox]:
     require_systemd_box()
-    with SystemdBox() as booted:
+    with SystemdBox(lower=root_of(release)) as booted:
         booted.write_file("/etc/systemd/system/other.service", OTHER)
         install_package(booted, built, JOB_FILES)
         booted.run(["useradd", "--create-home", "--groups", GROUP, "dev"])

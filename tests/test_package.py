@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BUILD_ENV, ROOT, hide_checkout
+from tests.debian_root import Release, root_of
 from tests.systemd_box import BASE_ROOT, SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
@@ -95,10 +96,11 @@ FAILS = ("name: Fails\ncommand: /bin/sh -c 'echo about to fail; exit 3'\n"
 
 
 @pytest.fixture(scope="module")
-def box(built: Path) -> Iterator[SystemdBox]:
-    """A booted systemd with the original's files, then the package installed."""
+def box(built: Path, release: Release) -> Iterator[SystemdBox]:
+    """A booted systemd with the original's files, then the package installed:
+    on Debian 12 and on Debian 13, the same .deb."""
     require_systemd_box()
-    with SystemdBox() as booted:
+    with SystemdBox(lower=root_of(release)) as booted:
         hide_checkout(booted)
         config = (ORIGINAL / "process-control.example.yaml").read_text()
         booted.write_file("/etc/process-control.yaml", config.replace("user: jenkins",
@@ -189,6 +191,38 @@ def test_a_job_runs_as_the_service_user(installed: SystemdBox) -> None:
     assert USER in installed.journal("process-control-hello.service", manager_messages=False)
 
 
+def test_the_package_knows_the_systemd_that_runs(installed: SystemdBox, release: Release) -> None:
+    """Without D-Bus: root reads the library PID 1 has mapped, anyone else
+    finds the installed one; both are the manager's version, with the
+    release's own Python."""
+    shown = installed.run(["systemctl", "--version"]).stdout.split()
+    assert int(shown[1]) == {12: 252, 13: 257}[release.number], shown[:3]
+    code = "from pc_systemd.model import systemd_version as v; print(v.manager())"
+    assert installed.run(["python3", "-c", code]).stdout.strip() == shown[1]
+    assert installed.run(["python3", "-c", code], user=USER).stdout.strip() == shown[1]
+    maps = ("from pc_systemd.model import systemd_version as v; "
+            "print(v.version_in(open('/proc/1/maps').read()))")
+    assert installed.run(["python3", "-c", maps]).stdout.strip() == shown[1]
+    python = installed.run(["python3", "-c", "import sys; print(sys.version_info[:2])"])
+    assert python.stdout.strip() == {12: "(3, 11)", 13: "(3, 13)"}[release.number]
+
+
+def test_backoff_is_refused_only_where_systemd_cannot_do_it(
+    installed: SystemdBox, release: Release,
+) -> None:
+    path = "/root/backoff.yaml"
+    installed.write_file(path, "name: Backoff\ncommand: /bin/false\ntimeout: 1\n"
+                               "retry: {attempts: 3, delay: 0.01, backoff: 2}\n")
+    done = installed.run(["run-job", "validate", path], check=False)
+    if release.number == 12:
+        assert done.returncode == 1
+        assert (f"{path}:4: retry: backoff is not possible on systemd 252: a service has one "
+                "RestartSec= (growing delays, RestartSteps=, came in systemd 254); use "
+                "backoff: 1") in done.stdout + done.stderr
+    else:
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_file_logging_writes_the_runs_own_file(installed: SystemdBox) -> None:
     installed.systemctl("start", "process-control-report.service")
     out = installed.run(["sh", "-c", "cat /var/log/process-control/report/report-*.log"]).stdout
@@ -240,7 +274,8 @@ def test_install_generator_leaves_the_packages_generator_alone(installed: System
 
 
 def test_next_runs_without_cron_descriptor(installed: SystemdBox) -> None:
-    # Debian 12 has no python3-cron-descriptor: the times, without words
+    # not installed (Debian 12 has no python3-cron-descriptor; on Debian 13 it
+    # is not a dependency): the times, without words
     assert installed.run(["python3", "-c", "import cron_descriptor"],
                          check=False).returncode == 1
     out = installed.run(["run-job", "--next", "hello", "--count", "2"]).stdout

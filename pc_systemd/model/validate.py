@@ -11,6 +11,7 @@ from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
 from pc_systemd.model.job import Job, cron_host_warnings, cron_problems, systemd_problems
 from pc_systemd.model.jobset import load_jobs
+from pc_systemd.model import systemd_version
 from pc_systemd.model.schedule import shortest_gap
 
 
@@ -45,8 +46,9 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
     backend = choose(config)  # (it may look at the host: once)
     on_systemd = backend == SYSTEMD
     systemd_warnings: list[Problem] = []
+    version = systemd_version.manager() if jobset.jobs else None
     for job in jobset.jobs:
-        refused = systemd_problems(job)
+        refused = systemd_problems(job, version)
         if refused and on_systemd:
             errors.extend(refused)
             invalid.add(job.slug)

@@ -324,6 +324,7 @@ def _build_part(
     from pc_systemd.model.errors import PcError, Problem, printable
     from pc_systemd.model.job import load_job, systemd_problems
     from pc_systemd.model.nodes import FILE_KEY
+    from pc_systemd.model import systemd_version as version
     from pc_systemd.systemd.unit_escape import UnitValueError
 
     out: list[tuple[str, file_cache.Identity | None, Result]] = []
@@ -345,7 +346,7 @@ def _build_part(
             out.append((path, ident, (0, _capped(messages, path), units, ())))
             continue
         messages += [(WARNING, str(warning)) for warning in job.warnings]
-        refused = systemd_problems(job)
+        refused = systemd_problems(job, version.manager())
         if refused:
             messages += [(ERR, f"{problem} (job skipped)") for problem in refused]
             out.append((path, ident, (0, _capped(messages, path), (), ())))
@@ -382,12 +383,15 @@ def _capped(messages: list[tuple[int, str]], path: str) -> tuple[tuple[int, str]
 
 def _context(python: str) -> tuple[object, ...]:
     """The cache context beyond the configuration and code: the Python that
-    units name, and what timers' DST instants depend on (units.dst_context:
+    units name, what timers' DST instants depend on (units.dst_context:
     the year, and the host's zone through ``TZ`` and ``/etc/localtime``,
-    whose identity covers where it links), so no cached timer goes stale."""
+    whose identity covers where it links), so no cached timer goes stale,
+    and systemd's version (what it can do decides which jobs get units)."""
+    from pc_systemd.model import systemd_version as version
+
     tz = os.environ.get("TZ", "")
     return (python, tz, file_cache.identity(tz[1:] if tz.startswith(":/") else "/etc/localtime"),
-            time.gmtime().tm_year)
+            time.gmtime().tm_year, version.manager())
 
 
 def refresh_cache(config_path: str | None = None, python: str = sys.executable) -> list[str]:
