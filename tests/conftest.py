@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pc_systemd.model.config import Config, load_config
-
 from tests.debian_root import RELEASES, Release
 
 if TYPE_CHECKING:

@@ -46,11 +46,13 @@ RECIPE_VERSION = "1"  # change when the steps below change in a way the hash mis
 BUILD_TIMEOUT = 1200.0
 
 # The package's dependencies (debian/control), polkitd (its Recommends: the
-# developer group's access goes through it), and pytest: the library's
-# tests run under this release's Python too (tests/test_python_releases.py).
+# developer group's access goes through it), and pytest with what the
+# library's tests import: they run under this release's Python too
+# (tests/test_python_releases.py).
 PACKAGES = (
     "python3-yaml", "python3-jinja2", "python3-click", "python3-pystemd", "polkitd",
-    "python3-pytest",
+    "python3-pytest", "python3-cronsim", "python3-jsonschema", "python3-prometheus-client",
+    "python3-aiosmtpd",
 )
 BASE = ("systemd", "systemd-sysv", "dbus", "python3")
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root",

@@ -12,9 +12,9 @@ import math
 import pytest
 import yaml
 
+from pc_systemd.model import systemd_version
 from pc_systemd.model.errors import PcError
 from pc_systemd.model.jobset import find_job
-from pc_systemd.model import systemd_version
 from pc_systemd.model.retry import Retry, restart_steps, start_limit, systemd_refusals
 from pc_systemd.model.schedule import parse_schedule, shortest_gap
 from pc_systemd.model.validate import validate

@@ -358,6 +358,6 @@ def test_backoff_waits_growing_delays_on_systemd_257(trixie_box: SystemdBox) -> 
     # Retry.wait), then the last delay again before the refused start
     expected = [GROWING.wait(i) for i in (1, 2, 3, 3)]
     assert expected == [1.5, 3.0, 6.0, 6.0]
-    assert len(gaps) == 4 and all(e <= g < e + SLACK for e, g in zip(expected, gaps)), gaps
+    assert len(gaps) == 4 and all(e <= g < e + SLACK for e, g in zip(expected, gaps, strict=True)), gaps
     (run,) = journal_runs(box, "growing")
     assert run["result"] == "exit-code" and run["attempts"] == 4

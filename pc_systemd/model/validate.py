@@ -6,12 +6,12 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pc_systemd.model import systemd_version
 from pc_systemd.model.backend import DIRECT, SYSTEMD, choose
 from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
 from pc_systemd.model.job import Job, cron_host_warnings, cron_problems, systemd_problems
 from pc_systemd.model.jobset import load_jobs
-from pc_systemd.model import systemd_version
 from pc_systemd.model.schedule import shortest_gap
 
 

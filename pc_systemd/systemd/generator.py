@@ -321,10 +321,10 @@ def _build_part(
     deadline: float | None = None, budget: float = BUDGET, held: frozenset[str] = frozenset(),
 ) -> bytes:
     # the job parser: only for files read afresh (tests/test_file_cache.py)
+    from pc_systemd.model import systemd_version as version
     from pc_systemd.model.errors import PcError, Problem, printable
     from pc_systemd.model.job import load_job, systemd_problems
     from pc_systemd.model.nodes import FILE_KEY
-    from pc_systemd.model import systemd_version as version
     from pc_systemd.systemd.unit_escape import UnitValueError
 
     out: list[tuple[str, file_cache.Identity | None, Result]] = []
