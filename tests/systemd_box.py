@@ -790,7 +790,7 @@ def require_systemd_box() -> None:
     pytest.skip(reason)
 
 
-def checkout_box(lower: Path = Path("/")) -> SystemdBox:
+def checkout_box(lower: Path | None = None) -> SystemdBox:
     """A box (not yet entered) in which the checkout and the virtualenv that
     runs the tests are visible at their own paths, read-only; the test
     fails under CI, or is skipped elsewhere, when the host cannot boot one.
@@ -798,8 +798,16 @@ def checkout_box(lower: Path = Path("/")) -> SystemdBox:
     On another release's root (``lower``) the virtualenv's interpreter is
     bound in as well (it is the host's, under its own prefix): the
     checkout's code then runs there with the host's Python, against that
-    release's systemd; the package tests run its own Python."""
+    release's systemd; the package tests run its own Python. Without
+    ``lower``: the host's root, or the release named by ``PC_TEST_RELEASE``
+    (``PC_TEST_RELEASE=trixie pytest tests/test_x_systemd.py`` runs a
+    module's boxes on Debian 13 once, where CI runs it on Debian 12 only)."""
     require_systemd_box()
+    if lower is None:
+        from tests.debian_root import root_of
+
+        lower = root_of(os.environ.get("PC_TEST_RELEASE", "")) \
+            if os.environ.get("PC_TEST_RELEASE") else Path("/")
     venv = Path(sys.prefix)
     binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
     base = Path(sys.base_prefix)

@@ -244,7 +244,8 @@ def test_default_sandbox_exposure_is_low_and_can_be_turned_off(site: Site, tmp_p
         return float(line.split(":")[1].split()[0])
 
     assert exposure("process-control-boxed.service") <= 5.0
-    assert exposure("process-control-open.service") > 9.0
+    # UNSAFE either way: 9.2 on systemd 252, 9.0 on 257 (measured)
+    assert exposure("process-control-open.service") >= 9.0
 
 
 def test_generator_without_site_finds_this_virtualenvs_packages() -> None:
