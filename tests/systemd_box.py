@@ -72,6 +72,8 @@ from typing import TypeVar
 
 import pytest
 
+from tests.user_install import install_in_box, installation, wheel
+
 CHECKOUT = Path(__file__).resolve().parent.parent
 BASE_ROOT = Path("/run/pc-test")
 
@@ -294,6 +296,7 @@ class SystemdBox:
         *,
         boot_timeout: float = 30.0,
         lower: Path = Path("/"),
+        prepare: Sequence[Callable[[SystemdBox], None]] = (),
     ) -> None:
         for bind in binds_ro:
             # nspawn splits --bind=SRC:DST on ':'; refuse rather than escape.
@@ -306,6 +309,7 @@ class SystemdBox:
         if not lower.is_absolute() or ":" in str(lower) or "," in str(lower):
             raise ValueError(f"lower root must be absolute, without ':' or ',': {lower}")
         self.lower = lower
+        self.prepare = tuple(prepare)  # run once it has booted, before __enter__ returns
         # Unique per process and per box, so concurrent boxes (and concurrent
         # pytest runs) never share a machine name or a base directory.
         self.name = f"pc-test-{os.getpid()}-{secrets.token_hex(4)}"
@@ -404,6 +408,8 @@ class SystemdBox:
         self._init = self._find_init(deadline)
         self._wait_running(deadline)
         self.boot_seconds = time.monotonic() - started
+        for step in self.prepare:
+            step(self)
 
     def _find_init(self, deadline: float) -> _ProcessId:
         while True:
@@ -791,40 +797,34 @@ def require_systemd_box() -> None:
 
 
 def checkout_box(lower: Path | None = None) -> SystemdBox:
-    """A box (not yet entered) in which the checkout and the virtualenv that
-    runs the tests are visible at their own paths, read-only; the test
-    fails under CI, or is skipped elsewhere, when the host cannot boot one.
+    """A box (not yet entered) in which the checkout, the virtualenv that
+    runs the tests and the world-readable installation of the tree
+    (:mod:`tests.user_install`) are visible at their own paths, read-only;
+    the test fails under CI, or is skipped elsewhere, when the host cannot
+    boot one. Code of ours that runs in the box as a user other than root
+    runs from that installation, never from the checkout.
 
-    On another release's root (``lower``) the virtualenv's interpreter is
-    bound in as well (it is the host's, under its own prefix): the
-    checkout's code then runs there with the host's Python, against that
-    release's systemd; the package tests run its own Python. Without
-    ``lower``: the host's root, or the release named by ``PC_TEST_RELEASE``
-    (``PC_TEST_RELEASE=trixie pytest tests/test_x_systemd.py`` runs a
-    module's boxes on Debian 13 once, where CI runs it on Debian 12 only)."""
+    On another release's root (``lower``, tests/debian_root.py) the
+    installation is made anew inside the box, at the same path, with that
+    release's python3 and libraries (the host's is a virtualenv of the
+    host's Python); the test virtualenv's interpreter is bound in as well.
+    Without ``lower``: the host's root, or the release named by
+    ``PC_TEST_RELEASE`` (``PC_TEST_RELEASE=trixie pytest
+    tests/test_x_systemd.py`` runs a module's boxes on Debian 13, where CI
+    runs it on Debian 12 only)."""
     require_systemd_box()
     if lower is None:
         from tests.debian_root import root_of
 
-        lower = root_of(os.environ.get("PC_TEST_RELEASE", "")) \
-            if os.environ.get("PC_TEST_RELEASE") else Path("/")
+        release = os.environ.get("PC_TEST_RELEASE", "")
+        lower = root_of(release) if release else Path("/")
     venv = Path(sys.prefix)
     binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
+    if lower == Path("/"):
+        return SystemdBox(binds_ro=[*binds, installation()])
     base = Path(sys.base_prefix)
-    if lower != Path("/") and not base.is_relative_to("/usr"):
+    if not base.is_relative_to("/usr"):
         binds.append(base)
-    return SystemdBox(binds_ro=binds, lower=lower)
-
-
-def make_python_reachable(box: SystemdBox, user: str) -> None:
-    """Let the service user execute this test's interpreter inside the box.
-
-    The venv's python may be a symlink into root's home (/root is 0700 here);
-    the box's root is a throw-away overlay, so opening the way there changes
-    nothing on the host.
-    """
-    real = Path(sys.executable).resolve()
-    for directory in reversed(real.parents):
-        if box.run(["su", "-s", "/bin/sh", user, "-c", f"test -x '{directory}'"],
-                   check=False).returncode != 0:
-            box.run(["chmod", "o+x", str(directory)])
+    built = wheel()
+    return SystemdBox(binds_ro=[*binds, built.parent], lower=lower,
+                      prepare=[lambda box: install_in_box(box, built)])
