@@ -332,7 +332,7 @@ GROWING_JOBS = {
 
 @pytest.fixture(scope="module")
 def trixie_box() -> Iterator[SystemdBox]:
-    """Debian 13's systemd, running the checkout (with the host's Python)."""
+    """Debian 13's systemd 257, running the tree installed with its Python 3.13."""
     with checkout_box(root_of(TRIXIE)) as booted:
         set_up(booted, CONFIG, GROWING_JOBS)
         yield booted
@@ -341,6 +341,9 @@ def trixie_box() -> Iterator[SystemdBox]:
 def test_backoff_waits_growing_delays_on_systemd_257(trixie_box: SystemdBox) -> None:
     box = trixie_box
     assert box.run(["systemctl", "--version"]).stdout.split()[1] == "257"
+    # our code runs there with Debian 13's own Python (checkout_box installs it)
+    shown = box.run([PYTHON, "-c", "import sys; print(sys.version_info[:2])"]).stdout
+    assert shown.strip() == "(3, 13)"
     steps = restart_steps(GROWING)
     assert steps is not None
     shown = box.show(unit("growing"), "RestartUSec", "RestartSteps", "RestartMaxDelayUSec")
