@@ -240,6 +240,44 @@ def test_run_job_status_works(installed: SystemdBox) -> None:
     assert listed == ["fails", "hello", "report", "slow"]
 
 
+SYNC = "systemd-journald-sync@process-control.service"
+
+
+def start_back_to_back(box: SystemdBox, times: int) -> list[str]:
+    """Start the hello and report jobs one after the other; how each start ended."""
+    results = []
+    for _ in range(times):
+        for job in ("hello", "report"):
+            done = box.systemctl("start", f"process-control-{job}.service", check=False)
+            results.append(box.show(f"process-control-{job}.service", "Result")["Result"]
+                           if done.returncode == 0 else done.stderr.strip())
+    return results
+
+
+def test_jobs_started_back_to_back_all_run(installed: SystemdBox, release: Release) -> None:
+    """systemd 257 starts systemd-journald-sync@process-control.service with
+    every run of a job in the namespace, under a start limit of 5 in 10 s:
+    without the generator's drop-in every start after the fifth failed."""
+    assert start_back_to_back(installed, 6) == ["success"] * 12
+    if release.number == 12:
+        assert installed.show(SYNC, "LoadState")["LoadState"] == "not-found"
+        return
+    assert installed.show(SYNC, "StartLimitIntervalUSec")["StartLimitIntervalUSec"] == "0"
+    # the drop-in is what makes it so: an empty one of the same name in /etc
+    # (which takes precedence) brings the failures back
+    override = f"/etc/systemd/system/{SYNC}.d/process-control.conf"
+    installed.write_file(override, "")
+    installed.systemctl("daemon-reload")
+    try:
+        ended = start_back_to_back(installed, 6)
+        assert sum("dependency" in e for e in ended) >= 4, ended
+    finally:
+        installed.run(["rm", override])
+        installed.systemctl("daemon-reload")
+        installed.systemctl("reset-failed", SYNC, check=False)
+    assert start_back_to_back(installed, 6) == ["success"] * 12
+
+
 def test_a_failure_starts_the_mail_unit_as_the_monitor_user(installed: SystemdBox) -> None:
     # No mail server in the box: the installed mail unit gets as far as SMTP,
     # as process-control-monitor, with the failed run from systemd.
