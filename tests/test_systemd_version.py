@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pc_systemd.model import systemd_version
+from tests.conftest import Site
 
 MAPS_252 = """\
 7f3c1a200000-7f3c1a2a1000 r--p 00000000 00:2e 1234 /usr/lib/x86_64-linux-gnu/systemd/libsystemd-core-252.so
@@ -61,3 +62,35 @@ def test_the_running_manager_comes_before_the_installed_library(
         assert systemd_version.manager() == 257
     finally:
         systemd_version.forget()
+
+
+def test_the_generators_cache_follows_the_version(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After an upgrade (252 to 257, say) every job file is read again: what
+    the version allows decides which jobs get units."""
+    from pc_systemd.model import file_cache
+    from pc_systemd.systemd import generator
+
+    monkeypatch.setattr(file_cache, "SETTLE_NS", 0)
+    site.job("backoff", "name: B\ncommand: /bin/true\ntimeout: 1\n"
+                        "retry: {attempts: 2, delay: 1, backoff: 2}\n")
+    messages: list[str] = []
+
+    def generate(version: int) -> int:
+        monkeypatch.setattr(systemd_version, "manager", lambda: version)
+        messages.clear()
+        return generator.generate(str(tmp_path / f"out{version}"),
+                                  lambda _level, text: messages.append(text),
+                                  str(site.config_file), "/usr/bin/python3")
+
+    assert generator.refresh_cache(str(site.config_file), "/usr/bin/python3") is not None
+    generate(252)
+    assert any("backoff is not possible on systemd 252" in m for m in messages), messages
+    generate(252)  # from the cache now
+    assert "unchanged file(s) from the cache" in messages[-1], messages
+    generate(257)
+    assert not any("backoff" in m for m in messages), messages
+    assert "from the cache" not in messages[-1], messages
+    assert (tmp_path / "out257" / "process-control-backoff.service").is_file()
+    assert "RestartSteps=1" in (tmp_path / "out257" / "process-control-backoff.service").read_text()
