@@ -341,7 +341,7 @@ def test_a_one_value_range_with_a_step_is_that_one_value() -> None:
     assert parse_schedule("5-5/2 * * * *").minutes == {5}
     parsed = parse_schedule("5-5/2 0-0/1,1-2/1 * JAN-1/3 sun-7/2,7-7/1")
     assert (parsed.minutes, parsed.hours, parsed.months) == ({5}, {0, 1, 2}, {1})
-    assert parsed.days_of_week == {0}
+    assert parsed.days_of_week == {0, 2, 4, 6}  # 7-7/1 is 7, Sunday
     assert "3-3/2 5-5/7 * jan-jan/3 sun-sun/4" in EDGE_CASES
 
 

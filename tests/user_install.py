@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,11 @@ PREFIX = CACHE / (
 PYTHON = str(PREFIX / "bin" / "python")
 RUN_JOB = str(PREFIX / "bin" / "run-job")
 CRON_GENERATE = str(PREFIX / "bin" / "cron-generate")
+
+# A runtime dependency Debian 12 does not package (cron-descriptor, with what
+# it imports): copied, at the versions constraints.txt pins, from the test
+# virtualenv.
+NOT_IN_DEBIAN = ("cron-descriptor", "typing-extensions")
 
 # Debian's tools and no virtualenv of ours first on PATH.
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
@@ -110,6 +116,8 @@ def installation() -> Path:
         # write its entry points, as pip would.
         _run([DEBIAN_PYTHON, "-c", _INSTALL_WHEEL, str(wheel), str(site),
               str(staging / "bin"), str(PREFIX / "bin" / "python")])
+        for name in NOT_IN_DEBIAN:
+            _copy_distribution(name, site)
         _run([str(staging / "bin" / "python"), "-m", "compileall", "-q", str(site)])
         shutil.rmtree(PREFIX, ignore_errors=True)
         staging.rename(PREFIX)
@@ -119,6 +127,18 @@ def installation() -> Path:
         shutil.rmtree(work, ignore_errors=True)
     atexit.register(shutil.rmtree, PREFIX, True)
     return PREFIX
+
+
+def _copy_distribution(name: str, site: Path) -> None:
+    """The files of an installed pure-Python distribution, into site."""
+    dist = metadata.distribution(name)
+    for file in dist.files or ():
+        source = Path(str(dist.locate_file(file)))
+        if file.parts[0] == ".." or source.suffix == ".pyc":
+            continue  # its scripts, and byte code compileall writes again
+        target = site / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
 
 
 # Unpacks argv[1] (a pure-Python wheel) into argv[2] and writes a script in
