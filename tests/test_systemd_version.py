@@ -93,4 +93,5 @@ def test_the_generators_cache_follows_the_version(
     assert not any("backoff" in m for m in messages), messages
     assert "from the cache" not in messages[-1], messages
     assert (tmp_path / "out257" / "process-control-backoff.service").is_file()
-    assert "RestartSteps=1" in (tmp_path / "out257" / "process-control-backoff.service").read_text()
+    text = (tmp_path / "out257" / "process-control-backoff.service").read_text()
+    assert "RestartSteps=1" in text and "RestartMode=direct" in text

@@ -20,6 +20,10 @@ import os
 
 # RestartSteps= and RestartMaxDelaySec= (growing delays between restarts)
 BACKOFF_SINCE = 254
+# RestartMode=direct: a restart skips the failed state, so OnFailure= does not
+# fire for an attempt that is retried (without it, systemd 257 fired it for
+# every attempt: measured in tests/test_retry_systemd.py)
+RESTART_MODE_SINCE = 254
 
 MAPS = "/proc/1/maps"
 NAME = "libsystemd-shared-"

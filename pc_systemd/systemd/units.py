@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pc_systemd.model import systemd_version
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
@@ -233,11 +234,13 @@ def _retry_values(job: Job) -> dict[str, Any]:
     checked against :func:`pc_systemd.model.job.systemd_problems` before it got here."""
     if job.retry is None:
         return {"retry": False, "retry_interval": 0.0, "retry_burst": "", "retry_delay": 0.0,
-                "retry_steps": "", "retry_max_delay": 0.0}
+                "retry_steps": "", "retry_max_delay": 0.0, "retry_direct": False}
     limit = start_limit(job.retry, job.timeout)
     steps = restart_steps(job.retry)  # only on systemd >= 254: refused before on older ones
+    version = systemd_version.manager()
     return {"retry": True, "retry_interval": limit.interval, "retry_burst": str(limit.burst),
             "retry_delay": job.retry.delay * 60,
+            "retry_direct": version is not None and version >= systemd_version.RESTART_MODE_SINCE,
             "retry_steps": str(steps.steps) if steps else "",
             "retry_max_delay": steps.max_delay if steps else 0.0}
 
