@@ -107,8 +107,11 @@ def _no_host_access_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     from pc_systemd.systemd import access
 
     fake = tmp_path / "host-access"
-    for name in ("SHIPPED_RULE", "LOCAL_RULE", "GROUP_TMPFILES"):
+    for name in ("SHIPPED_RULE", "LOCAL_RULE", "GROUP_TMPFILES", "SOCKET_DROP_IN"):
         monkeypatch.setattr(access, name, str(fake / name / "file"))
+    from pc_systemd.systemd import broker_protocol as protocol
+
+    monkeypatch.setattr(protocol, "SOCKET", str(fake / "broker.sock"))
     monkeypatch.setattr(access, "TMPFILES", "true")
 
 
@@ -184,6 +187,9 @@ def install_package(box: SystemdBox, built: Path, jobs: dict[str, str]) -> None:
     """In ``box``: the checkout hidden, these job files in the default job
     directory, then the package installed as an operator does (``dpkg -i``)."""
     hide_checkout(box)
+    # A container image's policy-rc.d (Docker's: "101", no service starts)
+    # would keep the package's socket from starting, as no host's does.
+    box.run(["rm", "-f", "/usr/sbin/policy-rc.d"])
     for slug, text in jobs.items():
         box.write_file(f"/var/lib/process-control/{slug}.yaml", text)
     box.write_file("/root/process-control_all.deb", built.read_bytes())

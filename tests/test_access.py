@@ -21,24 +21,22 @@ from tests import user_install
 from tests.conftest import ROOT
 
 
-def test_the_shipped_rule_is_the_rule_of_the_default_group() -> None:
+def test_the_shipped_rule_is_the_rule() -> None:
     shipped = ROOT / "systemd" / "polkit" / access.RULE_NAME
     assert shipped.read_text() == access.rule(), (
         "run: python -c 'from pc_systemd.systemd import access; print(access.rule(), end=\"\")'"
         f" > {shipped.relative_to(ROOT)}")
-    assert access.DEFAULT_GROUP == "process-control-dev"
-    assert '"process-control-dev"' in shipped.read_text()
 
 
-def test_values_reach_the_rule_as_json_literals() -> None:
-    text = access.rule("ops_team", ["process-control-dev"])
-    assert 'var group = "ops_team";' in text
-    assert 'var formerGroups = ["process-control-dev"];' in text
+def test_the_rule_grants_the_broker_and_the_monitor_and_no_group() -> None:
+    text = access.rule()
+    assert 'var broker = "process-control-broker";' in text
     assert ('var verbs = {"service": ["start", "stop", "ref", "reset-failed"], '
             '"timer": ["start", "stop"]};') in text
     assert 'var monitor = "process-control-monitor";' in text
     assert 'var monitorVerbs = ["stop"];' in text
     assert 'var reserved = ["after-var", "metrics", "reload"];' in text
+    assert "isInGroup" not in text and "process-control-dev" not in text
     assert "@" not in text  # every placeholder filled
 
 
@@ -48,29 +46,32 @@ def rule_paths(tmp_path: Path) -> tuple[str, str]:
     return str(tmp_path / "usr" / access.RULE_NAME), str(tmp_path / "etc" / access.RULE_NAME)
 
 
-def test_another_group_gets_its_rule_in_etc_and_the_default_group_is_asked_again(
-    tmp_path: Path,
-) -> None:
+OLD_GROUP_RULE = f"""// {access.MARK}
+polkit.addRule(function (action, subject) {{
+    var group = "ops";
+    if (subject.isInGroup(group)) {{ return polkit.Result.YES; }}
+}});
+"""
+
+
+def test_the_group_rule_an_earlier_reload_wrote_to_etc_is_removed(tmp_path: Path) -> None:
     shipped, local = rule_paths(tmp_path)
     Path(shipped).write_text(access.rule())
+    Path(local).write_text(OLD_GROUP_RULE)
     config = builtin(developer_group="ops")
-    assert access.apply_rule(config, shipped, local) == f"wrote {local} for developer_group 'ops'"
-    text = Path(local).read_text()
-    assert access.MARK in text and 'var group = "ops";' in text
-    assert 'var formerGroups = ["process-control-dev"];' in text
-    assert stat.S_IMODE(os.stat(local).st_mode) == 0o644
-    assert access.apply_rule(config, shipped, local) is None  # unchanged: not rewritten
-    # back to the default group: the shipped rule is right, ours goes
-    assert access.apply_rule(builtin(), shipped, local) == f"removed {local}"
+    assert access.apply_rule(config, shipped, local) == f"removed {local}"
     assert not os.path.exists(local)
+    assert access.apply_rule(config, shipped, local) is None  # nothing to write for a group
     assert access.apply_rule(builtin(), shipped, local) is None
 
 
-def test_without_a_shipped_rule_the_default_group_gets_one_in_etc(tmp_path: Path) -> None:
+def test_without_a_shipped_rule_the_rule_goes_to_etc(tmp_path: Path) -> None:
     shipped, local = rule_paths(tmp_path)  # a wheel's install: no package file
-    assert access.apply_rule(builtin(), shipped, local) == (
-        f"wrote {local} for developer_group 'process-control-dev'")
-    assert 'var formerGroups = [];' in Path(local).read_text()
+    Path(local).write_text(OLD_GROUP_RULE)  # an earlier version's, for another group
+    assert access.apply_rule(builtin(developer_group="ops"), shipped, local) == (
+        f"wrote {local} for the broker (process-control-broker)")
+    assert Path(local).read_text() == access.rule(access.MARK)
+    assert access.apply_rule(builtin(), shipped, local) is None  # unchanged: not rewritten
 
 
 def test_an_operators_own_rule_of_that_name_is_left_alone(tmp_path: Path) -> None:
@@ -78,9 +79,22 @@ def test_an_operators_own_rule_of_that_name_is_left_alone(tmp_path: Path) -> Non
     Path(local).write_text("// mine\n")
     assert "is not ours: left alone" in str(access.apply_rule(builtin(developer_group="ops"),
                                                              shipped, local))
-    assert access.apply_rule(builtin(), shipped, local) == (
-        f"{local} exists and is not ours: left alone (developer_group 'process-control-dev')")
+    Path(shipped).write_text(access.rule())
+    assert access.apply_rule(builtin(), shipped, local) is None
     assert Path(local).read_text() == "// mine\n"
+
+
+def test_another_group_gets_the_brokers_socket(tmp_path: Path) -> None:
+    drop_in = str(tmp_path / "socket.d" / "50-developer-group.conf")
+    sock = str(tmp_path / "missing.sock")
+    assert access.apply_socket_group(builtin(), drop_in, sock) is None
+    config = builtin(developer_group="ops")
+    assert access.apply_socket_group(config, drop_in, sock) == (
+        f"wrote {drop_in} for developer_group 'ops'")
+    assert "[Socket]\nSocketGroup=ops\n" in Path(drop_in).read_text()
+    assert access.apply_socket_group(config, drop_in, sock) is None
+    assert access.apply_socket_group(builtin(), drop_in, sock) == f"removed {drop_in}"
+    assert not os.path.exists(drop_in)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root (CI runs as root)")

@@ -1,6 +1,7 @@
-"""Developers run their jobs without root: the installed package's polkit
-rule, journal namespace and directories, handed to a real systemd (Debian 12's 252 and 13's 257) with
-a real polkitd, as a member of the developer group and as another user.
+"""Developers run their jobs without root: the installed package's broker,
+polkit rule, journal namespace and directories, handed to a real systemd
+(Debian 12's 252 and 13's 257) with a real polkitd, as a member of the developer group and as another user
+(the broker's own refusals: tests/test_broker_systemd.py).
 
 One box: the package installed (the checkout hidden), built-in defaults (no
 /etc/process-control.yaml), users ``dev`` (in process-control-dev) and
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pc_systemd.systemd.access import MARK
 from tests.conftest import install_package
 from tests.debian_root import Release, root_of
 from tests.systemd_box import SystemdBox, require_systemd_box
@@ -146,6 +148,12 @@ def test_a_member_sees_status_list_and_next(box: SystemdBox) -> None:
 
 
 @pytest.mark.parametrize("argv", [
+    # the jobs' own units too: run-job asks the broker (tests/test_broker_systemd.py)
+    ["systemctl", "--no-ask-password", "start", "process-control-hello.service"],
+    ["systemctl", "--no-ask-password", "--job-mode=flush", "start",
+     "process-control-hello.service"],
+    ["systemctl", "--no-ask-password", "stop", "process-control-slow.service"],
+    ["systemctl", "--no-ask-password", "start", "process-control-hello.timer"],
     ["systemctl", "--no-ask-password", "stop", "other.service"],
     ["systemctl", "--no-ask-password", "start", "systemd-tmpfiles-clean.service"],
     ["systemctl", "--no-ask-password", "restart", "process-control-hello.service"],
@@ -227,24 +235,35 @@ def test_another_developer_group_moves_the_rights(box: SystemdBox) -> None:
     box.run(["groupadd", "ops"])
     box.run(["useradd", "--create-home", "--groups", "ops", "opsdev"])
     box.write_file("/etc/process-control.yaml", "developer_group: ops\n")
+    # the rule an earlier version's reload wrote for that group: it let the
+    # group's members start job units themselves
+    rule = "/etc/polkit-1/rules.d/50-process-control.rules"
+    box.write_file(rule, f"// {MARK}\npolkit.addRule(function (action, subject) {{\n"
+                   '    if (subject.isInGroup("ops")) { return polkit.Result.YES; }\n});\n')
     try:
         done = box.run(["run-job", "reload"])
-        assert ("run-job: wrote /etc/polkit-1/rules.d/50-process-control.rules for "
-                "developer_group 'ops'") in done.stderr
+        assert f"run-job: removed {rule}" in done.stderr, done.stderr
+        assert ("run-job: wrote /etc/systemd/system/process-control-broker.socket.d/"
+                "50-developer-group.conf for developer_group 'ops'") in done.stderr
         assert ("run-job: wrote /etc/tmpfiles.d/process-control-developer-group.conf for "
                 "developer_group 'ops'") in done.stderr, done.stderr
+        assert box.run(["stat", "-c", "%G", "/run/process-control-broker.sock"]).stdout == "ops\n"
         code, out, err = as_user(box, "opsdev", "run-job", "run", "hello")
         assert (code, out) == (0, "hello-output\nsecond line\n"), err
-        # the package's group no longer may: by our check, and by polkit itself
+        # the package's group no longer may: by our check, and by the socket
         assert as_user(box, "dev", "run-job", "run", "hello")[0] == 2
-        code, _out, err = as_user(box, "dev", "systemctl", "--no-ask-password", "start",
-                                  "process-control-hello.service")
-        assert code != 0 and refused_by_polkit(err), err
+        # and neither group has any systemd permission of its own
+        for user in ("dev", "opsdev"):
+            code, _out, err = as_user(box, user, "systemctl", "--no-ask-password", "start",
+                                      "process-control-hello.service")
+            assert code != 0 and refused_by_polkit(err), err
     finally:
         box.run(["rm", "-f", "/etc/process-control.yaml"])
     done = box.run(["run-job", "reload"])
-    assert "run-job: removed /etc/polkit-1/rules.d/50-process-control.rules" in done.stderr
+    assert ("run-job: removed /etc/systemd/system/process-control-broker.socket.d/"
+            "50-developer-group.conf") in done.stderr
     assert "run-job: removed /etc/tmpfiles.d/process-control-developer-group.conf" in done.stderr
-    code, _out, err = as_user(box, "dev", "systemctl", "--no-ask-password", "start",
-                              "process-control-hello.service")
-    assert code == 0, err
+    assert box.run(["stat", "-c", "%G", "/run/process-control-broker.sock"]).stdout == (
+        f"{GROUP}\n")
+    code, out, err = as_user(box, "dev", "run-job", "run", "hello")
+    assert (code, out) == (0, "hello-output\nsecond line\n"), err

@@ -1,6 +1,6 @@
 """The package's layout: every module imports, the modules import one
 another without a cycle, and the subpackages only import down the pipeline
-cli -> views -> cron -> monitoring -> systemd -> model -> core.
+cli -> broker -> views -> cron -> monitoring -> systemd -> model -> core.
 
 Read from each module's module-level imports (those in ``if`` and ``try``
 blocks at the top level too, ``TYPE_CHECKING`` ones included): an import
@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 
 PACKAGE = "pc_systemd"
 # Each subpackage may import its own modules and those of the ones after it.
-ORDER = ("cli", "views", "cron", "monitoring", "systemd", "model", "core")
+ORDER = ("cli", "broker", "views", "cron", "monitoring", "systemd", "model", "core")
 
 
 def modules() -> dict[str, ast.Module]:

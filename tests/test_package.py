@@ -62,6 +62,8 @@ def test_the_package_holds_what_operators_need(built: Path) -> None:
         "/usr/lib/systemd/system-generators/process-control-generator",
         "/usr/lib/sysusers.d/process-control.conf", "/usr/lib/tmpfiles.d/process-control.conf",
         "/lib/systemd/system/process-control-after-var.service",
+        "/lib/systemd/system/process-control-broker.socket",
+        "/lib/systemd/system/process-control-broker@.service",
         "/usr/share/polkit-1/rules.d/50-process-control.rules",
         "/usr/share/doc/process-control/process-control.example.yaml",
         "/usr/share/doc/process-control/job.example.yaml",

@@ -97,6 +97,9 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
         sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout,
                                 scheduled=scheduled, raw=raw))
     _require_member(config, "running a job")
+    if _say_refused(job):
+        die(f"{job.slug}: the generator refused this job, so systemd has no unit to run; "
+            "fix the job file (the line above), then run-job reload")
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
@@ -112,6 +115,17 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
 
         _say(f"{job.slug}: output in {newest_log(config.output_directory, job.slug)}")
     sys.exit(code)
+
+
+def _say_refused(job: Job) -> bool:
+    """On a systemd host: the lines of what the generator refuses of the job
+    (as ``validate`` prints them), on stderr; whether there were any."""
+    from pc_systemd.model.job import systemd_problems  # loaded already with the job
+
+    refused = systemd_problems(job)
+    for problem in refused:
+        click.echo(str(problem), err=True)
+    return bool(refused)
 
 
 def _skip_if_held(config: Config, job: Job) -> None:
@@ -236,6 +250,8 @@ def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool =
         _require_member(config, "reading a job's output")
     if follow and which != -1:
         die("--follow follows the running run; it takes no --run")
+    if on_systemd:
+        _say_refused(job)  # earlier runs, from before the refusal, may still be shown
     if job.logging == "file" or not on_systemd:
         _file_logs(config, job, which, _job_output(raw),
                    _running(config, job, slow_start) if follow else None)
@@ -391,6 +407,13 @@ def validate(session: Session, paths: list[str] | None, strict: bool) -> None:
 
 
 def reload(config: Config) -> None:
+    sys.exit(apply_job_directory(config))
+
+
+def apply_job_directory(config: Config) -> int:
+    """run-job reload (and the reload path unit, and cron-generate on a
+    systemd host): regenerate the units, start new timers, stop stale ones,
+    and take a cron file of ours out of service. Returns the exit code."""
     # here: run-job's other commands skip D-Bus and the generator (~6 ms of imports)
     from pc_systemd.systemd import bus, generator
 
@@ -399,16 +422,33 @@ def reload(config: Config) -> None:
     for problem in problems:
         click.echo(problem, err=True)
     _apply_access(config)
+    _retire_cron_files(config)
     try:
         applied = bus.reload_and_apply()
     except PcError as err:
         click.echo(f"run-job: {err}", err=True)
-        sys.exit(2)
-    for verb, names in (("started", applied.started), ("restarted", applied.restarted),
-                        ("stopped", applied.stopped)):
+        return 2
+    for verb, names in (("started", applied.started), ("stopped", applied.stopped)):
         for name in names:
             click.echo(f"{verb} {name}")
-    sys.exit(1 if problems else 0)
+    return 1 if problems else 0
+
+
+def _retire_cron_files(config: Config) -> None:
+    """Where the generator is installed and systemd runs, timers run the
+    jobs: a cron file of cron-generate's (configuration management may put
+    the original's back at any deploy) would run each one a second time.
+    Moved aside as the package's install does, with a note in the log."""
+    from pc_systemd.cron import migrate
+    from pc_systemd.systemd import presence
+
+    if not presence.timers_run_jobs():
+        return
+    for path in migrate.cron_files(config.output_crontab):
+        try:
+            migrate.take_out_of_service(path, migrate.TIMERS_RUN_THEM)
+        except OSError as err:
+            migrate.note(f"{path}: cannot rename it: {err.strerror}; cron still runs it")
 
 
 def _apply_access(config: Config) -> None:
@@ -418,6 +458,7 @@ def _apply_access(config: Config) -> None:
     from pc_systemd.systemd import access  # reload and install only
 
     for what, step in (("polkit rule", access.apply_rule),
+                       ("broker socket", access.apply_socket_group),
                        ("journal namespace", access.apply_journal_acl),
                        ("output_directory", access.ensure_output_directory),
                        ("hold_directory", access.ensure_hold_directory)):
@@ -445,6 +486,9 @@ def install(remove: bool, session: Session) -> None:
             # an invalid configuration: run-job reload names its problems
             with contextlib.suppress(PcError):
                 _apply_access(load_config(session.config_path))
+            # timers run the jobs from now on: not cron as well
+            with contextlib.suppress(PcError):
+                _retire_cron_files(load_config(session.config_path))
     except OSError as err:
         click.echo(f"run-job: {err}", err=True)
         sys.exit(2)
@@ -474,14 +518,34 @@ def _who() -> str:
         return f"uid {os.getuid()}"
 
 
-def _timers(config: Config, summaries: list[Summary], start: bool) -> None:
+def _timers(config: Config, summaries: list[Summary], start: bool,
+            request: Callable[[], object] | None = None) -> None:
     """Stop (or start) the timers of the scheduled jobs among ``summaries``,
     now (the generator keeps them out of timers.target.wants from the next
     daemon-reload on, and puts them back). Cron hosts: nothing to do, the
-    runner reads the hold directory at each scheduled run."""
+    runner reads the hold directory at each scheduled run. A member asks
+    the broker (``request()``: the broker's request), which finds the same
+    timers from the hold files."""
     if not _on_systemd(config):
         return
     from pc_systemd.systemd.bus import BusError, systemd  # systemd hosts only
+    from pc_systemd.systemd.runner import brokered
+
+    if request is not None and brokered():
+        from pc_systemd.systemd import broker_client as client  # members only
+        from pc_systemd.systemd.broker_protocol import Request
+
+        asked = request()
+        assert isinstance(asked, Request)
+        try:
+            lines, code = client.ask(asked)
+        except BusError as err:
+            die(str(err))
+        for error, line in lines:
+            click.echo(line, err=error)
+        if code != 0:
+            sys.exit(code)
+        return
     from pc_systemd.systemd.units import timer_name
 
     names = [timer_name(s.slug) for s in summaries if s.scheduled]
@@ -494,6 +558,17 @@ def _timers(config: Config, summaries: list[Summary], start: bool) -> None:
         die(str(err))
 
 
+def _request(op: str, job: str | None = None, tag: str | None = None
+             ) -> Callable[[], object]:
+    """The broker's request for a hold's timers (made only when it is sent)."""
+    def make() -> object:
+        from pc_systemd.systemd.broker_protocol import Request  # members only
+
+        return Request(op, job=job, tag=tag)
+
+    return make
+
+
 def disable_group(config: Config, tag: str) -> None:
     from pc_systemd.model import holds  # these commands only
 
@@ -503,7 +578,7 @@ def disable_group(config: Config, tag: str) -> None:
     except holds.HoldError as err:
         die(str(err))
     jobs = tagged(config, tag)
-    _timers(config, jobs, start=False)
+    _timers(config, jobs, start=False, request=_request("disable-group", tag=tag))
     names = ", ".join(s.slug for s in jobs) or "none yet; jobs given the tag later are held too"
     click.echo(f"group {tag} {'disabled' if added else 'was already disabled'}: "
                f"{len(jobs)} job(s): {names}")
@@ -523,7 +598,7 @@ def enable_group(config: Config, tag: str) -> None:
     found = Holds.read(config)  # another group, or a stop, may still hold a job
     jobs = tagged(config, tag)
     free = [s for s in jobs if found.reason(s) is None]
-    _timers(config, free, start=True)
+    _timers(config, free, start=True, request=_request("enable-group", tag=tag))
     still = [f"{s.slug} ({found.reason(s)})" for s in jobs if s not in free]
     click.echo(f"group {tag} enabled: {len(jobs)} job(s)"
                + (f"; still held: {', '.join(still)}" if still else ""))
@@ -552,7 +627,7 @@ def reset(config: Config, slug: str) -> None:
     summary = Summary.of(job)
     reason = Holds.read(config).reason(summary)
     if reason is None:
-        _timers(config, [summary], start=True)
+        _timers(config, [summary], start=True, request=_request("reset", job=slug))
     click.echo(f"{slug}: {'stop lifted' if removed else 'was not stopped'}"
                + (f"; still held: {reason}" if reason else ""))
 

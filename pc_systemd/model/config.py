@@ -224,8 +224,9 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "`default_job_config` may set one without it. `allow_root` does not imply it."),
     Key("developer_group", "group name", _group, "process-control-dev",
         "Its members may run, stop and follow jobs and read their output with "
-        "`run-job`, without root or a password (polkit on systemd hosts, a sudoers "
-        "drop-in on cron hosts); the package creates the default group."),
+        "`run-job`, without root or a password (through the broker on systemd hosts: "
+        "the group has no systemd permission of its own; a sudoers drop-in on cron "
+        "hosts); the package creates the default group."),
     Key("job_directory", "path", _abs_path, "/var/lib/process-control",
         "Where job files (`<slug>.yaml`) live."),
     Key("default_job_config", "mapping", _entries, (),

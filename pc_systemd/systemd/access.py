@@ -3,26 +3,30 @@
 systemd asks polkit before it starts or stops a unit for a caller that is
 not root: action ``org.freedesktop.systemd1.manage-units``, with the details
 ``unit`` (the unit's name) and ``verb`` (``start``, ``stop``, ``restart``,
-``kill``, ...). Our rule answers yes, with no password, for members of the
-developer group, for the verbs ``run-job`` uses (start: ``run``; stop:
-``kill`` and an interrupted ``run``; ref: keeping the unit loaded while
-``run`` follows it; reset-failed: ``run`` of a job with ``retry``), on the
-jobs' own services (``process-control-SLUG.service`` and
-``...SLUG.slow-start.service``) and the start and stop of their timers
-(``process-control-SLUG.timer``: ``disable-group``, ``enable-group``,
-``reset``); never a unit of ours, whose names no job may take
-(``model.job.RESERVED_SLUGS``). The failure-mail unit's user,
-``process-control-monitor``, may stop a job's timer, nothing else
-(``stop_after_failures``). The rule leaves every other question to the
-rules after it: systemd's default asks for an administrator.
+``kill``, ...), never the job mode: whoever may ``start`` a unit may also
+start it with ``--job-mode=flush``, which cancels every queued job on the
+host. So the developer group gets no systemd permission at all: its members
+ask the broker (:mod:`pc_systemd.broker`), whose user,
+``process-control-broker``, our rule lets start and stop the jobs' own
+services (``process-control-SLUG.service`` and ``...SLUG.slow-start.service``:
+``run``, ``kill``), reference them (``ref``: keeping the unit loaded while
+run-job follows it), clear their start limit (``reset-failed``: ``run`` of a
+job with ``retry``) and start and stop their timers (``disable-group``,
+``enable-group``, ``reset``); never a unit of ours, whose names no job may
+take (``model.job.RESERVED_SLUGS``). The broker asks with job mode
+``replace`` only. The failure-mail unit's user, ``process-control-monitor``,
+may stop a job's timer, nothing else (``stop_after_failures``). The rule
+leaves every other question to the rules after it: systemd's default asks
+for an administrator.
 
-The package ships the rule for its default group, as
+The package ships the rule as
 ``/usr/share/polkit-1/rules.d/50-process-control.rules`` (the file in this
-repository, ``systemd/polkit/``, is :func:`rule` of the defaults; a test keeps it
-so). polkit reads ``/etc/polkit-1/rules.d/`` before ``/usr/share``'s file of the
-same name, and reads both: with another ``developer_group:``, ``run-job reload``
-writes the rule for that group to ``/etc`` (:func:`apply_rule`), and that rule
-sends the default group's members to the administrator, as before the package.
+repository, ``systemd/polkit/``, is :func:`rule`; a test keeps it so). It names
+no group, so ``developer_group`` does not change it: ``run-job reload``
+writes it to ``/etc/polkit-1/rules.d/`` only where no package shipped one (a
+wheel's install), and removes the rule an earlier version wrote there for
+another group (:func:`apply_rule`), which let that group's members start job
+units themselves.
 
 A job's output is read with journalctl in the journal namespace of the job
 services (``LogNamespace=``), whose files the group may read (the package's
@@ -35,7 +39,6 @@ import grp
 import json
 import os
 import pwd
-from collections.abc import Sequence
 
 from pc_systemd.core.atomic import write_atomically
 from pc_systemd.model.config import KEYS_BY_NAME, Config
@@ -44,28 +47,32 @@ from pc_systemd.model.writers import passwd_entry
 from pc_systemd.systemd.units import MONITOR_USER, PREFIX
 
 DEFAULT_GROUP: str = KEYS_BY_NAME["developer_group"].default
+BROKER_USER = "process-control-broker"
 RULE_NAME = "50-process-control.rules"
 SHIPPED_RULE = "/usr/share/polkit-1/rules.d/" + RULE_NAME
 LOCAL_RULE = "/etc/polkit-1/rules.d/" + RULE_NAME
-# "ref": run-job holds the unit while it follows a run (Unit.Ref), or a unit
-# that ran successfully would be unloaded with its result before it is read.
-# "reset-failed": a run by hand of a job with `retry` first clears the start
-# limit that ends a run's attempts (model.retry), so it gets all of its own.
+# "ref": the broker holds the unit while run-job follows a run (Unit.Ref), or
+# a unit that ran successfully would be unloaded with its result before it is
+# read. "reset-failed": a run by hand of a job with `retry` first clears the
+# start limit that ends a run's attempts (model.retry), so it gets all of its own.
 VERBS = ("start", "stop", "ref", "reset-failed")
 TIMER_VERBS = ("start", "stop")  # disable-group, enable-group, reset
 MONITOR_VERBS = ("stop",)  # the failure-mail unit, after stop_after_failures
 MARK = "process-control: written by run-job reload"  # what is ours, in /etc
 
 _RULE = """\
-// process-control: members of the developer group may start and stop the
-// jobs' own services (run-job run, kill) and their timers (disable-group,
+// process-control: the broker's user (process-control-broker), which
+// members of the developer group ask, may start and stop the jobs' own
+// services (run-job run, kill) and their timers (disable-group,
 // enable-group, reset) without a password; the failure-mail unit's user may
-// stop a job's timer (stop_after_failures); nothing else.
+// stop a job's timer (stop_after_failures); nothing else. No group is named:
+// polkit never sees the job mode, so whoever may start a unit may also
+// cancel every queued job (--job-mode=flush); the broker asks with
+// "replace" only.
 // systemd passes the unit's name and the verb as the details "unit" and "verb".
 @MARK@
 polkit.addRule(function (action, subject) {
-    var group = @GROUP@;
-    var formerGroups = @FORMER@;  // groups this rule replaces: asked as before
+    var broker = @BROKER@;
     var prefix = @PREFIX@;
     var reserved = @RESERVED@;  // names of process-control's own units
     var verbs = {"service": @VERBS@, "timer": @TIMER_VERBS@};
@@ -84,30 +91,19 @@ polkit.addRule(function (action, subject) {
     if (match[2] == "timer" && subject.user == monitor && monitorVerbs.indexOf(verb) >= 0) {
         return polkit.Result.YES;
     }
-    if (verbs[match[2]].indexOf(verb) < 0) {
-        return polkit.Result.NOT_HANDLED;
-    }
-    if (subject.isInGroup(group)) {
+    if (subject.user == broker && verbs[match[2]].indexOf(verb) >= 0) {
         return polkit.Result.YES;
-    }
-    for (var i = 0; i < formerGroups.length; i++) {
-        if (subject.isInGroup(formerGroups[i])) {
-            return polkit.Result.AUTH_ADMIN;
-        }
     }
     return polkit.Result.NOT_HANDLED;
 });
 """
 
 
-def rule(group: str = DEFAULT_GROUP, former: Sequence[str] = (), mark: str = "") -> str:
-    """The polkit rule for ``group``; members of ``former`` groups are asked
-    for an administrator, as without the rule. Every value is a JSON literal
-    (the group name is validated too: config._group)."""
+def rule(mark: str = "") -> str:
+    """The polkit rule; every value is a JSON literal."""
     values = {
         "@MARK@": f"// {mark}" if mark else "// (shipped with the package)",
-        "@GROUP@": json.dumps(group),
-        "@FORMER@": json.dumps(list(former)),
+        "@BROKER@": json.dumps(BROKER_USER),
         "@PREFIX@": json.dumps(PREFIX),
         "@RESERVED@": json.dumps(sorted(RESERVED_SLUGS)),
         "@VERBS@": json.dumps(list(VERBS)),
@@ -122,18 +118,13 @@ def rule(group: str = DEFAULT_GROUP, former: Sequence[str] = (), mark: str = "")
 
 
 def apply_rule(config: Config, shipped: str | None = None, local: str | None = None) -> str | None:
-    """Make polkit's rule match ``developer_group`` (root, at ``run-job
-    reload``): what was done, or None. The rule goes to /etc when the group
-    is not the default, or when no package shipped one (a wheel's install);
-    ours is removed from /etc when the shipped one is right."""
+    """Make polkit's rule the broker's (root, at ``run-job reload``): what
+    was done, or None. The rule goes to /etc only when no package shipped
+    one (a wheel's install); ours is removed from /etc when the shipped one
+    is there, whatever group an earlier version wrote it for."""
     shipped = shipped or SHIPPED_RULE
     local = local or LOCAL_RULE
-    group = config.developer_group
-    wanted = None
-    if group != DEFAULT_GROUP:
-        wanted = rule(group, [DEFAULT_GROUP], MARK)
-    elif not os.path.exists(shipped):
-        wanted = rule(group, (), MARK)
+    wanted = None if os.path.exists(shipped) else rule(MARK)
     current = _read(local)
     if wanted is None:
         if current is not None and MARK in current:
@@ -143,11 +134,12 @@ def apply_rule(config: Config, shipped: str | None = None, local: str | None = N
     if current == wanted:
         return None
     if current is not None and MARK not in current:
-        return f"{local} exists and is not ours: left alone (developer_group {group!r})"
+        return (f"{local} exists and is not ours: left alone (developer_group "
+                f"{config.developer_group!r})")
     if not os.path.isdir(os.path.dirname(local)):
-        return None  # no polkit here: nobody to tell (the refusals name the group)
+        return None  # no polkit here: nobody to tell
     write_atomically(local, wanted, mode=0o644)
-    return f"wrote {local} for developer_group {group!r}"
+    return f"wrote {local} for the broker ({BROKER_USER})"
 
 
 def _read(path: str) -> str | None:
@@ -332,3 +324,47 @@ def apply_journal_acl(config: Config, path: str | None = None) -> str | None:
     if done.returncode != 0:
         return f"systemd-tmpfiles --create {path}: {done.stderr.strip() or done.returncode}"
     return f"wrote {path} for developer_group {group!r}" if current != wanted else None
+
+
+SOCKET_DROP_IN = "/etc/systemd/system/process-control-broker.socket.d/50-developer-group.conf"
+
+
+def apply_socket_group(config: Config, drop_in: str | None = None,
+                       socket_path: str | None = None) -> str | None:
+    """The broker's socket belongs to ``developer_group`` (root, at ``run-job
+    reload``): another group gets a drop-in of ours for
+    ``process-control-broker.socket`` (the package's unit names the default
+    group), and the listening socket is given the group at once (systemd
+    applies ``SocketGroup=`` when it makes the socket). Back to the default
+    group, the drop-in goes. What was done, or None."""
+    from pc_systemd.systemd.broker_protocol import SOCKET
+
+    drop_in = drop_in or SOCKET_DROP_IN
+    socket_path = socket_path or SOCKET
+    group = config.developer_group
+    current = _read(drop_in)
+    done = None
+    if group == DEFAULT_GROUP:
+        if current is not None and MARK in current:
+            os.unlink(drop_in)
+            done = f"removed {drop_in}"
+    else:
+        wanted = (f"# {MARK}, for developer_group {group}\n"
+                  f"[Socket]\nSocketGroup={group}\n")
+        if current != wanted:
+            if current is not None and MARK not in current:
+                return f"{drop_in} exists and is not ours: left alone (developer_group {group!r})"
+            os.makedirs(os.path.dirname(drop_in), mode=0o755, exist_ok=True)
+            write_atomically(drop_in, wanted, mode=0o644)
+            done = f"wrote {drop_in} for developer_group {group!r}"
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return done
+    try:
+        st = os.lstat(socket_path)
+    except FileNotFoundError:
+        return done
+    if st.st_uid == 0 and st.st_gid != gid and (st.st_mode & 0o170000) == 0o140000:
+        os.chown(socket_path, 0, gid, follow_symlinks=False)
+    return done

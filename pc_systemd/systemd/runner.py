@@ -21,7 +21,7 @@ from typing import Any
 
 from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.job import Job
-from pc_systemd.systemd import journal
+from pc_systemd.systemd import journal, presence
 from pc_systemd.systemd.bus import SERVICE_IFACE, UNIT_IFACE, Systemd, systemd
 from pc_systemd.systemd.unit_result import CLD_NAMES, EXIT_FAILED, RUNNING, outcome
 from pc_systemd.systemd.units import service_name, slow_start_name
@@ -52,10 +52,7 @@ def unit_of(job: Job, slow_start: bool) -> str:
 
 
 def not_generated(unit: str) -> RunError:
-    # here: only this error pays for install's pathlib (~4 ms of imports)
-    from pc_systemd.systemd.install import GENERATOR_DIR, NAME
-
-    if os.path.exists(os.path.join(GENERATOR_DIR, NAME)):
+    if presence.installed() is not None:  # the package's, or run-job --install-generator's
         how = "run `run-job --reload` to generate them"
     else:
         how = "install the generator with `run-job --install-generator`"
@@ -138,6 +135,95 @@ class _Interrupts:
             signal.signal(sig, handler)
 
 
+def brokered() -> bool:
+    """Whether systemd is asked through the broker (everyone but root: the
+    developer group has no systemd permission of its own)."""
+    return os.geteuid() != 0
+
+
+class _Control:
+    """What run-job asks systemd to do to a unit it follows. Root: systemd
+    itself, over the connection that reads the unit."""
+
+    def __init__(self, sd: Systemd, path: bytes, job: Job, slow_start: bool) -> None:
+        self.sd = sd
+        self.path = path
+        self.job = job
+        self.unit = unit_of(job, slow_start)
+
+    def hold(self) -> None:
+        """Keep systemd from forgetting the unit (and its result) while it
+        is followed: an unreferenced unit that ran successfully is
+        unloaded at once."""
+        self.sd.ref_unit(self.path)
+
+    def start(self) -> None:
+        self.hold()
+        if self.job.retry is not None:
+            # The start limit ends the attempts (model.retry.StartLimit): a
+            # run by hand gets all of its own, whatever runs came before.
+            self.sd.reset_failed(self.unit)
+        self.sd.start_unit(self.unit)
+
+    def stop(self) -> None:
+        self.sd.stop_unit(self.unit)
+
+    def close(self) -> None:
+        """The reference ends with the connection."""
+
+
+class _Brokered(_Control):
+    """A member: the broker references, starts and stops the unit, and holds
+    its reference while the connection to it lasts (pc_systemd.broker)."""
+
+    def __init__(self, sd: Systemd, path: bytes, job: Job, slow_start: bool,
+                 early: Any = None) -> None:
+        super().__init__(sd, path, job, slow_start)
+        self.slow_start = slow_start
+        self.connection: Any = early
+
+    def _ask(self, op: str) -> None:
+        from pc_systemd.systemd.broker_client import Connection  # members only
+        from pc_systemd.systemd.broker_protocol import Request
+
+        if self.connection is None:
+            self.connection = Connection()
+        self.connection.send(Request(op, job=self.job.slug, slow_start=self.slow_start))
+        self.connection.ready()
+
+    def hold(self) -> None:
+        self._ask("watch")
+
+    def start(self) -> None:
+        self._ask("run")
+
+    def stop(self) -> None:
+        if self.connection is not None:
+            self.connection.stop()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def _control(sd: Systemd, path: bytes, job: Job, slow_start: bool,
+             early: Any = None) -> _Control:
+    if brokered():
+        return _Brokered(sd, path, job, slow_start, early)
+    return _Control(sd, path, job, slow_start)
+
+
+def _early() -> Any:
+    """A member's connection to the broker, made first: systemd starts the
+    broker's process while run-job looks at the unit and starts following
+    its journal (the request goes once the run may start)."""
+    if not brokered():
+        return None
+    from pc_systemd.systemd.broker_client import Connection  # members only
+
+    return Connection()
+
+
 def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
     """Start the job's unit, show its output as it runs, return its exit status.
 
@@ -145,37 +231,45 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
     (the one-line reason of a failure). Raises RunError and BusError.
     """
     unit = unit_of(job, slow_start)
+    early = _early()
     with systemd() as sd:
-        path = _loaded_path(sd, unit)
-        if _Look.take(sd, path).running:
+        try:
+            path = _loaded_path(sd, unit)
+            busy = _Look.take(sd, path).running
+        except BaseException:
+            if early is not None:
+                early.close()  # no request: the broker ends without one
+            raise
+        if busy:
+            if early is not None:
+                early.close()
             # A start of a running oneshot would wait for it, silently.
             return _busy(job, sd, path, say)
-        sd.ref_unit(path)
-        if job.retry is not None:
-            # The start limit ends the attempts (model.retry.StartLimit): a
-            # run by hand gets all of its own, whatever runs came before.
-            sd.reset_failed(unit)
-        asked = time.time_ns() // 1000
-        follower = journal.Follower(unit, asked)
-        attempts = _Attempts(job, say)
-        try:
-            with _Interrupts() as interrupts:
-                sd.start_unit(unit)
-                look, others = _follow(sd, path, follower, show, interrupts, unit, asked,
-                                       attempts)
-            for line in follower.finish():
-                show(line)
+        control = _control(sd, path, job, slow_start, early)
+        try:  # the reference lasts until the run's end is read
+            asked = time.time_ns() // 1000
+            follower = journal.Follower(unit, asked)
+            attempts = _Attempts(job, say)
+            try:
+                with _Interrupts() as interrupts:
+                    control.start()
+                    look, others = _follow(sd, path, follower, show, interrupts, control,
+                                           asked, attempts)
+                for line in follower.finish():
+                    show(line)
+            finally:
+                follower.close()
+            if look.started < asked:
+                if others:
+                    # Another run began between our look and our start, and the
+                    # start merged into it: it was not this run.
+                    return _busy_after(job, say)
+                say(f"run-job: systemd did not start {unit} (see journalctl -u {unit})")
+                return EXIT_FAILED
+            result, code, status = _ended(sd, path)
+            main_start = int(sd.get(path, SERVICE_IFACE, b"ExecMainStartTimestamp", b"t"))
         finally:
-            follower.close()
-        if look.started < asked:
-            if others:
-                # Another run began between our look and our start, and the
-                # start merged into it: it was not this run.
-                return _busy_after(job, say)
-            say(f"run-job: systemd did not start {unit} (see journalctl -u {unit})")
-            return EXIT_FAILED
-        result, code, status = _ended(sd, path)
-        main_start = int(sd.get(path, SERVICE_IFACE, b"ExecMainStartTimestamp", b"t"))
+            control.close()
     if main_start < asked and result == "success":
         # Stopped before its main process started (while systemd set the
         # unit up): systemd calls a requested stop a success, but the job's
@@ -229,7 +323,7 @@ class _Attempts:
 
 def _follow(
     sd: Systemd, path: bytes, follower: journal.Follower, show: Say,
-    interrupts: _Interrupts, unit: str, asked: int, attempts: _Attempts,
+    interrupts: _Interrupts, control: _Control, asked: int, attempts: _Attempts,
 ) -> tuple[_Look, bool]:
     """Show the output until the start job is done and, with ``retry``,
     until no attempt is left (the unit is no longer activating); the last
@@ -244,7 +338,7 @@ def _follow(
             show(line)
         if interrupts.received is not None and not stopping:
             stopping = True
-            sd.stop_unit(unit)
+            control.stop()
         look = _Look.take(sd, path)
         if look.running and look.started < asked:
             others = True
@@ -256,9 +350,18 @@ def _follow(
             return look, others
 
 
-def stop(job: Job, say: Say) -> int:
+def stop(job: Job, say: Say, direct: bool = False) -> int:
     """``--kill-job``: stop the job's running unit(s), the whole control
-    group (KillMode=control-group), and wait until they are gone."""
+    group (KillMode=control-group), and wait until they are gone. A member
+    asks the broker, unless ``direct`` (the broker itself)."""
+    if brokered() and not direct:
+        from pc_systemd.systemd import broker_client as client  # members: the broker stops it
+        from pc_systemd.systemd.broker_protocol import Request
+
+        lines, code = client.ask(Request("kill", job=job.slug))
+        for _error, line in lines:
+            say(line)
+        return code
     units = [service_name(job.slug)]
     if job.slow_start_command is not None:
         units.append(slow_start_name(job.slug))
@@ -298,28 +401,32 @@ def follow(job: Job, *, slow_start: bool, show: Say, say: Say) -> int | None:
         look = _Look.take(sd, path)
         if not look.running:
             return None
-        sd.ref_unit(path)
-        follower = journal.Follower(unit, look.started)
-        follower.invocation = _invocation(sd, path)
-        started = look.started
-        try:
-            with _Interrupts() as interrupts:
-                while interrupts.received is None:
-                    for line in follower.read(POLL):
-                        show(line)
-                    look = _Look.take(sd, path)
-                    if look.done or look.started != started:
-                        break
-                if interrupts.received is not None:
-                    return 128 + interrupts.received
-            for line in follower.finish():
-                show(line)
+        control = _control(sd, path, job, slow_start)
+        try:  # the reference lasts until the run's end is read
+            control.hold()
+            follower = journal.Follower(unit, look.started)
+            follower.invocation = _invocation(sd, path)
+            started = look.started
+            try:
+                with _Interrupts() as interrupts:
+                    while interrupts.received is None:
+                        for line in follower.read(POLL):
+                            show(line)
+                        look = _Look.take(sd, path)
+                        if look.done or look.started != started:
+                            break
+                    if interrupts.received is not None:
+                        return 128 + interrupts.received
+                for line in follower.finish():
+                    show(line)
+            finally:
+                follower.close()
+            if look.started != started:
+                say(f"{job.name}: another run has begun")
+                return EXIT_OK
+            result, code, status = _ended(sd, path)
         finally:
-            follower.close()
-        if look.started != started:
-            say(f"{job.name}: another run has begun")
-            return EXIT_OK
-        result, code, status = _ended(sd, path)
+            control.close()
     return _said(job, result, code, status, say)
 
 
