@@ -61,16 +61,22 @@ install_venv() {
     # pystemd builds against libsystemd; hosts without it (cron hosts) run
     # everything else.
     if pkg-config --exists libsystemd 2>/dev/null; then extras=test,systemd; fi
-    local stamp=.venv/.installed-compat-$extras-$(sha256sum pyproject.toml | cut -c1-16)
+    local stamp=.venv/.installed-compat-$extras-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
     if [ ! -e "$stamp" ]; then
-        # (this machine's pip configuration warns about missing local
-        # mirrors on every package; those lines are noise)
+        # Every package at the version constraints.txt pins, build tools
+        # included: the build runs without isolation, with the pinned
+        # setuptools and Cython, so no new upstream release reaches a fresh
+        # machine. (This machine's pip configuration warns about missing
+        # local mirrors on every package; those lines are noise.)
         # editable_mode=compat: a plain .pth path entry. The default mode's
         # import finder costs every interpreter start ~25 ms (measured:
         # `.venv/bin/python -c pass` 43 ms -> 17 ms), and run-job,
         # cron-generate and the record hooks all start interpreters.
-        .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]" \
-            --config-settings editable_mode=compat \
+        .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+            setuptools wheel Cython \
+            2> >(grep -v "^WARNING: Location 'file://" >&2)
+        .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+            --no-build-isolation -e ".[$extras]" --config-settings editable_mode=compat \
             2> >(grep -v "^WARNING: Location 'file://" >&2)
         rm -f .venv/.installed-*
         touch "$stamp"

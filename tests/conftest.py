@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pc_systemd.model.config import Config, load_config
+from tests import user_install
 
 if TYPE_CHECKING:
     from tests.systemd_box import SystemdBox
@@ -157,11 +158,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def hide_checkout(box: SystemdBox) -> None:
-    """Nothing of the checkout or the test virtualenv visible inside ``box``,
-    so everything that runs there comes from the package. (Under /tmp they
+    """Nothing of the checkout, the test virtualenv or the world-readable
+    installation of the tree visible inside ``box``, so everything that
+    runs there comes from the package. (Under /tmp they
     are hidden already: the box has a /tmp of its own.)"""
     venv = Path(sys.prefix).resolve()
-    for path in [ROOT] if venv.is_relative_to(ROOT) else [ROOT, venv]:
+    for path in [*([ROOT] if venv.is_relative_to(ROOT) else [ROOT, venv]), user_install.PREFIX]:
         if box.run(["test", "-d", str(path)], check=False).returncode == 0:
             box.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(path)])
     assert box.run(["test", "-e", str(ROOT / "pyproject.toml")], check=False).returncode

@@ -157,6 +157,7 @@ class Declared:
     io_class: str | None = None
     catch_up: bool = False
     random_delay: float = 0.0  # minutes
+    credentials: tuple[str, ...] = ()  # names in the default credentials_directory
 
     @property
     def scheduled(self) -> bool:
@@ -239,7 +240,16 @@ def declared(case: Case) -> Declared:
         io_class=explicit.get("io_class", doc.get("io_class")),
         catch_up=bool(explicit.get("catch_up", doc.get("catch_up", False))),
         random_delay=float(explicit.get("random_delay", doc.get("random_delay", 0))),
+        credentials=_names(case, explicit.get("credentials", doc.get("credentials"))),
     )
+
+
+def _names(case: Case, value: Any) -> tuple[str, ...]:
+    """``credentials`` as documented: a name or a list of names."""
+    names = [] if value is None else value if isinstance(value, list) else [value]
+    if not all(isinstance(name, str) for name in names):
+        raise ManifestError(f"{case.id}: give credentials explicitly")
+    return tuple(names)
 
 
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}

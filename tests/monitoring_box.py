@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -17,11 +16,12 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.systemd_box import CHECKOUT, SystemdBox
+from tests.systemd_box import SystemdBox
+from tests.user_install import PYTHON, RUN_JOB
 
-VENV = Path(sys.prefix)
-PYTHON = str(VENV / "bin" / "python")
-RUN_JOB = str(VENV / "bin" / "run-job")
+# Our code runs from the world-readable installation (the mail and metrics
+# units run it as their own users); the SMTP server from the test virtualenv.
+SMTP_PYTHON = str(Path(sys.prefix) / "bin" / "python")
 JOBS = "/var/lib/process-control"
 METRICS_DIR = "/var/lib/node-exporter"
 METRICS = f"{METRICS_DIR}/process-control.prom"
@@ -35,36 +35,13 @@ TO = "oncall@example.org"
 FAILMAIL = f"failmail: {{from_address: {FROM}, to_address: {TO}}}\n"
 
 
-def allow_python(box: SystemdBox) -> None:
-    """The venv's interpreter may live under a home directory (pyenv in /root
-    here): let unprivileged users reach it, in this container only (the
-    Debian package uses /usr/bin/python3)."""
-    for parent in Path(os.path.realpath(sys.executable)).parents:
-        if str(parent) != "/":
-            box.run(["chmod", "o+x", str(parent)])
-
-
-def checkout_for_our_units(box: SystemdBox) -> None:
-    """Our mail and metrics units run with DynamicUser=, so with a private
-    /tmp: a checkout or virtualenv under /tmp (a CI clone may be) would
-    vanish from their view. Bind them in, in this container only; the
-    package and a pip install live under /usr or /opt."""
-    paths = {p for p in (CHECKOUT, VENV.resolve()) if p.is_relative_to("/tmp")}
-    if not paths:
-        return
-    binds = " ".join(str(p) for p in sorted(paths))
-    for unit in ("process-control-mail@.service", "process-control-metrics.service"):
-        box.write_file(f"/etc/systemd/system/{unit}.d/checkout.conf",
-                       f"[Service]\nBindReadOnlyPaths={binds}\n")
-
-
 def start_smtp(box: SystemdBox) -> None:
     # A stopped --collect unit is unloaded a moment later; systemd-run refuses
     # the name until then ("already loaded"), which made this test flaky.
     box.systemctl("reset-failed", SMTP_UNIT, check=False)
     box.wait_until(lambda: box.show(SMTP_UNIT, "LoadState")["LoadState"] == "not-found",
                    timeout=20, what="the stopped SMTP unit unloaded")
-    box.run(["systemd-run", f"--unit={SMTP_UNIT}", "--collect", PYTHON, "-m", "aiosmtpd",
+    box.run(["systemd-run", f"--unit={SMTP_UNIT}", "--collect", SMTP_PYTHON, "-m", "aiosmtpd",
              "-n", "-l", f"127.0.0.1:{SMTP_PORT}", "-c", "aiosmtpd.handlers.Mailbox", MAILDIR])
     probe = f"import socket; socket.create_connection(('127.0.0.1', {SMTP_PORT}), 1).close()"
     box.wait_until(lambda: box.run([PYTHON, "-c", probe], check=False).returncode == 0,
@@ -164,8 +141,6 @@ def set_up(box: SystemdBox, config: str, jobs: Mapping[str, str],
     box.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
              MONITOR])
     box.run(["install", "-d", "-o", MONITOR, "-m", "0755", METRICS_DIR])
-    allow_python(box)
-    checkout_for_our_units(box)
     for step in prepare:
         step(box)
     box.write_file("/etc/process-control.yaml", config)

@@ -70,6 +70,8 @@ from typing import TypeVar
 
 import pytest
 
+from tests.user_install import installation
+
 CHECKOUT = Path(__file__).resolve().parent.parent
 BASE_ROOT = Path("/run/pc-test")
 
@@ -783,24 +785,13 @@ def require_systemd_box() -> None:
 
 
 def checkout_box() -> SystemdBox:
-    """A box (not yet entered) in which the checkout and the virtualenv that
-    runs the tests are visible at their own paths, read-only; the test
-    fails under CI, or is skipped elsewhere, when the host cannot boot one."""
+    """A box (not yet entered) in which the checkout, the virtualenv that
+    runs the tests and the world-readable installation of the tree
+    (:mod:`tests.user_install`) are visible at their own paths, read-only;
+    the test fails under CI, or is skipped elsewhere, when the host cannot
+    boot one. Code of ours that runs in the box as a user other than root
+    runs from that installation, never from the checkout."""
     require_systemd_box()
     venv = Path(sys.prefix)
     binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
-    return SystemdBox(binds_ro=binds)
-
-
-def make_python_reachable(box: SystemdBox, user: str) -> None:
-    """Let the service user execute this test's interpreter inside the box.
-
-    The venv's python may be a symlink into root's home (/root is 0700 here);
-    the box's root is a throw-away overlay, so opening the way there changes
-    nothing on the host.
-    """
-    real = Path(sys.executable).resolve()
-    for directory in reversed(real.parents):
-        if box.run(["su", "-s", "/bin/sh", user, "-c", f"test -x '{directory}'"],
-                   check=False).returncode != 0:
-            box.run(["chmod", "o+x", str(directory)])
+    return SystemdBox(binds_ro=[*binds, installation()])

@@ -10,7 +10,6 @@ import pwd
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from pc_systemd.model.config import builtin
 from pc_systemd.systemd import access
+from tests import user_install
 from tests.conftest import ROOT
 
 
@@ -126,6 +126,8 @@ def test_membership_root_and_the_group_database() -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root (CI runs as root)")
 def test_a_non_member_gets_one_line_and_exit_2() -> None:
+    # nobody runs an installation it can read, not the checkout.
+    user_install.installation()
     # A place nobody can read (pytest's tmp_path is root's alone).
     top = Path(tempfile.mkdtemp(prefix="pc-access-"))
     try:
@@ -138,9 +140,8 @@ def test_a_non_member_gets_one_line_and_exit_2() -> None:
         for argv in (["run", "hello"], ["kill", "hello"], ["logs", "hello"], ["-j", "hello"]):
             done = subprocess.run(
                 ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                 sys.executable, "-m", "pc_systemd.cli.run_job", "--config", str(config),
-                 *argv],
-                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                 user_install.RUN_JOB, "--config", str(config), *argv],
+                capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                 cwd="/",
             )
             what = {"run": "running a job", "-j": "running a job", "kill": "stopping a job",

@@ -612,9 +612,9 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
     commands = out.split("\nCommands:\n")[1].split("\n\n")[0]
     assert [line[2:].split("  ")[0] for line in commands.splitlines()
             if not line.startswith("   ")] == [
-        "run NAME [-w] [--scheduled]", "kill NAME [--tag TAG]", "list [-r] [--json] [--tag TAG]",
+        "run NAME [-w] [--scheduled] [--raw]", "kill NAME [--tag TAG]", "list [-r] [--json] [--tag TAG]",
         "status [-r] [--json] [--tag TAG]",
-        "logs NAME [--run N] [-w] [-f]", "next NAME [--count N] [--json]",
+        "logs NAME [--run N] [-w] [-f] [--raw]", "next NAME [--count N] [--json]",
         "validate [--strict] [FILES]...", "schema [--strict]", "reload", "install-generator",
         "uninstall-generator", "disable-group TAG", "enable-group TAG", "reset NAME",
         "export kubernetes [--output DIR]",
@@ -624,7 +624,8 @@ def test_help_lists_the_commands_and_every_flag(site: Site) -> None:
                  "-l, --list-jobs", "-s, --status", "-r, --only-running", "--json",
                  "--logs NAME", "--run N", "--next NAME", "--count N", "--validate",
                  "--strict", "--reload", "--install-generator", "--uninstall-generator",
-                 "--tag TAG", "--disable-group TAG", "--enable-group TAG", "--reset NAME"):
+                 "--tag TAG", "--disable-group TAG", "--enable-group TAG", "--reset NAME",
+                 "--raw"):
         assert f"\n  {flag}  " in f"\n{flags}", flag
     assert invoke(site, "-h")[1] == out
 

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.systemd_box import SystemdBox, checkout_box
+from tests.user_install import RUN_JOB
 
 pytestmark = pytest.mark.systemd
 
-VENV = Path(sys.prefix)
-RUN_JOB = str(VENV / "bin" / "run-job")
 JOBS = "/var/lib/process-control"
 USER = "pcuser"
 OTHER = "alice"  # an unprivileged user calling run-job
@@ -99,13 +95,6 @@ def box() -> Iterator[SystemdBox]:
     with checkout_box() as booted:
         booted.run(["useradd", "--create-home", USER])
         booted.run(["useradd", "--create-home", OTHER])
-        # The venv's interpreter may live under a home directory (pyenv in
-        # /root here): let the unprivileged caller reach it, in this
-        # container only.
-        python = Path(os.path.realpath(sys.executable))
-        for parent in python.parents:
-            if str(parent) != "/":
-                booted.run(["chmod", "o+x", str(parent)])
         booted.write_file("/etc/process-control.yaml", CONFIG)
         for slug, text in JOB_FILES.items():
             booted.write_file(f"{JOBS}/{slug}.yaml", text)

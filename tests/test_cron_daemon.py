@@ -14,24 +14,21 @@ here) was booted with systemd.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.systemd_box import SystemdBox, checkout_box, make_python_reachable
+from tests.systemd_box import SystemdBox, checkout_box
+from tests.user_install import CRON_GENERATE, PYTHON, RUN_JOB
 
 pytestmark = pytest.mark.systemd
 
-VENV = Path(sys.prefix)
-
 USER = "pcjob"
 JOBS = "/var/lib/process-control"
-RUNNER = str(VENV / "bin" / "run-job")
+RUNNER = RUN_JOB  # the world-readable installation: cron runs it as USER
 STATE = "/var/cache/process-control"
 LOGS = "/var/log/process-control"
 DIRECTORIES = (LOGS, "/run/process-control", STATE)
@@ -74,7 +71,7 @@ def delayed_job(box: SystemdBox) -> tuple[str, float]:
               "host = machine_id()\n"
               "print(next(f'delayed{n} {fixed_delay(f\"delayed{n}\", 1.0, host)!r}'"
               " for n in range(1000) if fixed_delay(f'delayed{n}', 1.0, host) > 0.3))\n")
-    slug, fraction = box.run([sys.executable, "-I", "-c", script]).stdout.split()
+    slug, fraction = box.run([PYTHON, "-I", "-c", script]).stdout.split()
     return slug, DELAY / 60 / float(fraction)
 
 
@@ -90,7 +87,6 @@ def finished_run(box: SystemdBox, slug: str) -> dict[str, Any] | None:
 def test_cron_runs_the_job_through_the_generated_file(systemd_box: SystemdBox) -> None:
     box = systemd_box
     box.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
-    make_python_reachable(box, USER)
     for directory in DIRECTORIES:
         box.run(["install", "-d", "-o", USER, "-m", "0755", directory])
     box.write_file("/etc/process-control.yaml", CONFIG)
@@ -99,7 +95,7 @@ def test_cron_runs_the_job_through_the_generated_file(systemd_box: SystemdBox) -
     box.write_file(f"{JOBS}/{slug}.yaml", f"name: Delayed\ncommand: /bin/true\n"
                                           f"schedule: '* * * * *'\nrandom_delay: {minutes!r}\n")
 
-    box.run([str(VENV / "bin" / "cron-generate"), "--config", "/etc/process-control.yaml"])
+    box.run([CRON_GENERATE, "--config", "/etc/process-control.yaml"])
     crontab = box.run(["cat", "/etc/cron.d/process-control"]).stdout
     assert f"* * * * * {USER} {RUNNER} --job fromcron\n" in crontab
     assert f"* * * * * {USER} {RUNNER} --job {slug} --scheduled\n" in crontab

@@ -436,3 +436,13 @@ def test_without_the_client_one_line_says_how_to_get_it(
     assert (code, objects) == (2, [])
     assert stderr == ("run-job: the Kubernetes client is missing: pip install "
                       "'pc-systemd[kubernetes]' (Debian: apt install python3-kubernetes)\n")
+
+
+def test_a_job_with_credentials_is_refused(site: Site) -> None:
+    site.configure(CLUSTER)
+    site.job("sec", "name: X\ncommand: /bin/true\nschedule: '0 0 * * *'\ncredentials: token\n")
+    code, objects, stderr = _export(site)
+    assert (code, objects) == (1, [])
+    assert stderr == (f"{site.jobs}/sec.yaml:4: credentials: the host's credentials_directory "
+                      "is not in the cluster: give the job a Kubernetes Secret instead (it "
+                      "would run without its credentials)\n")

@@ -7,26 +7,24 @@ beside them runs. (Runs by hand, and reset: tests/test_holds.py.)
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.systemd_box import SystemdBox, checkout_box, make_python_reachable
+from tests.systemd_box import SystemdBox, checkout_box
+from tests.user_install import CRON_GENERATE, RUN_JOB
 
 pytestmark = pytest.mark.systemd
 
-VENV = Path(sys.prefix)
 USER = "pcjob"
 GROUP = "pcdev"
 JOBS = "/var/lib/process-control"
 STATE = "/var/cache/process-control"
 HOLDS = "/var/lib/process-control-holds"
-RUNNER = str(VENV / "bin" / "run-job")
+RUNNER = RUN_JOB  # the world-readable installation: cron runs it as USER
 CONFIG = f"""\
 user: {USER}
 developer_group: {GROUP}
@@ -66,15 +64,13 @@ def test_cron_skips_held_jobs_and_runs_the_others(box: SystemdBox) -> None:
     box.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
     box.run(["groupadd", GROUP])
     box.run(["useradd", "--create-home", "--groups", GROUP, "dev"])
-    for user in (USER, "dev"):
-        make_python_reachable(box, user)
     for directory in ("/var/log/process-control", "/run/process-control", STATE):
         box.run(["install", "-d", "-o", USER, "-m", "0755", directory])
     box.run(["install", "-d", "-o", "root", "-g", GROUP, "-m", "2775", HOLDS])
     box.write_file("/etc/process-control.yaml", CONFIG)
     for slug, text in JOB_FILES.items():
         box.write_file(f"{JOBS}/{slug}.yaml", text)
-    box.run([str(VENV / "bin" / "cron-generate")])
+    box.run([CRON_GENERATE])
     crontab = box.run(["cat", "/etc/cron.d/process-control"]).stdout
     assert f"* * * * * {USER} {RUNNER} --job held\n" in crontab  # the cron file is unchanged
     done = box.run([RUNNER, "disable-group", "batch"], user="dev", check=False)

@@ -99,7 +99,8 @@ def case_param(case: Case) -> Any:
 
 # -- comparing a case's units with the reference job's --------------------------
 
-_SPECIAL = {"ExecStart", "Environment", "TimeoutStartSec", "OnFailure"}
+_SPECIAL = {"ExecStart", "Environment", "TimeoutStartSec", "OnFailure", "LoadCredential"}
+CREDENTIALS = "/etc/process-control/credentials"  # the default credentials_directory
 # the limits a job may declare: each checked against the declared value
 _LIMITS = {"MemoryMax", "CPUQuota", "Nice", "IOSchedulingClass"}
 _TIMER_SPECIAL = {"OnCalendar", "Persistent", "RandomizedDelaySec", "FixedRandomDelay"}
@@ -131,6 +132,10 @@ def compare_service(
         extra = [e for e in got if e not in want]
         missing = [e for e in want if e not in got]
         problems.append(f"settings differ from the template's: extra {extra!r}, missing {missing!r}")
+    credentials = [(s, v) for s, k, v in entries if k == "LoadCredential"]
+    declared = [("Service", f"{name}:{CREDENTIALS}/{name}") for name in decl.credentials]
+    if credentials != declared:
+        problems.append(f"LoadCredential= is {credentials!r}, declared {declared!r}")
     on_failure = [v for _s, k, v in entries if k == "OnFailure"]
     if on_failure not in ([], [f"process-control-mail@{slug}.service"]):
         problems.append(f"OnFailure={on_failure!r}: only the job's own mail unit may be named")

@@ -99,7 +99,8 @@ json.dump(out, sys.stdout, ensure_ascii=True)
 # Properties that differ between two jobs by design; each is checked on
 # its own below (or, for timers, is about when they fire).
 SERVICE_OWN = {"Id", "Names", "Description", "ExecStart", "ExecStartEx", "Environment",
-               "TimeoutStartUSec", "TriggeredBy", "After", "OnFailure"}
+               "TimeoutStartUSec", "TriggeredBy", "After", "OnFailure", "LoadCredential"}
+CREDENTIALS = "/etc/process-control/credentials"  # the default credentials_directory
 # The limits a job may declare, each checked against the declared value.
 LIMITS = {"MemoryMax", "CPUQuotaPerSecUSec", "Nice", "IOSchedulingClass"}
 IO_CLASSES = {"best-effort": 2, "idle": 3}  # IOPRIO_CLASS_*
@@ -232,6 +233,11 @@ def service_problems(
     env = list(want["Environment"]) + [f"{k}={v}" for k, v in decl.env]
     if got["Environment"] != env:
         problems.append(f"Environment={got['Environment']!r}, declared {env!r}")
+    # (systemd keeps them in a hash table: their order is not the file's)
+    loaded = sorted([str(v) for v in pair] for pair in got.get("LoadCredential") or [])
+    credentials = sorted([name, f"{CREDENTIALS}/{name}"] for name in decl.credentials)
+    if loaded != credentials:
+        problems.append(f"LoadCredential={loaded!r}, declared {credentials!r}")
     usec = round(decl.timeout * 60_000_000)
     limit = got["TimeoutStartUSec"]
     if (limit == INFINITY) != (decl.timeout == 0) or (

@@ -79,6 +79,7 @@ BEYOND_THE_SCHEMA = {
     r"at most two decimals": "two decimals at most: multipleOf is computed in floating point",
     r"is a negative nice": "allow_negative_nice, in the global configuration",
     r"the last delay": "retry's longest delay, a product of attempts, delay and backoff",
+    r"CREDENTIALS_DIRECTORY is set for": "two keys together: credentials and environment",
 }
 
 
@@ -176,7 +177,7 @@ def test_the_job_example_with_each_commented_out_key_put_in_passes(site: Site) -
         "command", "slow_start_command", "timezone", "disabled", "catch_up", "random_delay",
         "allow_overtime",
         "failure_threshold_for_mail", "failmail", "sandbox", "memory_max", "cpu_quota", "nice",
-        "io_class", "logging", "retry", "stop_after_failures", "image"}
+        "io_class", "logging", "retry", "stop_after_failures", "image", "credentials"}
     for block in blocks:
         job = oracle_load(text) | oracle_load(re.sub(r"^#", "", block.group(0), flags=re.M))
         data = yaml.safe_dump(job).encode()

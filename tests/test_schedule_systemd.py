@@ -2,9 +2,10 @@
 
 * Translation: for thousands of random schedules, the fire times that the real
   systemd computes for our OnCalendar= lines are the ones cronsim computes
-  for the cron expression. cronsim follows Debian cron's day rule; where it
-  reads a schedule differently from Debian cron ("a-a/n", "N/step") the
-  test says so and works around it (see docs/schedules.md).
+  for the cron expression. cronsim (pinned in constraints.txt; 2.9 or
+  later reads "a-a/n" as Debian cron does) follows Debian cron's day rule;
+  where it accepts what Debian cron refuses ("N/step") the test says so
+  (see docs/schedules.md).
 * Parsing: Debian's own `crontab -n` accepts every schedule we accept; where
   we refuse one it accepts, the reason is one of a few named ones.
 
@@ -264,27 +265,9 @@ def systemd_fire_times(
     return result
 
 
-_NAMES = {name: n + 1 for n, name in enumerate(MONTH.names)} | {
-    name: n for n, name in enumerate(DOW.names)
-}
-_STEPPED_RANGE = re.compile(r"(?<![\w*/-])(\w+)-(\w+)/\d+(?![\w/-])")
-
-
-def for_cronsim(expr: str) -> str:
-    """expr with "a-a/n" written as "a", which cronsim misreads as "a-max/n"."""
-
-    def number(text: str) -> int:
-        return int(text) if text.isdigit() else _NAMES[text.lower()]
-
-    def single(match: re.Match[str]) -> str:
-        return match[1] if number(match[1]) == number(match[2]) else match[0]
-
-    return _STEPPED_RANGE.sub(single, expr)
-
-
 def cronsim_fire_times(expr: str, base: datetime) -> list[datetime]:
     try:
-        times = CronSim(for_cronsim(expr), base)
+        times = CronSim(expr, base)
     except CronSimError:
         # cronsim refuses schedules that can never fire ("0 0 30 2 *").
         return []
@@ -351,12 +334,15 @@ def test_random_schedules_cover_every_day_rule_combination() -> None:
     assert len(seen) == 9 and min(seen.values()) >= 200, seen
 
 
-def test_cronsim_misreads_a_one_value_range_with_a_step() -> None:
-    # Debian cron's set_range() makes "5-5/2" the single value 5; cronsim
-    # reads it like "5/2", i.e. 5-59/2. The comparison above rewrites it.
+def test_a_one_value_range_with_a_step_is_that_one_value() -> None:
+    # Debian cron's set_range() makes "5-5/2" the single value 5, in every
+    # field and with names; the edge cases above hold systemd's times for
+    # such lines to the reference's.
     assert parse_schedule("5-5/2 * * * *").minutes == {5}
-    assert [t.minute for t in islice(CronSim("5-5/2 * * * *", BASE_TIMES[0]), 2)] == [5, 7]
-    assert for_cronsim("5-5/2 0-0/1,1-2/1 * JAN-1/3 sun-7/2,7-7/1") == ("5 0,1-2/1 * JAN sun-7/2,7")
+    parsed = parse_schedule("5-5/2 0-0/1,1-2/1 * JAN-1/3 sun-7/2,7-7/1")
+    assert (parsed.minutes, parsed.hours, parsed.months) == ({5}, {0, 1, 2}, {1})
+    assert parsed.days_of_week == {0, 2, 4, 6}  # 7-7/1 is 7, Sunday
+    assert "3-3/2 5-5/7 * jan-jan/3 sun-sun/4" in EDGE_CASES
 
 
 def test_n_step_is_refused_where_cronsim_reads_it_as_a_range() -> None:

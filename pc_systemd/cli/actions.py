@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from pc_systemd.core.terminal import JobOutput
 from pc_systemd.model import backend
 from pc_systemd.model.config import Config, load_config
 from pc_systemd.model.errors import PcError, printable
 
 if TYPE_CHECKING:  # the annotation only: listings never load the job parser
+    from pc_systemd.core.safe_open import Copy
     from pc_systemd.model.job import Job
     from pc_systemd.model.jobinfo import Summary
 
@@ -58,8 +60,10 @@ def _on_systemd(config: Config) -> bool:
     return backend.choose(config) == backend.SYSTEMD
 
 
-def _show(line: str) -> None:
-    click.echo(line)
+def _job_output(raw: bool) -> JobOutput:
+    """Where a job's output goes: stdout, control characters shown on a
+    terminal unless ``raw`` (:mod:`pc_systemd.core.terminal`)."""
+    return JobOutput.to(sys.stdout.buffer, raw, sys.stdout.isatty())
 
 
 def _say(line: str) -> None:
@@ -76,13 +80,14 @@ def _require_member(config: Config, what: str) -> None:
 
 
 def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
-        cron_form: bool = False) -> None:
+        cron_form: bool = False, raw: bool = False) -> None:
     """``scheduled`` (``--scheduled``, in the cron lines of jobs with
     ``random_delay``): the direct runner waits the job's fixed delay first;
     on systemd hosts the timer has already waited it. ``cron_form``: the form
     cron lines use (``run-job --job NAME``, or ``--scheduled``): on cron
     hosts a held job is skipped (a disabled group, a stop after failures),
-    silently, as cron mails output; every other form runs it."""
+    silently, as cron mails output; every other form runs it. ``raw``: the
+    job's output to a terminal as it is, control characters included."""
     job = load_job(config, slug)
     if not _on_systemd(config):
         from pc_systemd.cron import direct  # not on systemd hosts (~20 ms of imports)
@@ -90,7 +95,7 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
         if (cron_form or scheduled) and not slow_start:
             _skip_if_held(config, job)
         sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout,
-                                scheduled=scheduled))
+                                scheduled=scheduled, raw=raw))
     _require_member(config, "running a job")
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
@@ -98,7 +103,8 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
     from pc_systemd.systemd.journal import JournalError
 
     try:
-        code = systemd_runner.run(job, slow_start=slow_start, show=_show, say=_say)
+        code = systemd_runner.run(job, slow_start=slow_start, show=_job_output(raw).line,
+                                  say=_say)
     except (BusError, systemd_runner.RunError, JournalError) as err:
         die(str(err))
     if job.logging == "file":
@@ -219,10 +225,11 @@ def show_jobs(config: Config, only_running: bool, full: bool, as_json: bool,
             click.echo(printable(info.slug))
 
 
-def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool = False) -> None:
+def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool = False,
+         raw: bool = False) -> None:
     """``logs``: one run's output; with ``follow``, the running run's as it
     comes, until the run ends (exit status: the run's, as ``run`` gives it),
-    or the last run's when none is running."""
+    or the last run's when none is running. ``raw`` as for :func:`run`."""
     job = load_job(config, slug)
     on_systemd = _on_systemd(config)
     if on_systemd:
@@ -230,22 +237,24 @@ def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool =
     if follow and which != -1:
         die("--follow follows the running run; it takes no --run")
     if job.logging == "file" or not on_systemd:
-        _file_logs(config, job, which, _running(config, job, slow_start) if follow else None)
+        _file_logs(config, job, which, _job_output(raw),
+                   _running(config, job, slow_start) if follow else None)
         return
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
     from pc_systemd.systemd.journal import JournalError
 
+    out = _job_output(raw)
     try:
         if follow:
-            code = systemd_runner.follow(job, slow_start=slow_start, show=_show, say=_say)
+            code = systemd_runner.follow(job, slow_start=slow_start, show=out.line, say=_say)
             if code is not None:
                 sys.exit(code)
         log = systemd_runner.logs(job, slow_start=slow_start, which=which)
         _say(systemd_runner.describe_run(job, log))
         for line in log.lines:
-            click.echo(line)
+            out.line(line)
     except (systemd_runner.RunError, JournalError, BusError) as err:
         die(str(err))
 
@@ -269,7 +278,7 @@ def _running(config: Config, job: Job, slow_start: bool) -> Callable[[], bool]:
     return held
 
 
-def _file_logs(config: Config, job: Job, which: int,
+def _file_logs(config: Config, job: Job, which: int, out: JobOutput,
                running: Callable[[], bool] | None = None) -> None:
     """Per-run log files (the direct runner's, or `logging: file` jobs');
     with ``running``, the newest one followed while the job runs.
@@ -303,13 +312,15 @@ def _file_logs(config: Config, job: Job, which: int,
         try:
             fd = open_at(dir_fd, names[index], service_uid(config.user), path)
             try:
-                copy_to(fd, sys.stdout.buffer)
-                sys.stdout.flush()
+                copy = copy_to(fd, out)
+                out.flush()
                 if running is not None:
-                    _follow_file(fd, running)
+                    _follow_file(copy, out, running)
             finally:
                 os.close(fd)
-            sys.stdout.flush()
+            out.finish()
+            if skipped := copy.skipped_line(path):
+                _say(skipped)
         except OSError as err:
             die(f"{path}: {err.strerror}")
     finally:
@@ -320,15 +331,14 @@ def _file_logs(config: Config, job: Job, which: int,
 FOLLOW_POLL = 0.2  # seconds between looks at a followed log file
 
 
-def _follow_file(fd: int, running: Callable[[], bool]) -> None:
-    """What is appended to ``fd`` while ``running()``, and once more after."""
+def _follow_file(copy: Copy, out: JobOutput, running: Callable[[], bool]) -> None:
+    """What is appended to the file while ``running()``, and once more after."""
     import time  # --follow only
 
     while True:
         alive = running()
-        while block := os.read(fd, 1 << 16):
-            sys.stdout.buffer.write(block)
-        sys.stdout.flush()
+        copy.to(out)
+        out.flush()
         if not alive:
             return
         time.sleep(FOLLOW_POLL)

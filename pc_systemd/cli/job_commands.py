@@ -38,6 +38,10 @@ only_running = click.option("-r", "--only-running", is_flag=True, help="Only run
 as_json = click.option("--json", "as_json", is_flag=True,
                        help="One JSON document instead of text.")
 tag_option = click.option("--tag", metavar="TAG", help="Only jobs with this tag.")
+raw_option = click.option(
+    "--raw", is_flag=True,
+    help="The job's output as it is, control characters included (on a terminal they are "
+         "shown as \\xNN).")
 
 
 @click.command("run")
@@ -46,12 +50,14 @@ tag_option = click.option("--tag", metavar="TAG", help="Only jobs with this tag.
 @click.option("--scheduled", is_flag=True,
               help="A run cron started: on hosts without systemd, wait the job's "
                    "random_delay first (the cron file passes it).")
+@raw_option
 @click.pass_obj
-def run_command(session: Session, name: str, slow_start: bool, scheduled: bool) -> None:
+def run_command(session: Session, name: str, slow_start: bool, scheduled: bool,
+                raw: bool) -> None:
     """Run the job NAME now.
 
     Shows its output (or where it went) and exits with its status."""
-    actions.run(session.config(), name, slow_start=slow_start, scheduled=scheduled)
+    actions.run(session.config(), name, slow_start=slow_start, scheduled=scheduled, raw=raw)
 
 
 @click.command("kill")
@@ -96,14 +102,15 @@ def status_command(session: Session, only_running: bool, as_json: bool,
 @click.option("-w", "--slow-start", is_flag=True, help="The slow-start runs.")
 @click.option("-f", "--follow", is_flag=True,
               help="Follow the running run until it ends (exit status: its own).")
+@raw_option
 @click.pass_obj
 def logs_command(session: Session, name: str, which_run: int, slow_start: bool,
-                 follow: bool) -> None:
+                 follow: bool, raw: bool) -> None:
     """Show the output of the job's last run.
 
     Or of the running one, or with --run of an earlier one; with --follow,
     the running one's as it comes."""
-    actions.logs(session.config(), name, slow_start, which_run, follow)
+    actions.logs(session.config(), name, slow_start, which_run, follow, raw)
 
 
 @click.command("next")

@@ -140,6 +140,7 @@ class Flags:
     disable_group: str | None
     enable_group: str | None
     reset: str | None
+    raw: bool
     files: tuple[str, ...] = ()
 
 
@@ -184,6 +185,8 @@ class Flags:
 @click.option("--disable-group", cls=Flag, metavar="TAG", help="As 'disable-group TAG'.")
 @click.option("--enable-group", cls=Flag, metavar="TAG", help="As 'enable-group TAG'.")
 @click.option("--reset", cls=Flag, metavar="NAME", type=JOB_NAME, help="As 'reset NAME'.")
+@click.option("--raw", cls=Flag, is_flag=True,
+              help="With -j or --logs: the job's output as it is (as 'run NAME --raw').")
 @click.pass_context
 def run_job(ctx: click.Context, /, config_path: str | None, **given: Any) -> None:
     """Run and inspect process-control jobs.
@@ -246,6 +249,8 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
         raise click.UsageError("--count goes with --next")
     if flags.tag is not None and not (flags.list_jobs or flags.status or flags.kill_job):
         raise click.UsageError("--tag goes with -l/--list-jobs, -s/--status or -k/--kill-job")
+    if flags.raw and not (flags.job or flags.slow_start or flags.logs):
+        raise click.UsageError("--raw goes with -j/--job or --logs")
     if flags.do_validate:
         actions.validate(session, list(flags.files) or None, flags.strict)
     elif flags.install_gen or flags.uninstall_gen:
@@ -255,7 +260,7 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
     elif flags.next_job:
         actions.show_next(session.config(), flags.next_job, flags.count, flags.as_json)
     elif flags.logs:
-        actions.logs(session.config(), flags.logs, slow_flag, flags.which_run)
+        actions.logs(session.config(), flags.logs, slow_flag, flags.which_run, raw=flags.raw)
     elif flags.list_jobs or flags.status:
         actions.show_jobs(session.config(), flags.only_running, full=flags.status,
                           as_json=flags.as_json, tag=flags.tag)
@@ -272,7 +277,7 @@ def run_flags(ctx: click.Context, session: Session, flags: Flags) -> None:
         assert name is not None
         # cron_form: the form of the cron lines: on cron hosts a held job's run is skipped
         actions.run(session.config(), name, slow_start=flags.slow_start is not None,
-                    scheduled=flags.scheduled, cron_form=flags.job is not None)
+                    scheduled=flags.scheduled, cron_form=flags.job is not None, raw=flags.raw)
     else:
         click.echo(ctx.get_help())
         ctx.exit(2)

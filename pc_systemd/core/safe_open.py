@@ -16,7 +16,8 @@ So every such file is opened here, one way:
   and is refused by the ``fstat`` that follows), and only a regular file of
   the expected owner is read;
 - reads are bounded: a whole-file read refuses more than ``limit`` bytes,
-  a copy stops at the size the file had when it was opened.
+  a copy stops at the size the file had when it began and skips the
+  holes of a sparse file (:class:`Copy`).
 
 Refusals are :class:`Refused`, an ``OSError`` whose ``strerror`` is the
 one-line reason, so callers that report ``OSError`` need nothing new.
@@ -30,7 +31,7 @@ import os
 import pwd
 import stat
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Protocol
 
 MAX_READ = 1 << 20  # the default bound of read_file
 BLOCK = 1 << 16
@@ -144,21 +145,146 @@ def read_file(path: str, owner: int | None, limit: int = MAX_READ) -> bytes:
         os.close(fd)
 
 
-def blocks(fd: int) -> Iterator[bytes]:
-    """The file as it is when this starts: a file still growing (a running
-    job's log) is read up to the size it had, so the copy ends."""
-    left = os.fstat(fd).st_size
-    while left > 0:
-        block = os.read(fd, min(BLOCK, left))
-        if not block:
+class Writer(Protocol):
+    def write(self, block: bytes, /) -> object: ...
+
+
+def data_spans(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The parts of the file between ``start`` and ``end`` that hold data,
+    as (from, to): its holes left out. A job can make its log file 200 GB
+    long with 4 KB on disk (``truncate -s 200G``); the holes read as NUL
+    bytes, and nothing was ever written there. A file system that cannot
+    tell (``SEEK_DATA`` refused) gives the whole range."""
+    at = start
+    while at < end:
+        try:
+            data = os.lseek(fd, at, os.SEEK_DATA)
+        except OSError as err:
+            if err.errno == errno.ENXIO:
+                return  # a hole up to the end of the file
+            if err.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+                yield at, end
+                return
+            raise
+        if data >= end:
             return
-        left -= len(block)
-        yield block
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+        yield data, hole
+        at = hole
 
 
-def copy_to(fd: int, out: BinaryIO) -> None:
-    for block in blocks(fd):
-        out.write(block)
+def data_end(fd: int, size: int) -> int:
+    """Where the file's last data ends (at most ``size``): 0 if it holds
+    none. Found by halving with ``SEEK_DATA``: about 40 calls for 1 TB,
+    however many holes."""
+    try:
+        low = os.lseek(fd, 0, os.SEEK_DATA)  # low: a byte of data
+    except OSError as err:
+        return 0 if err.errno == errno.ENXIO else size
+    if low >= size:
+        return 0
+    high = size  # no data at or after high
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            data = os.lseek(fd, middle, os.SEEK_DATA)
+        except OSError as err:
+            if err.errno != errno.ENXIO:
+                return size
+            data = size
+        if data < size:
+            low = data
+        else:
+            high = middle
+    return min(os.lseek(fd, low, os.SEEK_HOLE), size)
+
+
+def _data_start(fd: int, end: int) -> int:
+    """Where the data that ends at ``end`` begins: the smallest offset from
+    which the next hole is ``end`` (halving with ``SEEK_HOLE``)."""
+    low, high = 0, end - 1  # SEEK_HOLE(high) == end
+    while low < high:
+        middle = (low + high) // 2
+        if os.lseek(fd, middle, os.SEEK_HOLE) >= end:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def data_tail(fd: int, size: int, want: int) -> tuple[int, bytes]:
+    """The last ``want`` bytes of the file's data before ``size``, its
+    holes left out, and where they begin (0: the file's start is among
+    them). A job's ``truncate -s 200G`` of its log leaves its lines before
+    a hole; the mail's tail must still find them."""
+    parts: list[bytes] = []
+    end = size
+    while want > 0:
+        end = data_end(fd, end)
+        if end == 0:
+            return 0, b"".join(reversed(parts))
+        try:
+            start = max(_data_start(fd, end), end - want)
+        except OSError:
+            start = max(0, end - want)
+        parts.append(os.pread(fd, end - start, start))
+        want -= end - start
+        end = start
+    return end, b"".join(reversed(parts))
+
+
+class Copy:
+    """A file's data copied out from where it was opened: what it holds
+    when :meth:`to` is called (a running job's log, still growing, is read
+    up to the size it has then, so each copy ends), holes skipped and
+    counted in ``skipped``. In a file with fewer blocks on disk than its
+    size says (sparse), NUL bytes next to a hole (the rest of the block
+    the data ends in) and blocks of only NUL bytes are skipped too: a file
+    system that cannot report holes reads them as such blocks."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.offset = os.lseek(fd, 0, os.SEEK_CUR)
+        self.skipped = 0
+
+    def to(self, out: Writer) -> None:
+        st = os.fstat(self.fd)
+        sparse = st.st_blocks * 512 < st.st_size
+        for start, end in data_spans(self.fd, self.offset, st.st_size):
+            after_hole = start > self.offset
+            self.skipped += start - self.offset
+            self.offset = start
+            while self.offset < end:
+                block = os.pread(self.fd, min(BLOCK, end - self.offset), self.offset)
+                if not block:
+                    break
+                self.offset += len(block)
+                if sparse:
+                    shown = block.lstrip(b"\0") if after_hole else block
+                    if (self.offset == end and end < st.st_size) or not shown.strip(b"\0"):
+                        shown = shown.rstrip(b"\0")  # before a hole
+                    after_hole = after_hole and not shown
+                    self.skipped += len(block) - len(shown)
+                    block = shown
+                if block:
+                    out.write(block)
+        if self.offset < st.st_size:
+            self.skipped += st.st_size - self.offset
+            self.offset = st.st_size
+
+    def skipped_line(self, path: str) -> str | None:
+        """One line saying what was not shown, if anything was not."""
+        if not self.skipped:
+            return None
+        return (f"-- {path}: {self.skipped} bytes not shown: holes of a sparse file "
+                f"(nothing was written there; they read as NUL bytes)")
+
+
+def copy_to(fd: int, out: Writer) -> Copy:
+    """The file's data, from where ``fd`` is, to ``out``; see :class:`Copy`."""
+    copy = Copy(fd)
+    copy.to(out)
+    return copy
 
 
 def make_dirs(path: str, mode: int) -> None:

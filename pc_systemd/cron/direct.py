@@ -51,8 +51,10 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pc_systemd.core.safe_open import make_dirs, service_uid
+from pc_systemd.core.terminal import JobOutput
+from pc_systemd.cron import credentials, lock
 from pc_systemd.cron import history as hist
-from pc_systemd.cron import lock
+from pc_systemd.cron.credentials import CredentialError
 from pc_systemd.cron.runlog import ERROR, INFO, Lines, RunLog, newest_log
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
@@ -404,15 +406,19 @@ class _Run:
 
     def __init__(
         self, job: Job, signals: _Signals, log: Callable[[], RunLog], grace: float,
-        own: OwnLog | None = None,
+        own: OwnLog | None = None, copy_credentials: Callable[[], str] | None = None,
     ) -> None:
         self.job = job
+        self._copy_credentials = copy_credentials
+        self.credentials: str | None = None  # the run's private copies (cron/credentials.py)
         self.signals = signals
         self.own = own or OwnLog()
         self._open_log = log
         self.log: RunLog | None = None
         self.grace = grace
-        self.env = {**os.environ, **dict(job.environment)}
+        # CREDENTIALS_DIRECTORY: only the run's own (set when it has credentials)
+        inherited = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+        self.env = {**inherited, **dict(job.environment)}
         self.cwd = _home()
         self.preexec = _preexec(_die_with_runner(), _set_priority(job))
 
@@ -431,6 +437,12 @@ class _Run:
                 except OSError as err:
                     return RunEnd(code, f"{name} failed: cannot open its log file: {err}")
                 self.own(LOG_INFO, f"Logging to {self.log.path}")
+            if self.credentials is None and self._copy_credentials is not None:
+                try:
+                    self.credentials = self._copy_credentials()
+                except (CredentialError, OSError) as err:
+                    return RunEnd(code, f"{name} failed: {err}")
+                self.env["CREDENTIALS_DIRECTORY"] = self.credentials
             self.own(LOG_INFO, f"Running command: {command.text}")
             code, stop = self._command(command, self.log, deadline)
             if stop == "timeout":
@@ -687,6 +699,7 @@ def run_job(
     out: TextIO = sys.stdout,
     kill_grace: float = KILL_GRACE,
     scheduled: bool = False,
+    raw: bool = False,
 ) -> int:
     """Run ``job`` once, here and now; the exit status for run-job.
 
@@ -699,7 +712,9 @@ def run_job(
 
     ``out`` gets one line per problem (a failure's reason, an unreadable
     history); a successful or skipped run prints nothing, so cron mails
-    only failures. When ``out`` is a terminal it also shows the output.
+    only failures. When ``out`` is a terminal it also shows the output,
+    control characters shown as ``\\xNN`` unless ``raw``
+    (:mod:`pc_systemd.core.terminal`).
     With a ``logging`` key, those lines and the run's progress also go to
     its ``process-control`` logger (see the module's doc).
     """
@@ -743,7 +758,7 @@ def run_job(
 
     start = _now()
     entry = hist.Entry("started", start, start=start, pid=os.getpid())
-    mirror = out if out.isatty() else None
+    mirror = JobOutput.to(out.buffer, raw, True) if out.isatty() else None
     own(LOG_INFO, f"{'Slow starting' if slow_start else 'Running'} job {job.name} ({job.slug})")
     with job_lock, _Signals() as signals:
         _record(history_file, lambda h: h.started(entry), say)
@@ -753,12 +768,17 @@ def run_job(
             lambda: RunLog.create(config.output_directory, job.slug, start.timestamp(), mirror),
             kill_grace,
             own,
+            (lambda: credentials.prepare(config.credentials_directory, job.credentials,
+                                         config.run_directory, job.slug))
+            if job.credentials else None,
         )
         try:
             outcome = _attempts(runner, commands, signals)
         finally:
             if runner.log is not None:
                 runner.log.close()
+            if runner.credentials is not None:
+                credentials.remove(runner.credentials)
         log_path = runner.log.path if runner.log is not None else None
         end = _now()
         final = replace(

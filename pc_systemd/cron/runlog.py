@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TextIO
 
 from pc_systemd.core.safe_open import close_to_others, make_dirs, open_dir
+from pc_systemd.core.terminal import JobOutput
 from pc_systemd.model.job import LOG_STAMP, log_name, log_name_pattern
 
 INFO = b"INFO"
@@ -116,7 +116,7 @@ class Lines:
 class RunLog:
     """One run's log file, open for appending."""
 
-    def __init__(self, path: str, fd: int, mirror: TextIO | None = None) -> None:
+    def __init__(self, path: str, fd: int, mirror: JobOutput | None = None) -> None:
         self.path = path
         self.clock = Clock()
         self._fd = fd
@@ -125,7 +125,7 @@ class RunLog:
 
     @classmethod
     def create(
-        cls, output_directory: str, slug: str, started: float, mirror: TextIO | None = None
+        cls, output_directory: str, slug: str, started: float, mirror: JobOutput | None = None
     ) -> RunLog:
         directory = os.path.join(output_directory, slug)
         make_dirs(directory, DIR_MODE)
@@ -145,7 +145,7 @@ class RunLog:
         while view:
             view = view[os.write(self._fd, view) :]
         if self._mirror is not None:
-            self._mirror.write(block.decode("utf-8"))
+            self._mirror.write(block)
             self._mirror.flush()
 
     def line(self, level: bytes, text: str) -> None:

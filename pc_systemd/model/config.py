@@ -255,6 +255,9 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "Jobs not scheduled: groups disabled by `run-job disable-group`, jobs stopped by "
         "`stop_after_failures`; writable by root and the developer group only (the "
         "package's tmpfiles.d makes it)."),
+    Key("credentials_directory", "path", _abs_path, "/etc/process-control/credentials",
+        "Where the files a job's `credentials` names live: root's only (0700) on systemd "
+        "hosts; on cron hosts readable by the service user's group (README: \"Credentials\")."),
     Key("smtp_host", "host name", f.nonempty_text, "localhost",
         "SMTP server that failure mail is sent through."),
     Key("smtp_port", "integer", f.positive_int, 25, "Its port."),
@@ -298,6 +301,7 @@ class Config:
     run_directory: str
     state_directory: str
     hold_directory: str
+    credentials_directory: str
     smtp_host: str
     smtp_port: int
     stale_after: float | None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pc_systemd.model.errors import PcError, Problem
+from pc_systemd.model.errors import PcError, Problem, printable
 from pc_systemd.model.nodes import Entry, Map, Node, Scalar, Seq, scalar, type_name
 
 T = TypeVar("T")
@@ -329,6 +329,31 @@ def commands(entry: Entry) -> tuple[Command, ...]:
     return tuple(result)
 
 
+# A credential's name: the name of a file in the credentials directory, and
+# systemd's credential ID in LoadCredential=ID:PATH (no ':', '/', '%', no
+# white space; not starting with '.': neither '.', '..' nor a hidden file).
+CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+CREDENTIAL_RULE = "letters, digits, '_', '-' and '.', at most 128, not starting with '.' or '-'"
+
+
+def credential_names(entry: Entry) -> tuple[str, ...]:
+    """Names of files in the credentials directory (one, or a list)."""
+    result: list[str] = []
+    for node in items(entry, "credential names"):
+        if isinstance(node, Scalar) and node.value is not None and not isinstance(node.value, str):
+            raise entry.problem(f"expected a file name, got {type_name(node.value)}", node)
+        name = _text_of(entry, node, "a file name")
+        if not name:
+            raise entry.problem("a credential name must not be empty", node)
+        if not CREDENTIAL_NAME.match(name):
+            shown = printable(name if len(name) <= 64 else name[:64] + "...")
+            raise entry.problem(f"{shown!r} is not a credential name: use {CREDENTIAL_RULE}", node)
+        if name in result:
+            raise entry.problem(f"{name!r} is listed twice", node)
+        result.append(name)
+    return tuple(result)
+
+
 # A container image reference: registry/path:tag@digest characters, no space.
 IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,1023}\Z")
 
@@ -529,6 +554,9 @@ COMMAND_LINE = text_schema(
     types=("string",), tabs=True,
 )
 COMMANDS = text_or_list(COMMAND_LINE)
+_CREDENTIAL = {"type": "string", **whole(CREDENTIAL_NAME, f"a file name: {CREDENTIAL_RULE}")}
+CREDENTIALS = {"anyOf": [  # credential_names: text_or_list, each name once
+    _CREDENTIAL, {"type": "array", "minItems": 1, "uniqueItems": True, "items": _CREDENTIAL}]}
 ENVIRONMENT = {  # environment
     "type": "object",
     "propertyNames": whole(_ENV_NAME, "a variable name: letters, digits and _, not a digit first"),

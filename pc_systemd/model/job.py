@@ -76,6 +76,7 @@ class Job:
     random_delay: float  # minutes
     timeout: float
     environment: tuple[tuple[str, str], ...]
+    credentials: tuple[str, ...]
     tag: tuple[str, ...]
     allow_overtime: bool
     failure_threshold_for_mail: int
@@ -204,6 +205,10 @@ def load_job(path: str, config: Config, listed: bool = False) -> Job:
         problems.append(Problem(path, lines["nice"][1], "nice",
                                 f"{parsed['nice']} is a negative nice: the global configuration"
                                 " must set allow_negative_nice: true to allow it in job files"))
+    if values["credentials"] and "CREDENTIALS_DIRECTORY" in dict(values["environment"]):
+        problems.append(Problem(*lines["environment"], "environment",
+                                "CREDENTIALS_DIRECTORY is set for the job's credentials; "
+                                "remove it here"))
     for key in JOB_KEYS:
         if key.required and key.name not in values and not _reported(problems, key.name):
             problems.append(f.missing(path, key.name))

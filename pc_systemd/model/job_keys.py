@@ -149,8 +149,16 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         "Run time limit in minutes, fractions allowed; `0` means no limit.",
         default_doc="`0` (no limit)", schema=f.MINUTES),
     Key("environment", "mapping", f.environment, (),
-        "Extra environment variables; values become strings (`true` -> `True`).",
+        "Extra environment variables; values become strings (`true` -> `True`). Every "
+        "local user can read them (`systemctl show`, the unit files): not for secrets, "
+        "see `credentials`.",
         default_doc="none", schema=f.ENVIRONMENT),
+    Key("credentials", "name or list", f.credential_names, (),
+        "Secrets for the job: names of files in the global `credentials_directory` "
+        "(root's only), handed to each run as `$CREDENTIALS_DIRECTORY/<name>` "
+        "(systemd's `LoadCredential=`; on cron hosts a private copy per run). Not in "
+        "`systemctl show` or the unit files, unlike `environment`.",
+        default_doc="none", schema=f.CREDENTIALS),
     Key("tag", "string or list", f.string_list, (), "Tags for grouping jobs.",
         default_doc="none", schema=f.STRINGS),
     Key("allow_overtime", "boolean", f.flag, False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,7 +57,8 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
                                  for p in refused]
     checked = len(jobset.jobs) + len(jobset.broken)
     warnings = (*config.warnings, *service_user_warnings(config), *jobset.warnings,
-                *systemd_warnings, *delay_warnings(jobset.jobs))
+                *systemd_warnings, *delay_warnings(jobset.jobs),
+                *credential_warnings(config, jobset.jobs))
     if backend == DIRECT:  # what run-job or cron-generate would refuse on this host
         warnings += tuple(w for job in jobset.jobs for w in cron_host_warnings(job))
         warnings += cron_warnings(jobset.jobs)
@@ -68,6 +70,27 @@ def cron_warnings(jobs: Sequence[Job]) -> tuple[Problem, ...]:
     :func:`cron_problems`): a warning, since such a host may be a job
     repository's CI checking jobs for systemd hosts."""
     return tuple(dataclasses.replace(p, warning=True) for job in jobs for p in cron_problems(job))
+
+
+def credential_warnings(config: Config, jobs: Sequence[Job]) -> tuple[Problem, ...]:
+    """A credential whose file is missing: each run of the job would fail
+    (systemd does not start a unit whose ``LoadCredential=`` file is
+    missing; the direct runner neither). A warning, as the file may be
+    checked elsewhere (a job repository's CI). Where this user may not look
+    into the directory (it is root's), nothing can be said and nothing is."""
+    warnings = []
+    for job in jobs:
+        for name in job.credentials:
+            path = os.path.join(config.credentials_directory, name)
+            try:
+                os.stat(path)
+            except FileNotFoundError:
+                problem = job.problem("credentials", f"{name}: {path} does not exist: "
+                                                     "the job's runs fail until it does")
+                warnings.append(dataclasses.replace(problem, warning=True))
+            except OSError:
+                continue  # not ours to see (root's directory): the run will tell
+    return tuple(warnings)
 
 
 def delay_warnings(jobs: Sequence[Job]) -> tuple[Problem, ...]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from pc_systemd.core.safe_open import open_file
+from pc_systemd.core.safe_open import data_tail, open_file
 from pc_systemd.model.config import Config
 from pc_systemd.model.job import Job
 from pc_systemd.systemd import journal
@@ -190,13 +190,15 @@ def tail_file(path: str, count: int = TAIL_LINES, owner: int | None = None) -> l
 
 
 def tail_fd(fd: int, count: int = TAIL_LINES) -> list[str]:
-    """The last ``count`` lines of an open file (closed here), reading only its end."""
-    with open(fd, "rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        start = max(0, size - TAIL_BYTES)
-        handle.seek(start)
-        data = handle.read(TAIL_BYTES)
-    lines = data.decode("utf-8", "replace").splitlines()
+    """The last ``count`` lines of an open file (closed here), reading only
+    its end: the last TAIL_BYTES of its data, the holes of a sparse file
+    (a job's ``truncate -s 200G`` of its log) left out."""
+    try:
+        start, data = data_tail(fd, os.fstat(fd).st_size, TAIL_BYTES)
+    finally:
+        os.close(fd)
+    # a hole's edge reads as NUL bytes up to the end of a block
+    lines = data.replace(b"\0", b"").decode("utf-8", "replace").splitlines()
     if start > 0 and lines:
         lines = lines[1:]  # the first one is cut
     return [_cut(line) for line in lines[-count:]]

@@ -9,11 +9,12 @@ job file can never add a setting or change a command.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
 # (CONTROL: also what systemd refuses as not clean UTF-8: noncharacters, surrogates)
-from pc_systemd.model.fields import CONTROL, PROGRAM_PREFIXES
+from pc_systemd.model.fields import CONTROL, CREDENTIAL_NAME, PROGRAM_PREFIXES
 
 MAX_LINE = 256 * 1024  # systemd refuses unit lines over 1 MiB
 _SPACE = re.compile(r"\s")
@@ -111,6 +112,15 @@ def path(value: str) -> str:
         # taken literally by some and split by others.
         raise UnitValueError(f"white space in path {value!r}")
     return specifiers(value)
+
+
+def credential(name: str, directory: str) -> str:
+    """``LoadCredential=NAME:DIRECTORY/NAME``: systemd reads the file as
+    root when the run starts and hands the job a copy; the name is the
+    credential's ID, which ends at the first ``:``."""
+    if not CREDENTIAL_NAME.match(name):
+        raise UnitValueError(f"bad credential name {name!r}")
+    return _limited(f"{name}:{path(os.path.join(directory, name))}")
 
 
 def comment(value: str) -> str:

@@ -80,6 +80,10 @@ def from_exit(name: str, result: str, exit_code: str, exit_status: str,
     return outcome(name, result, main_code, number or 0, timeout_minutes)
 
 
+# systemd's exit status of a service whose LoadCredential= failed (EXIT_CREDENTIALS).
+EXIT_CREDENTIALS = 243
+
+
 def outcome(
     name: str, result: str, main_code: int, main_status: int, timeout_minutes: float
 ) -> UnitOutcome:
@@ -91,8 +95,11 @@ def outcome(
         return UnitOutcome("failure", EXIT_FAILED, f"{name} timed out{limit}", result)
     if main_code == CLD_EXITED and main_status != 0:
         status = main_status if 0 < main_status < 256 else EXIT_FAILED
-        return UnitOutcome("failure", status, f"{name} failed with code {main_status}", result,
-                       code=main_status)
+        why = f"{name} failed with code {main_status}"
+        if main_status == EXIT_CREDENTIALS:
+            why += (": systemd could not load its credentials (is each file in "
+                    "credentials_directory?)")
+        return UnitOutcome("failure", status, why, result, code=main_status)
     if main_code in (CLD_KILLED, CLD_DUMPED) and result in ("signal", "core-dump"):
         sig = signal_name(main_status)
         dumped = " (core dumped)" if main_code == CLD_DUMPED else ""

@@ -52,6 +52,7 @@ FILTERS: Mapping[str, Callable[..., str]] = {
     "span": esc.span,
     "exec": esc.exec_argv,
     "env": esc.environment,
+    "credential": esc.credential,
     "integer": esc.integer,
     "percent": esc.percent,
 }
@@ -179,6 +180,8 @@ class Renderer:
                         or job.stop_after_failures is not None else None),
             user=self.config.user,
             environment=job.environment,
+            credentials=job.credentials,
+            credentials_directory=self.config.credentials_directory,
             commands=argvs,
             timeout=job.timeout * 60,
             ident=job.slug,

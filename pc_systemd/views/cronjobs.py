@@ -167,6 +167,10 @@ def refusals(job: Job, cluster: Kubernetes) -> list[Problem]:
     if job.cpu_quota is not None and abs(job.cpu_quota * 10 - round(job.cpu_quota * 10)) > 1e-6:
         found.append(job.problem("cpu_quota", f"{job.cpu_quota:g}% is not a whole number of "
                                               "millicores (Kubernetes' unit: 0.1%)"))
+    if job.credentials:
+        found.append(job.problem("credentials", "the host's credentials_directory is not in "
+                                                "the cluster: give the job a Kubernetes Secret "
+                                                "instead (it would run without its credentials)"))
     return found
 
 
