@@ -179,7 +179,7 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         "read-only /usr /boot /etc, private /tmp, other users' processes hidden, "
         "devices closed, a system call deny list, ...); `strict` adds systemd's own "
         "protection of kernel tunables, kernel log and control groups, a private /dev "
-        "and its `@system-service` allow list, at about twice the start cost (see "
+        "and its `@system-service` allow list, at two to three times the start cost (see "
         "Benchmarks), and is what `true` means for a root service user; `false` turns "
         "it off for jobs that need more.",
         default_doc="`true`", schema=SANDBOX),
