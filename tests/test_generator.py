@@ -289,16 +289,6 @@ def test_strict_sandbox_is_the_previous_set_and_the_default_rates_at_most_2_5(
     assert offline_exposure(units["strict"]) <= offline_exposure(units["boxed"])
 
 
-def test_a_root_service_user_always_gets_the_strict_sandbox(site: Site, tmp_path: Path) -> None:
-    site.configure("user: root\nallow_root: true\n")
-    site.job("boxed", "name: Boxed\ncommand: /bin/true\n")
-    site.job("open", "name: Open\ncommand: /bin/true\nsandbox: false\n")
-    out = tmp_path / "out"
-    run(site, out)
-    assert sandbox_settings(out / "process-control-boxed.service",
-                            out / "process-control-open.service") == sorted(STRICT_SET)
-
-
 def test_generator_without_site_finds_this_virtualenvs_packages() -> None:
     # run as `python -I -S`: the PyYAML it falls back on must be this
     # virtualenv's, not the base interpreter's

@@ -37,10 +37,6 @@ _SPACE = re.compile(r"\s")
 _SAFE_PATH = re.compile(r"[A-Za-z0-9/._+-]+\Z")
 
 
-# The service user names that mean root (allow_root; the strict sandbox).
-ROOT_USERS = ("root", "0")
-
-
 def _user(entry: Entry) -> str:
     value = scalar(entry, entry.value)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -375,7 +371,7 @@ def load_config(
             e.key: (e.source, e.line) for e in values["default_job_config"] if e.key in defaults
         }
         values["warnings"] = tuple(warnings)
-    if values.get("user") in ROOT_USERS and not values.get("allow_root"):
+    if values.get("user") in ("root", "0") and not values.get("allow_root"):
         problems.append(
             Problem(path, lines["user"], "user",
                     "jobs would run as root; set allow_root: true if that is really meant")

@@ -180,8 +180,8 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         "devices closed, a system call deny list, ...); `strict` adds systemd's own "
         "protection of kernel tunables, kernel log and control groups, a private /dev "
         "and its `@system-service` allow list, at two to three times the start cost (see "
-        "Benchmarks), and is what `true` means for a root service user; `false` turns "
-        "it off for jobs that need more.",
+        "Benchmarks), meant for jobs of a root service user; `false` turns it off for "
+        "jobs that need more.",
         default_doc="`true`", schema=SANDBOX),
     Key("memory_max", "size", f.memory_size, None,
         "Memory limit of the job's whole process tree (`512M`, `2G`; K, M, G, T are "

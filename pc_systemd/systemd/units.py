@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pc_systemd.model.config import ROOT_USERS, Config
+from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
 from pc_systemd.model.job_keys import STRICT
@@ -186,9 +186,7 @@ class Renderer:
             timeout=job.timeout * 60,
             ident=job.slug,
             sandbox=bool(job.sandbox),
-            # root has the privileges the default leaves to file permissions
-            strict_sandbox=job.sandbox == STRICT
-            or (bool(job.sandbox) and self.config.user in ROOT_USERS),
+            strict_sandbox=job.sandbox == STRICT,
             memory_max=job.memory_max,
             cpu_quota=job.cpu_quota,
             nice=job.nice,
