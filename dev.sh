@@ -19,12 +19,14 @@ here=$PWD
 # lintian and install it in a container, where its dependencies must
 # already be on this machine (the containers have no network). golang-go and
 # golang-github-robfig-cron-dev build tests/robfig_next, offline: the real
-# robfig/cron v3 that Kubernetes reads CronJob schedules with.
+# robfig/cron v3 that Kubernetes reads CronJob schedules with. piuparts
+# (Debian's install/remove/purge tester) checks the package on a Debian 12
+# base it makes from the Debian mirror (tests/test_piuparts.py).
 debs=(systemd systemd-container dbus libsystemd-dev pkg-config gcc cron hyperfine sudo polkitd
       git build-essential debhelper dh-python pybuild-plugin-pyproject python3-all
       python3-setuptools python3-build python3-venv help2man lintian
       python3-yaml python3-jinja2 python3-click python3-pystemd
-      golang-go golang-github-robfig-cron-dev)
+      golang-go golang-github-robfig-cron-dev piuparts)
 
 missing_debs() {
     local pkg

@@ -137,3 +137,66 @@ def test_many_jobs_in_parallel_give_the_same_file(site: Site) -> None:
     assert text == "".join(expected)
     assert len(problems) == 150
     assert problems[0].startswith(f"{site.jobs}/j000.yaml:3: schedule: minute: 61")
+
+
+# -- one scheduler per host ----------------------------------------------------------
+# (tests/test_one_scheduler_systemd.py: the same on a real systemd with the package)
+
+
+def generator_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, systemd: bool) -> None:
+    """The generator installed where systemd looks; systemd running or not."""
+    from pc_systemd.systemd import presence
+
+    generators = tmp_path / "system-generators"
+    generators.mkdir()
+    (generators / presence.NAME).write_text("#!/bin/sh\n")
+    monkeypatch.setattr(presence, "GENERATOR_DIRS", (str(generators),))
+    runs = tmp_path / "run-systemd-system"
+    if systemd:
+        runs.mkdir()
+    monkeypatch.setattr(presence, "SYSTEMD_RUNS", str(runs))
+
+
+def test_without_systemd_the_same_bytes_with_the_generator_installed(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the Debian package installs the generator on every host: a host whose
+    # init is not systemd still gets the original's file, byte for byte
+    generator_installed(tmp_path, monkeypatch, systemd=False)
+    out = site.root / "crontab"
+    original_site(site, str(out))
+    assert main(["--config", str(site.config_file)]) == 0
+    assert out.read_text() == EXPECTED.format(jobs=site.jobs)
+
+
+def test_where_timers_run_the_jobs_it_applies_them_and_writes_no_cron_file(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pc_systemd.cli import actions
+
+    generator_installed(tmp_path, monkeypatch, systemd=True)
+    applied: list[str] = []
+    monkeypatch.setattr(actions, "apply_job_directory",
+                        lambda config: applied.append(config.job_directory) or 1)
+    out = site.root / "crontab"
+    original_site(site, str(out))
+    assert main(["--config", str(site.config_file)]) == 1  # as run-job reload exited
+    assert applied == [str(site.jobs)]
+    assert not out.exists()
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["cron-generate: systemd runs these jobs here: the job directory was applied "
+                   "as `run-job reload` would; no cron file written"]
+
+
+def test_where_timers_run_the_jobs_the_console_still_gets_the_lines(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pc_systemd.cli import actions
+
+    generator_installed(tmp_path, monkeypatch, systemd=True)
+    monkeypatch.setattr(actions, "apply_job_directory", lambda config: pytest.fail("applied"))
+    original_site(site, "console")
+    assert main(["--config", str(site.config_file)]) == 0
+    assert capsys.readouterr().out == EXPECTED.format(jobs=site.jobs) + "\n"

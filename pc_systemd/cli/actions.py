@@ -97,6 +97,9 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
         sys.exit(direct.run_job(config, job, slow_start=slow_start, out=sys.stdout,
                                 scheduled=scheduled, raw=raw))
     _require_member(config, "running a job")
+    if _say_refused(job):
+        die(f"{job.slug}: the generator refused this job, so systemd has no unit to run; "
+            "fix the job file (the line above), then run-job reload")
     # systemd's side (~20 ms of imports): cron hosts never load it
     from pc_systemd.systemd import runner as systemd_runner
     from pc_systemd.systemd.bus import BusError
@@ -112,6 +115,17 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
 
         _say(f"{job.slug}: output in {newest_log(config.output_directory, job.slug)}")
     sys.exit(code)
+
+
+def _say_refused(job: Job) -> bool:
+    """On a systemd host: the lines of what the generator refuses of the job
+    (as ``validate`` prints them), on stderr; whether there were any."""
+    from pc_systemd.model.job import systemd_problems  # loaded already with the job
+
+    refused = systemd_problems(job)
+    for problem in refused:
+        click.echo(str(problem), err=True)
+    return bool(refused)
 
 
 def _skip_if_held(config: Config, job: Job) -> None:
@@ -236,6 +250,8 @@ def logs(config: Config, slug: str, slow_start: bool, which: int, follow: bool =
         _require_member(config, "reading a job's output")
     if follow and which != -1:
         die("--follow follows the running run; it takes no --run")
+    if on_systemd:
+        _say_refused(job)  # earlier runs, from before the refusal, may still be shown
     if job.logging == "file" or not on_systemd:
         _file_logs(config, job, which, _job_output(raw),
                    _running(config, job, slow_start) if follow else None)
@@ -391,6 +407,13 @@ def validate(session: Session, paths: list[str] | None, strict: bool) -> None:
 
 
 def reload(config: Config) -> None:
+    sys.exit(apply_job_directory(config))
+
+
+def apply_job_directory(config: Config) -> int:
+    """run-job reload (and the reload path unit, and cron-generate on a
+    systemd host): regenerate the units, start new timers, stop stale ones,
+    and take a cron file of ours out of service. Returns the exit code."""
     # here: run-job's other commands skip D-Bus and the generator (~6 ms of imports)
     from pc_systemd.systemd import bus, generator
 
@@ -399,16 +422,33 @@ def reload(config: Config) -> None:
     for problem in problems:
         click.echo(problem, err=True)
     _apply_access(config)
+    _retire_cron_files(config)
     try:
         applied = bus.reload_and_apply()
     except PcError as err:
         click.echo(f"run-job: {err}", err=True)
-        sys.exit(2)
-    for verb, names in (("started", applied.started), ("restarted", applied.restarted),
-                        ("stopped", applied.stopped)):
+        return 2
+    for verb, names in (("started", applied.started), ("stopped", applied.stopped)):
         for name in names:
             click.echo(f"{verb} {name}")
-    sys.exit(1 if problems else 0)
+    return 1 if problems else 0
+
+
+def _retire_cron_files(config: Config) -> None:
+    """Where the generator is installed and systemd runs, timers run the
+    jobs: a cron file of cron-generate's (configuration management may put
+    the original's back at any deploy) would run each one a second time.
+    Moved aside as the package's install does, with a note in the log."""
+    from pc_systemd.cron import migrate
+    from pc_systemd.systemd import presence
+
+    if not presence.timers_run_jobs():
+        return
+    for path in migrate.cron_files(config.output_crontab):
+        try:
+            migrate.take_out_of_service(path, migrate.TIMERS_RUN_THEM)
+        except OSError as err:
+            migrate.note(f"{path}: cannot rename it: {err.strerror}; cron still runs it")
 
 
 def _apply_access(config: Config) -> None:
@@ -445,6 +485,9 @@ def install(remove: bool, session: Session) -> None:
             # an invalid configuration: run-job reload names its problems
             with contextlib.suppress(PcError):
                 _apply_access(load_config(session.config_path))
+            # timers run the jobs from now on: not cron as well
+            with contextlib.suppress(PcError):
+                _retire_cron_files(load_config(session.config_path))
     except OSError as err:
         click.echo(f"run-job: {err}", err=True)
         sys.exit(2)

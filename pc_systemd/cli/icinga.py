@@ -65,6 +65,9 @@ class Report:
     stale: tuple[str, ...] = ()
     running: tuple[str, ...] = ()
     stopped: tuple[str, ...] = ()  # by stop_after_failures: CRITICAL until reset
+    # why invalid jobs do not run, where it is one line each: what the
+    # generator refused (`path:line: key: problem`, as run-job validate says)
+    reasons: tuple[str, ...] = ()
 
     @property
     def code(self) -> int:
@@ -82,6 +85,8 @@ class Report:
         warnings = [f"{label}: {', '.join(slugs)}"
                     for label, slugs in (("invalid", self.invalid), ("stale", self.stale))
                     if slugs]
+        if self.reasons:
+            warnings.insert(1, "refused by the generator: " + "; ".join(self.reasons))
         stopped = ([f"stopped after repeated failures: {', '.join(self.stopped)}"]
                    if self.stopped else [])
         if self.failing:
@@ -163,10 +168,13 @@ def check_systemd(config: Config, now: dt.datetime | None = None) -> Report:
     now = now or dt.datetime.now(dt.UTC)
     report: dict[str, list[str]] = {"ok": [], "failing": [], "invalid": [], "stale": [],
                                     "running": [], "stopped": []}
+    reasons: list[str] = []
     for info in systemd_listing(config).infos:
         summary = info.summary
-        if info.state in (State.INVALID, State.NOT_GENERATED):
+        if info.state in (State.INVALID, State.NOT_GENERATED, State.REFUSED):
             report["invalid"].append(info.slug)
+            if info.state is State.REFUSED:
+                reasons += info.problems
             continue
         if info.state is State.RUNNING:
             report["running"].append(info.slug)
@@ -179,8 +187,7 @@ def check_systemd(config: Config, now: dt.datetime | None = None) -> Report:
             report["stale"].append(info.slug)
         else:
             report["ok"].append(info.slug)
-    return Report(*(tuple(report[k]) for k in ("ok", "failing", "invalid", "stale",
-                                                "running", "stopped")))
+    return Report(**{k: tuple(v) for k, v in report.items()}, reasons=tuple(reasons))
 
 
 def _stale_since(config: Config, scheduled: bool, slug: str, last: LastRun | None,

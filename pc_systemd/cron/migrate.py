@@ -19,10 +19,12 @@ import syslog
 import time
 
 from pc_systemd.model.config import load_config
+from pc_systemd.systemd import presence
 
-DEFAULT = "/etc/cron.d/process-control"
+DEFAULT = presence.DEFAULT_CRONTAB
 SUFFIX = ".disabled"
 IDENT = "process-control"
+TIMERS_RUN_THEM = "systemd timers run these jobs now (run-job --status lists them)"
 
 
 def generated_by_cron_generate(text: str) -> bool:
@@ -39,15 +41,17 @@ def generated_by_cron_generate(text: str) -> bool:
 
 def candidates(config_path: str | None) -> list[str]:
     """The default cron file and the configured ``output_crontab``."""
-    paths = [DEFAULT]
     try:
         output = load_config(config_path).output_crontab
     except Exception as err:  # an invalid configuration still gets the default checked
         note(f"cannot read the configuration ({_one_line(err)}); checking {DEFAULT} only")
         output = DEFAULT
-    if output != "console" and output not in paths:
-        paths.append(output)
-    return paths
+    return cron_files(output)
+
+
+def cron_files(output_crontab: str) -> list[str]:
+    """The default cron file, and ``output_crontab`` unless it is the console."""
+    return presence.cron_files(output_crontab, DEFAULT)
 
 
 def take_out_of_service(path: str, reason: str) -> str | None:
@@ -68,9 +72,16 @@ def take_out_of_service(path: str, reason: str) -> str | None:
     if not generated_by_cron_generate(text):
         return None
     target = path + SUFFIX
-    if os.path.lexists(target):
-        target = f"{path}{SUFFIX}-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.rename(path, target)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        if not os.path.lexists(target):
+            break
+        # an earlier copy is kept: a second move in the same second gets a number
+        target = f"{path}{SUFFIX}-{stamp}" + (f"-{n}" if n > 1 else "")
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None  # moved aside meanwhile (the reload path unit and a run-job reload)
     note(f"moved {path} to {target}: {reason}")
     return target
 
@@ -97,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the package is being removed (the reason in the note)")
     args = parser.parse_args(argv)
     reason = ("process-control is being removed, its run-job with it" if args.removed
-              else "systemd timers run these jobs now (run-job --status lists them)")
+              else TIMERS_RUN_THEM)
     for path in candidates(args.config):
         try:
             take_out_of_service(path, reason)

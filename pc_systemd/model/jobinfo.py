@@ -22,6 +22,7 @@ class State(StrEnum):
     DISABLED = "disabled"  # `disabled: true`: runnable by hand, never scheduled
     INVALID = "invalid"  # the job file has errors
     NOT_GENERATED = "not-generated"  # systemd has no unit for the job (yet)
+    REFUSED = "refused"  # the generator refused it: systemd cannot carry it out
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Summary:
     timeout: float = 0.0
     problems: tuple[str, ...] = ()
     stop_after_failures: int | None = None
+    # why the generator refuses this valid job on systemd hosts (cron hosts
+    # run it): the lines `run-job validate` prints there
+    refused: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -60,6 +64,7 @@ class Summary:
             job.disabled,
             job.timeout,
             stop_after_failures=job.stop_after_failures,
+            refused=refusals(job),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +73,7 @@ class Summary:
             "tags": list(self.tags), "schedule": self.schedule, "timezone": self.timezone,
             "disabled": self.disabled, "timeout": self.timeout,
             "problems": list(self.problems), "stop_after_failures": self.stop_after_failures,
+            "refused": list(self.refused),
         }
 
     @classmethod
@@ -76,7 +82,15 @@ class Summary:
             data["slug"], data["name"], data["description"], tuple(data["tags"]),
             data["schedule"], data["timezone"], data["disabled"], data["timeout"],
             tuple(data["problems"]), data.get("stop_after_failures"),
+            tuple(data.get("refused", ())),
         )
+
+
+def refusals(job: Job) -> tuple[str, ...]:
+    """What the generator refuses of ``job`` (:func:`.job.systemd_problems`), as lines."""
+    from pc_systemd.model.job import systemd_problems  # loaded already: there is a Job
+
+    return tuple(str(problem) for problem in systemd_problems(job))
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,12 @@ class JobInfo:
     @property
     def slug(self) -> str:
         return self.summary.slug
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why the job does not run: an invalid file's errors, or what the
+        generator refused."""
+        return self.summary.refused if self.state is State.REFUSED else self.summary.problems
 
     @property
     def last_status(self) -> str:
@@ -155,7 +175,7 @@ def job_dict(info: JobInfo) -> dict[str, Any]:
         "next_run": _time(info.next_run),
         "hold": info.hold,
         "stopped": info.stopped,
-        "problems": list(info.summary.problems),
+        "problems": list(info.problems),
         "note": info.note,
     }
 

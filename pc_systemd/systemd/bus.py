@@ -18,6 +18,7 @@ from pc_systemd.model.errors import PcError, Problem
 
 TIMERS = "process-control-*.timer"
 PATHS = "process-control-*.path"
+ACTIVE = ("active", "activating", "reloading")
 
 
 class BusError(PcError):
@@ -72,14 +73,18 @@ def _reason(err: Exception) -> str:
 @dataclass(frozen=True)
 class Applied:
     started: tuple[str, ...]
-    restarted: tuple[str, ...]
     stopped: tuple[str, ...]
 
 
 def reload_and_apply() -> Applied:
     """daemon-reload (regenerates the units), then make the running timers
-    match what the generator wants: new ones started, changed ones
-    restarted (so their next elapse is recomputed), stale ones stopped."""
+    match what the generator wants: new ones started, stale ones (removed,
+    disabled or held jobs) stopped.
+
+    A running timer is never restarted: daemon-reload alone moves its next
+    elapse to a changed schedule, and a restarted timer fires at once when
+    one of its times passed since it last started (systemd 252, issues
+    #30510 and #31231): every deploy would add a run."""
     with systemd() as sd:
         sd.reload()
         wanted = {
@@ -89,19 +94,25 @@ def reload_and_apply() -> Applied:
             if unit.startswith("process-control-")
         }
         present = {row.name: row.active_state for row in sd.list_units(TIMERS, PATHS)}
-        started, restarted, stopped = [], [], []
+        started, stopped = [], []
         for name in sorted(wanted):
-            if present.get(name) == "active":
-                sd.restart_unit(name)
-                restarted.append(name)
-            else:
+            if present.get(name) not in ACTIVE:
                 sd.start_unit(name)
                 started.append(name)
         for name, state in sorted(present.items()):
-            if name not in wanted and state in ("active", "activating", "reloading"):
+            if name in wanted:
+                continue
+            if state in ACTIVE:
                 sd.stop_unit(name)
                 stopped.append(name)
-        return Applied(tuple(started), tuple(restarted), tuple(stopped))
+            elif state == "failed":
+                # A removed job's timer: systemd 252 fails a running timer
+                # whose service vanished at the daemon-reload ("Unit to
+                # trigger vanished"); forgotten, it leaves no failed unit
+                # (and no degraded system) behind.
+                sd.reset_failed(name)
+                stopped.append(name)
+        return Applied(tuple(started), tuple(stopped))
 
 
 # -- lean calls for run-job's run, kill, status and logs ---------------------------
@@ -183,10 +194,6 @@ class Systemd:
     def wants(self, target: str) -> list[str]:
         path = self.load_unit(target)
         return [w.decode() for w in self.get(path, UNIT_IFACE, b"Wants", b"as")]
-
-    def restart_unit(self, name: str) -> bytes:
-        job: bytes = self._call(b"RestartUnit", b"ss", name.encode(), b"replace")
-        return job
 
     def start_unit(self, name: str) -> bytes:
         job: bytes = self._call(b"StartUnit", b"ss", name.encode(), b"replace")

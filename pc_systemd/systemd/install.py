@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-GENERATOR_DIR = "/etc/systemd/system-generators"
-NAME = "process-control-generator"
+from pc_systemd.systemd.presence import GENERATOR_DIR, NAME
+
 MARKER = "# installed by run-job --install-generator"
 CHECKOUT_GENERATOR = Path(__file__).resolve().parent.parent / "generators" / NAME
 # Where the Debian package installs the generator, for its own python3.

@@ -11,7 +11,6 @@ The unit's state and result come from systemd itself (``ActiveState``,
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from typing import Any
 
 from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.job import Job
-from pc_systemd.systemd import journal
+from pc_systemd.systemd import journal, presence
 from pc_systemd.systemd.bus import SERVICE_IFACE, UNIT_IFACE, Systemd, systemd
 from pc_systemd.systemd.unit_result import CLD_NAMES, EXIT_FAILED, RUNNING, outcome
 from pc_systemd.systemd.units import service_name, slow_start_name
@@ -52,10 +51,7 @@ def unit_of(job: Job, slow_start: bool) -> str:
 
 
 def not_generated(unit: str) -> RunError:
-    # here: only this error pays for install's pathlib (~4 ms of imports)
-    from pc_systemd.systemd.install import GENERATOR_DIR, NAME
-
-    if os.path.exists(os.path.join(GENERATOR_DIR, NAME)):
+    if presence.installed() is not None:  # the package's, or run-job --install-generator's
         how = "run `run-job --reload` to generate them"
     else:
         how = "install the generator with `run-job --install-generator`"

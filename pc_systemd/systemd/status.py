@@ -224,6 +224,8 @@ def job_info(summary: Summary, view: View) -> JobInfo:
     main = PREFIX + summary.slug + ".service"
     slow = PREFIX + summary.slug + SLOW
     timer = PREFIX + summary.slug + ".timer"
+    if summary.refused and main not in view.files:
+        return JobInfo(summary, State.REFUSED)
     if main not in view.files and main not in view.services:
         return JobInfo(summary, State.NOT_GENERATED,
                        note="no unit yet: run `run-job --reload`")

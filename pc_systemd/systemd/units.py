@@ -24,7 +24,7 @@ from pc_systemd.model.job_keys import STRICT
 from pc_systemd.model.retry import start_limit
 from pc_systemd.model.schedule import DST_YEARS, dst_extras, host_zone
 from pc_systemd.model.writers import passwd_entry
-from pc_systemd.systemd import _templates, filelog
+from pc_systemd.systemd import _templates, filelog, presence
 from pc_systemd.systemd import unit_escape as esc
 
 PREFIX = "process-control-"
@@ -208,7 +208,8 @@ class Renderer:
             UnitFile(
                 RELOAD + ".path",
                 self.reload_path(
-                    job_directory=self.config.job_directory, service=RELOAD + ".service"
+                    job_directory=self.config.job_directory, service=RELOAD + ".service",
+                    cron_files=presence.cron_files(self.config.output_crontab),
                 ),
                 "paths.target",
             ),

@@ -59,6 +59,9 @@ def extra_lines(info: JobInfo, timers: bool = True) -> list[str]:
     without a next run is worth a line (cron hosts do not say)."""
     if not info.summary.valid:
         return [f"{INDENT}error: {printable(line)}" for line in info.summary.problems]
+    if info.state is State.REFUSED:
+        return [f"{INDENT}state: refused by the generator: systemd cannot carry it out",
+                *(f"{INDENT}error: {printable(line)}" for line in info.problems)]
     state = str(info.state)
     if info.state is State.RUNNING:
         if info.since is not None:
