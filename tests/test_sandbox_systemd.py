@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import platform
 import re
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.systemd_box import SystemdBox, checkout_box
+from tests.user_install import RUN_JOB
 
 pytestmark = pytest.mark.systemd
 
@@ -104,8 +103,7 @@ def box() -> Iterator[SystemdBox]:
             booted.write_file(f"{JOBS}/{slug(sandbox)}.yaml",
                               f"name: Probe\ncommand: /usr/bin/python3 -I {PROBE_PATH}\n"
                               f"sandbox: {sandbox}\n")
-        booted.run([str(Path(sys.prefix) / "bin" / "run-job"), "--install-generator"],
-                   timeout=120)
+        booted.run([RUN_JOB, "--install-generator"], timeout=120)
         yield booted
 
 
