@@ -82,7 +82,7 @@ class Job:
     failure_threshold_for_mail: int
     failmail: Failmail | None
     stop_after_failures: int | None
-    sandbox: bool
+    sandbox: bool | str  # true, false or 'strict'
     logging: str
     memory_max: int | None
     cpu_quota: float | None

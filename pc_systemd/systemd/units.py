@@ -21,6 +21,7 @@ from pc_systemd.model import systemd_version
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
+from pc_systemd.model.job_keys import STRICT
 from pc_systemd.model.retry import restart_steps, start_limit
 from pc_systemd.model.schedule import DST_YEARS, dst_extras, host_zone
 from pc_systemd.model.writers import passwd_entry
@@ -185,7 +186,8 @@ class Renderer:
             commands=argvs,
             timeout=job.timeout * 60,
             ident=job.slug,
-            sandbox=job.sandbox,
+            sandbox=bool(job.sandbox),
+            strict_sandbox=job.sandbox == STRICT,
             memory_max=job.memory_max,
             cpu_quota=job.cpu_quota,
             nice=job.nice,
