@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up and entry point for a fresh machine.
 #   ./dev.sh demo   install everything into .venv/ and run the demo
-#   ./dev.sh test   install everything and run the whole test suite
+#   ./dev.sh test   install everything (a Debian 13 root too) and run the whole test suite
 #   ./dev.sh bench  install everything and run the benchmarks in bench/
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,8 +21,10 @@ here=$PWD
 # golang-github-robfig-cron-dev build tests/robfig_next, offline: the real
 # robfig/cron v3 that Kubernetes reads CronJob schedules with. piuparts
 # (Debian's install/remove/purge tester) checks the package on a Debian 12
-# base it makes from the Debian mirror (tests/test_piuparts.py).
+# base it makes from the Debian mirror (tests/test_piuparts.py). debootstrap
+# builds the Debian 13 root that the package tests boot besides this Debian 12.
 debs=(systemd systemd-container dbus libsystemd-dev pkg-config gcc cron hyperfine sudo polkitd
+      debootstrap
       git build-essential debhelper dh-python pybuild-plugin-pyproject python3-all
       python3-setuptools python3-build python3-venv help2man lintian
       python3-yaml python3-jinja2 python3-click python3-pystemd
@@ -117,6 +119,15 @@ YAML
     .venv/bin/cron-generate
 }
 
+build_roots() {
+    # The Debian 13 root the package tests boot (tests/debian_root.py): built
+    # once from Debian's packages (about 3 minutes here), then reused from
+    # /var/cache/pc-systemd-test/ until its recipe changes. Root only, as
+    # the boxes themselves.
+    [ "$(id -u)" -eq 0 ] && command -v debootstrap >/dev/null || return 0
+    .venv/bin/python -m tests.debian_root trixie
+}
+
 run_tests() {
     .venv/bin/ruff check pc_systemd tests bench generators/process-control-generator
     .venv/bin/mypy
@@ -127,7 +138,7 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
     demo) install_debs; install_venv; demo ;;
-    test) install_debs; install_venv; run_tests "$@" ;;
+    test) install_debs; install_venv; build_roots; run_tests "$@" ;;
     bench) install_debs; install_venv; exec bench/run.sh "$@" ;;
     *) echo "usage: ./dev.sh demo|test|bench" >&2; exit 2 ;;
 esac

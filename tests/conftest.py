@@ -17,6 +17,7 @@ import pytest
 
 from pc_systemd.model.config import Config, load_config
 from tests import user_install
+from tests.debian_root import RELEASES, Release
 
 if TYPE_CHECKING:
     from tests.systemd_box import SystemdBox
@@ -137,6 +138,16 @@ def mailed_output(body: str) -> list[str]:
 
 
 # -- the Debian package ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=RELEASES, ids=lambda r: r.id)
+def release(request: pytest.FixtureRequest) -> Release:
+    """Each supported Debian release, for a module's box: the package tests
+    run on a booted Debian 12 and a booted Debian 13 (``lower=root_of(release)``,
+    tests/debian_root.py); pytest runs all of a module's tests on one before
+    the other."""
+    assert isinstance(request.param, Release)
+    return request.param
 
 # Debian's tools, not the test virtualenv's Python or a pyenv one first in PATH
 BUILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}

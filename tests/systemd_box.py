@@ -2,12 +2,14 @@
 
 A test that only compares strings with what we believe systemd does is not
 evidence that systemd does it, so tests that matter hand units to a real
-systemd 252 booted with ``systemd-nspawn`` (see
-``/work/shared/docs/real-systemd.md`` for the recipe this follows).
+systemd booted with ``systemd-nspawn`` (see
+``/work/shared/docs/real-systemd.md`` for the recipe this follows): the
+host's own Debian 12 (systemd 252), or a Debian 13 root (systemd 257) that
+tests/debian_root.py builds, given as ``lower``.
 
 Each :class:`SystemdBox` gets its own base directory ``/run/pc-test/<name>``:
-a tmpfs holding an overlay whose lower layer is the host's ``/``. So the
-container has everything installed on the host, and everything it writes
+a tmpfs holding an overlay whose lower layer is the host's ``/`` (or
+``lower``). So the container has everything installed there, and everything it writes
 lands in the tmpfs and vanishes at teardown; the host's own files are never
 written. :func:`checkout_box` binds the checkout read-only on top, because
 the overlay's lower layer must not change under a mounted overlay (the
@@ -70,7 +72,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.user_install import installation
+from tests.user_install import install_in_box, installation, wheel
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 BASE_ROOT = Path("/run/pc-test")
@@ -293,6 +295,8 @@ class SystemdBox:
         binds_ro: Sequence[Path] = (),
         *,
         boot_timeout: float = 30.0,
+        lower: Path = Path("/"),
+        prepare: Sequence[Callable[[SystemdBox], None]] = (),
     ) -> None:
         for bind in binds_ro:
             # nspawn splits --bind=SRC:DST on ':'; refuse rather than escape.
@@ -300,6 +304,12 @@ class SystemdBox:
                 raise ValueError(f"bind path must be absolute and without ':': {bind}")
         self.binds_ro = tuple(Path(p) for p in binds_ro)
         self.boot_timeout = boot_timeout
+        # The overlay's lower layer: the host's own root (Debian 12 here), or
+        # another release's (tests/debian_root.py), never written.
+        if not lower.is_absolute() or ":" in str(lower) or "," in str(lower):
+            raise ValueError(f"lower root must be absolute, without ':' or ',': {lower}")
+        self.lower = lower
+        self.prepare = tuple(prepare)  # run once it has booted, before __enter__ returns
         # Unique per process and per box, so concurrent boxes (and concurrent
         # pytest runs) never share a machine name or a base directory.
         self.name = f"pc-test-{os.getpid()}-{secrets.token_hex(4)}"
@@ -361,7 +371,7 @@ class SystemdBox:
         # The overlay's root takes its mode from the upper dir; the container's
         # / must be 0755 or unprivileged services cannot reach anything.
         (self.base / "upper").chmod(0o755)
-        lower = f"lowerdir=/,upperdir={self.base}/upper,workdir={self.base}/work"
+        lower = f"lowerdir={self.lower},upperdir={self.base}/upper,workdir={self.base}/work"
         self._mount(self.root, "-t", "overlay", "-o", lower, "overlay")
         self._mounted.append(self.root)
         self._boot(started)
@@ -417,6 +427,8 @@ class SystemdBox:
         self._init = self._find_init(deadline)
         self._wait_running(deadline)
         self.boot_seconds = time.monotonic() - started
+        for step in self.prepare:
+            step(self)
 
     def _find_init(self, deadline: float) -> _ProcessId:
         while True:
@@ -803,14 +815,35 @@ def require_systemd_box() -> None:
     pytest.skip(reason)
 
 
-def checkout_box() -> SystemdBox:
+def checkout_box(lower: Path | None = None) -> SystemdBox:
     """A box (not yet entered) in which the checkout, the virtualenv that
     runs the tests and the world-readable installation of the tree
     (:mod:`tests.user_install`) are visible at their own paths, read-only;
     the test fails under CI, or is skipped elsewhere, when the host cannot
     boot one. Code of ours that runs in the box as a user other than root
-    runs from that installation, never from the checkout."""
+    runs from that installation, never from the checkout.
+
+    On another release's root (``lower``, tests/debian_root.py) the
+    installation is made anew inside the box, at the same path, with that
+    release's python3 and libraries (the host's is a virtualenv of the
+    host's Python); the test virtualenv's interpreter is bound in as well.
+    Without ``lower``: the host's root, or the release named by
+    ``PC_TEST_RELEASE`` (``PC_TEST_RELEASE=trixie pytest
+    tests/test_x_systemd.py`` runs a module's boxes on Debian 13, where CI
+    runs it on Debian 12 only)."""
     require_systemd_box()
+    if lower is None:
+        from tests.debian_root import root_of
+
+        release = os.environ.get("PC_TEST_RELEASE", "")
+        lower = root_of(release) if release else Path("/")
     venv = Path(sys.prefix)
     binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
-    return SystemdBox(binds_ro=[*binds, installation()])
+    if lower == Path("/"):
+        return SystemdBox(binds_ro=[*binds, installation()])
+    base = Path(sys.base_prefix)
+    if not base.is_relative_to("/usr"):
+        binds.append(base)
+    built = wheel()
+    return SystemdBox(binds_ro=[*binds, built.parent], lower=lower,
+                      prepare=[lambda box: install_in_box(box, built)])

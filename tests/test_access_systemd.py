@@ -1,6 +1,6 @@
 """Developers run their jobs without root: the installed package's broker,
-polkit rule, journal namespace and directories, handed to a real systemd 252
-with a real polkitd, as a member of the developer group and as another user
+polkit rule, journal namespace and directories, handed to a real systemd
+(Debian 12's 252 and 13's 257) with a real polkitd, as a member of the developer group and as another user
 (the broker's own refusals: tests/test_broker_systemd.py).
 
 One box: the package installed (the checkout hidden), built-in defaults (no
@@ -17,6 +17,7 @@ import pytest
 
 from pc_systemd.systemd.access import MARK
 from tests.conftest import install_package
+from tests.debian_root import Release, root_of
 from tests.systemd_box import SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
@@ -38,9 +39,9 @@ OTHER = ("[Service]\nType=oneshot\nRemainAfterExit=yes\n"
 
 
 @pytest.fixture(scope="module")
-def box(built: Path) -> Iterator[SystemdBox]:
+def box(built: Path, release: Release) -> Iterator[SystemdBox]:
     require_systemd_box()
-    with SystemdBox() as booted:
+    with SystemdBox(lower=root_of(release)) as booted:
         booted.write_file("/etc/systemd/system/other.service", OTHER)
         install_package(booted, built, JOB_FILES)
         booted.run(["useradd", "--create-home", "--groups", GROUP, "dev"])

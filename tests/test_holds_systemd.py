@@ -1,4 +1,4 @@
-"""Holds on a real systemd 252 with the package installed (polkitd, the
+"""Holds on a real systemd (Debian 12's 252 and 13's 257) with the package installed (polkitd, the
 package's tmpfiles.d and polkit rule): a member of the developer group
 disables a group of jobs, which stays stopped across reload, daemon-reload
 and re-exec; a job with ``stop_after_failures: 2`` is stopped by its
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import install_package
+from tests.debian_root import Release, root_of
 from tests.systemd_box import SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
@@ -32,9 +33,9 @@ JOB_FILES = {
 
 
 @pytest.fixture(scope="module")
-def box(built: Path) -> Iterator[SystemdBox]:
+def box(built: Path, release: Release) -> Iterator[SystemdBox]:
     require_systemd_box()
-    with SystemdBox() as booted:
+    with SystemdBox(lower=root_of(release)) as booted:
         install_package(booted, built, JOB_FILES)
         booted.run(["useradd", "--create-home", "--groups", GROUP, "dev"])
         yield booted

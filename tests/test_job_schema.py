@@ -72,7 +72,7 @@ BEYOND_THE_SCHEMA = {
     r"bad value: .*(out of range|must be in)|got a date": "YAML 1.1 dates, which JSON reads as text",
     r"unknown time zone": "whether the zone exists on the host",
     r"got \.nan": "NaN, which JSON has not",
-    r"expected true or false, got a string": "yes/no/on/off quoted: the words are allowed as "
+    r"expected true(, false)? or (false|strict), got a string": "yes/no/on/off quoted: the words are allowed as "
         "strings, which is how an editor reading YAML 1.2 sees them unquoted",
     r"expected a variable name, got null": "a null key is the string 'null' in JSON",
     r"bytes is less than 1M|is more than 1024T": "the bytes of a size with a unit ('2000T')",
@@ -259,7 +259,7 @@ TYPE_ERRORS = [
     ("disabled: [true]", "disabled: expected a single value, got a list"),
     ("disabled: 1", "disabled: expected true or false, got an integer"),
     ("disabled: maybe", "disabled: expected true or false, got a string"),
-    ("sandbox:", "sandbox: expected true or false, got null"),
+    ("sandbox:", "sandbox: expected true, false or strict, got null"),
     ("allow_overtime: 'no way'", "allow_overtime: expected true or false, got a string"),
     ("timeout: '30'", "timeout: expected a number, got a string"),
     ("timeout: 30 minutes", "timeout: expected a number, got a string"),

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BUILD_ENV, ROOT, hide_checkout
+from tests.debian_root import Release, root_of
 from tests.systemd_box import BASE_ROOT, SystemdBox, require_systemd_box
 
 pytestmark = pytest.mark.systemd
@@ -99,10 +100,11 @@ FAILS = ("name: Fails\ncommand: /bin/sh -c 'echo about to fail; exit 3'\n"
 
 
 @pytest.fixture(scope="module")
-def box(built: Path) -> Iterator[SystemdBox]:
-    """A booted systemd with the original's files, then the package installed."""
+def box(built: Path, release: Release) -> Iterator[SystemdBox]:
+    """A booted systemd with the original's files, then the package installed:
+    on Debian 12 and on Debian 13, the same .deb."""
     require_systemd_box()
-    with SystemdBox() as booted:
+    with SystemdBox(lower=root_of(release)) as booted:
         hide_checkout(booted)
         config = (ORIGINAL / "process-control.example.yaml").read_text()
         booted.write_file("/etc/process-control.yaml", config.replace("user: jenkins",
@@ -193,6 +195,41 @@ def test_a_job_runs_as_the_service_user(installed: SystemdBox) -> None:
     assert USER in installed.journal("process-control-hello.service", manager_messages=False)
 
 
+def test_the_package_knows_the_systemd_that_runs(installed: SystemdBox, release: Release) -> None:
+    """Without D-Bus: root reads the library PID 1 has mapped, anyone else
+    finds the installed one; both are the manager's version, with the
+    release's own Python."""
+    shown = installed.run(["systemctl", "--version"]).stdout.split()
+    assert int(shown[1]) == {12: 252, 13: 257}[release.number], shown[:3]
+    code = "from pc_systemd.model import systemd_version as v; print(v.manager())"
+    assert installed.run(["python3", "-c", code]).stdout.strip() == shown[1]
+    assert installed.run(["python3", "-c", code], user=USER).stdout.strip() == shown[1]
+    maps = ("from pc_systemd.model import systemd_version as v; "
+            "print(v.version_in(open('/proc/1/maps').read()))")
+    assert installed.run(["python3", "-c", maps]).stdout.strip() == shown[1]
+    python = installed.run(["python3", "-c", "import sys; print(sys.version_info[:2])"])
+    assert python.stdout.strip() == {12: "(3, 11)", 13: "(3, 13)"}[release.number]
+
+
+def test_backoff_is_refused_only_where_systemd_cannot_do_it(
+    installed: SystemdBox, release: Release,
+) -> None:
+    path = f"{JOBS}/backoff.yaml"  # checked, never loaded: removed before any reload
+    installed.write_file(path, "name: Backoff\ncommand: /bin/false\ntimeout: 1\n"
+                               "retry: {attempts: 3, delay: 0.01, backoff: 2}\n")
+    try:
+        done = installed.run(["run-job", "validate", path], check=False)
+    finally:
+        installed.run(["rm", path])
+    if release.number == 12:
+        assert done.returncode == 1
+        assert (f"{path}:4: retry: backoff is not possible on systemd 252: a service has one "
+                "RestartSec= (growing delays, RestartSteps=, came in systemd 254); use "
+                "backoff: 1") in done.stdout + done.stderr
+    else:
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_file_logging_writes_the_runs_own_file(installed: SystemdBox) -> None:
     installed.systemctl("start", "process-control-report.service")
     out = installed.run(["sh", "-c", "cat /var/log/process-control/report/report-*.log"]).stdout
@@ -205,6 +242,68 @@ def test_run_job_status_works(installed: SystemdBox) -> None:
     assert "report - File logged" in result.stdout
     listed = installed.run(["run-job", "--list-jobs"], user=USER).stdout.split()
     assert listed == ["fails", "hello", "report", "slow"]
+
+
+SYNC = "systemd-journald-sync@process-control.service"
+
+
+def start_back_to_back(box: SystemdBox, times: int) -> list[str]:
+    """Start the hello and report jobs one after the other, ``times`` each;
+    how each start ended. Each job's own start limit is cleared first: this
+    is about the starts of all jobs together."""
+    results: list[str] = []
+    for _ in range(times):
+        for job in ("hello", "report"):
+            box.systemctl("reset-failed", f"process-control-{job}.service", check=False)
+            done = box.systemctl("start", f"process-control-{job}.service", check=False)
+            results.append(box.show(f"process-control-{job}.service", "Result")["Result"]
+                           if done.returncode == 0 else done.stderr.strip())
+    return results
+
+
+def sync_cycles(box: SystemdBox, times: int) -> list[int]:
+    """Start and stop the journal sync unit, as job runs do; each start's
+    exit status."""
+    codes = []
+    for _ in range(times):
+        codes.append(box.systemctl("start", SYNC, check=False).returncode)
+        box.systemctl("stop", SYNC, check=False)
+    return codes
+
+
+def test_jobs_started_back_to_back_all_run(installed: SystemdBox, release: Release) -> None:
+    """systemd 257 makes each job unit require
+    systemd-journald-sync@process-control.service (its LogNamespace=), started
+    with a run and stopped after it, under systemd's default start limit (5
+    in 10 s): a refused start fails the job ("dependency"). The generator's
+    drop-in lifts that limit."""
+    # (once in three runs here a start on Debian 13 failed with "unavailable
+    # resources" under heavy load, not understood yet; what is tested here is
+    # that none is refused for the sync unit's start limit)
+    assert not [r for r in start_back_to_back(installed, 15) if "dependency" in r]
+    if release.number == 12:
+        assert installed.show(SYNC, "LoadState")["LoadState"] == "not-found"
+        return
+    requires = installed.show("process-control-hello.service", "Requires")["Requires"].split()
+    assert SYNC in requires
+    assert installed.show(SYNC, "StartLimitIntervalUSec")["StartLimitIntervalUSec"] == "0"
+    assert sync_cycles(installed, 8) == [0] * 8
+    # without the drop-in (an empty one of the same name in /etc, which takes
+    # precedence): the sixth start within 10 s is refused, and so is a job
+    override = f"/etc/systemd/system/{SYNC}.d/process-control.conf"
+    installed.write_file(override, "")
+    installed.systemctl("daemon-reload")
+    try:
+        assert installed.show(SYNC, "StartLimitIntervalUSec")["StartLimitIntervalUSec"] == "10s"
+        codes = sync_cycles(installed, 8)
+        assert codes[:5] == [0] * 5 and codes[5] != 0, codes
+        refused = installed.systemctl("start", "process-control-hello.service", check=False)
+        assert refused.returncode != 0 and "dependency job" in refused.stderr, refused.stderr
+    finally:
+        installed.run(["rm", override])
+        installed.systemctl("daemon-reload")
+        installed.systemctl("reset-failed", SYNC, "process-control-hello.service", check=False)
+    assert not [r for r in start_back_to_back(installed, 15) if "dependency" in r]
 
 
 def test_a_failure_starts_the_mail_unit_as_the_monitor_user(installed: SystemdBox) -> None:
@@ -244,7 +343,8 @@ def test_install_generator_leaves_the_packages_generator_alone(installed: System
 
 
 def test_next_runs_without_cron_descriptor(installed: SystemdBox) -> None:
-    # Debian 12 has no python3-cron-descriptor: the times, without words
+    # not installed (Debian 12 has no python3-cron-descriptor; on Debian 13 it
+    # is not a dependency): the times, without words
     assert installed.run(["python3", "-c", "import cron_descriptor"],
                          check=False).returncode == 1
     out = installed.run(["run-job", "--next", "hello", "--count", "2"]).stdout

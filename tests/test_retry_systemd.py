@@ -1,7 +1,8 @@
 """The ``retry`` job key on a real systemd 252 (booted in a container):
 ``Restart=on-failure`` with ``RestartSec=`` the delay, and a start limit
 (``StartLimitBurst=`` attempts + 1 in a window that outlasts them) that
-ends the attempts.
+ends the attempts. And on Debian 13's systemd 257, a backoff: growing
+delays (``RestartSteps=``, ``RestartMaxDelaySec=``), measured.
 
 Measured here: the delays between attempts (systemd's own timestamps of
 an attempt's failure and of the next attempt's start), how many attempts
@@ -24,7 +25,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pc_systemd.model.retry import Retry, start_limit
+from pc_systemd.model.retry import Retry, restart_steps, start_limit
+from tests.debian_root import TRIXIE, root_of
 from tests.monitoring_box import (
     FAILMAIL,
     JOBS,
@@ -313,3 +315,62 @@ def test_the_timer_runs_get_the_same_attempts_and_the_next_is_not_refused(
                    in ("inactive", "failed"), timeout=30, what="the scheduled run ended")
     done = box.run([RUN_JOB, "run", "minutely"], check=False)
     assert done.returncode == 7 and done.stdout.split() == ["scheduled"] * 2
+
+
+# -- growing delays on Debian 13 (systemd 257) -------------------------------------
+
+GROWING = Retry(3, 0.025, 2)  # 1.5 s, 3 s, 6 s
+GROWING_JOBS = {
+    "growing": textwrap.dedent(f"""\
+        name: Growing
+        command: /bin/sh -c "echo failing; exit 4"
+        timeout: 0.5
+        retry: {{attempts: {GROWING.attempts}, delay: {GROWING.delay}, backoff: {GROWING.backoff:g}}}
+        """) + FAILMAIL,
+}
+
+
+@pytest.fixture(scope="module")
+def trixie_box() -> Iterator[SystemdBox]:
+    """Debian 13's systemd 257, running the tree installed with its Python 3.13."""
+    with checkout_box(root_of(TRIXIE)) as booted:
+        set_up(booted, CONFIG, GROWING_JOBS)
+        yield booted
+
+
+def test_backoff_waits_growing_delays_on_systemd_257(trixie_box: SystemdBox) -> None:
+    box = trixie_box
+    assert box.run(["systemctl", "--version"]).stdout.split()[1] == "257"
+    # our code runs there with Debian 13's own Python (checkout_box installs it)
+    shown = box.run([PYTHON, "-c", "import sys; print(sys.version_info[:2])"]).stdout
+    assert shown.strip() == "(3, 13)"
+    steps = restart_steps(GROWING)
+    assert steps is not None
+    shown = box.show(unit("growing"), "RestartUSec", "RestartSteps", "RestartMaxDelayUSec",
+                     "RestartMode")
+    assert shown == {"RestartUSec": "1.500000s", "RestartSteps": "2",
+                     "RestartMaxDelayUSec": "6s", "RestartMode": "direct"}, shown
+    done = box.run([RUN_JOB, "run", "growing"], check=False, timeout=120)
+    assert done.returncode == 4, done.stderr
+    assert done.stdout.split() == ["failing"] * 4
+    found = records(box, "growing")
+    # 4 attempts; the restart after the last is refused by the start limit
+    assert [k for k, _w, _i in found] == ["start", "failed", "restart"] * 4 + ["failed"]
+    assert len({i for _k, _w, i in found}) == 4
+    gaps = waits(found)
+    # what the direct runner waits before each retry (cron.direct calls
+    # Retry.wait), then the last delay again before the refused start
+    expected = [GROWING.wait(i) for i in (1, 2, 3, 3)]
+    assert expected == [1.5, 3.0, 6.0, 6.0]
+    assert len(gaps) == 4 and all(e <= g < e + SLACK for e, g in zip(expected, gaps, strict=True)), gaps
+    (run,) = journal_runs(box, "growing")
+    assert run["result"] == "exit-code" and run["attempts"] == 4
+    # one failed run on Debian 13 too: one mail, sent through the real SMTP
+    # server (without RestartMode=direct systemd 257 started OnFailure= after
+    # each attempt and at the end: 5 OnFailure= starts for 4 attempts), and
+    # the metrics count it once
+    box.wait_until(lambda: mail_done(box, "growing", 0), timeout=30, what="mail sent")
+    (mail,) = mails(box)
+    assert "Failed:  1 run(s) in a row" in body(mail)
+    assert job_metrics(box, "growing")["consecutive_failures"] == 1
+    assert job_metrics(box, "growing")["last_run_exit_status"] == 4

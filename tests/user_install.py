@@ -26,6 +26,10 @@ import tempfile
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.systemd_box import SystemdBox
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -55,6 +59,43 @@ def _run(argv: list[str], **kwargs: object) -> None:
                            f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
+def _build_wheel(directory: Path) -> Path:
+    # The test virtualenv's pinned setuptools builds it, offline.
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+          "--no-build-isolation", "--no-index", "--wheel-dir", str(directory), str(CHECKOUT)])
+    (built,) = directory.glob("pc_systemd-*.whl")
+    return built
+
+
+@cache
+def wheel() -> Path:
+    """The wheel of the working tree, built once per session in a
+    directory of its own (removed when the session ends), for boxes of
+    another Debian release that install it with their own python3
+    (:func:`install_in_box`)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    CACHE.chmod(0o755)
+    directory = Path(tempfile.mkdtemp(prefix="wheel-", dir=CACHE))
+    atexit.register(shutil.rmtree, directory, True)
+    directory.chmod(0o755)
+    return _build_wheel(directory)
+
+
+def install_in_box(box: SystemdBox, built: Path) -> None:
+    """What :func:`installation` makes, made inside ``box`` with the box's
+    own ``/usr/bin/python3`` and Debian packages, at the same PREFIX (in the
+    box's throw-away overlay): for a box of another Debian release, whose
+    Python is not the host's."""
+    staging = f"{PREFIX}.new"
+    box.run([DEBIAN_PYTHON, "-m", "venv", "--system-site-packages", "--without-pip", staging])
+    site = box.run(["sh", "-c", 'echo "$1"/lib/python3*/site-packages', "sh", staging])
+    box.run([DEBIAN_PYTHON, "-c", _INSTALL_WHEEL, str(built), site.stdout.strip(),
+             f"{staging}/bin", PYTHON])
+    box.run([f"{staging}/bin/python", "-m", "compileall", "-q", site.stdout.strip()])
+    box.run(["mv", staging, str(PREFIX)])
+    box.run(["chmod", "-R", "u=rwX,go=rX", str(PREFIX)])
+
+
 @cache
 def installation() -> Path:
     """Build the wheel of the working tree and install it at PREFIX (mode
@@ -65,11 +106,7 @@ def installation() -> Path:
     CACHE.chmod(0o755)
     work = Path(tempfile.mkdtemp(prefix="pc-test-wheel-"))
     try:
-        # The test virtualenv's pinned setuptools builds it, offline.
-        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-              "--no-build-isolation", "--no-index", "--wheel-dir", str(work / "dist"),
-              str(CHECKOUT)])
-        (wheel,) = (work / "dist").glob("pc_systemd-*.whl")
+        wheel = _build_wheel(work / "dist")
         staging = Path(f"{PREFIX}.new-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         _run([DEBIAN_PYTHON, "-m", "venv", "--system-site-packages", "--without-pip",

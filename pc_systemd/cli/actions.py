@@ -120,9 +120,10 @@ def run(config: Config, slug: str, slow_start: bool, scheduled: bool = False,
 def _say_refused(job: Job) -> bool:
     """On a systemd host: the lines of what the generator refuses of the job
     (as ``validate`` prints them), on stderr; whether there were any."""
+    from pc_systemd.model import systemd_version
     from pc_systemd.model.job import systemd_problems  # loaded already with the job
 
-    refused = systemd_problems(job)
+    refused = systemd_problems(job, systemd_version.manager())
     for problem in refused:
         click.echo(str(problem), err=True)
     return bool(refused)

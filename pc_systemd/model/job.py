@@ -82,7 +82,7 @@ class Job:
     failure_threshold_for_mail: int
     failmail: Failmail | None
     stop_after_failures: int | None
-    sandbox: bool
+    sandbox: bool | str  # true, false or 'strict'
     logging: str
     memory_max: int | None
     cpu_quota: float | None
@@ -221,10 +221,12 @@ def _reported(problems: list[Problem], key: str) -> bool:
     return any(p.key == key or p.key.startswith(key + ".") for p in problems)
 
 
-def systemd_problems(job: Job) -> list[Problem]:
-    """What systemd 252 cannot carry out of this job (its ``retry``), one
-    problem per reason: the generator skips such a job."""
+def systemd_problems(job: Job, version: int | None) -> list[Problem]:
+    """What systemd ``version`` (None: none found here;
+    :func:`pc_systemd.model.systemd_version.manager` finds it) cannot carry out of
+    this job (its ``retry``), one problem per reason: the generator skips
+    such a job."""
     if job.retry is None:
         return []
     return [job.problem("retry", why)
-            for why in systemd_refusals(job.retry, job.timeout, job.schedule)]
+            for why in systemd_refusals(job.retry, job.timeout, job.schedule, version)]

@@ -15,7 +15,7 @@ from typing import Any
 from pc_systemd.model import fields as f
 from pc_systemd.model.errors import PcError, Problem
 from pc_systemd.model.fields import Key
-from pc_systemd.model.nodes import Entry
+from pc_systemd.model.nodes import Entry, scalar, type_name
 from pc_systemd.model.retry import MAX_ATTEMPTS, retry
 from pc_systemd.model.schedule import CronSchedule, ScheduleError, parse_schedule
 
@@ -82,6 +82,23 @@ MAX_RANDOM_DELAY = 1440.0
 # journal.streak counts a job's failures in a row back to at most 10,000 runs,
 # and the direct runner's history keeps its count up to history.MAX_COUNT.
 MAX_STOP_AFTER = 1000
+
+
+# `sandbox: strict`: the sandbox before issue #26, each setting as systemd
+# names it; `true` is a cheaper one with the same exposure bound (README,
+# "Benchmarks").
+STRICT = "strict"
+SANDBOX = {"anyOf": [{"type": "boolean"}, {"enum": [*f.YAML11_BOOLEANS, STRICT]}]}
+
+
+def sandbox(entry: Entry) -> bool | str:
+    """true, false or ``strict``."""
+    value = scalar(entry, entry.value)
+    if value == STRICT:
+        return STRICT
+    if not isinstance(value, bool):
+        raise entry.problem(f"expected true, false or {STRICT}, got {type_name(value)}")
+    return value
 
 
 def stop_after(entry: Entry) -> int:
@@ -157,10 +174,15 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         "hand still work) until `run-job reset NAME`; at most 1000.",
         default_doc="none (never stopped)",
         schema={"type": "integer", "minimum": 1, "maximum": MAX_STOP_AFTER}),
-    Key("sandbox", "boolean", f.flag, True,
-        "systemd hardening of the job's service (no new privileges, read-only "
-        "/usr /boot /etc, private /tmp and /dev, ...); `false` turns it off for jobs "
-        "that need more.", schema=f.BOOLEAN),
+    Key("sandbox", "true | false | strict", sandbox, True,
+        "systemd hardening of the job's service (no new privileges or capabilities, "
+        "read-only /usr /boot /etc, private /tmp, other users' processes hidden, "
+        "devices closed, a system call deny list, ...); `strict` adds systemd's own "
+        "protection of kernel tunables, kernel log and control groups, a private /dev "
+        "and its `@system-service` allow list, at two to three times the start cost (see "
+        "Benchmarks), meant for jobs of a root service user; `false` turns it off for "
+        "jobs that need more.",
+        default_doc="`true`", schema=SANDBOX),
     Key("memory_max", "size", f.memory_size, None,
         "Memory limit of the job's whole process tree (`512M`, `2G`; K, M, G, T are "
         "powers of 1024; at least `1M`): systemd's `MemoryMax=` on the job's control "

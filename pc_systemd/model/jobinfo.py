@@ -88,9 +88,10 @@ class Summary:
 
 def refusals(job: Job) -> tuple[str, ...]:
     """What the generator refuses of ``job`` (:func:`.job.systemd_problems`), as lines."""
+    from pc_systemd.model import systemd_version
     from pc_systemd.model.job import systemd_problems  # loaded already: there is a Job
 
-    return tuple(str(problem) for problem in systemd_problems(job))
+    return tuple(str(problem) for problem in systemd_problems(job, systemd_version.manager()))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pc_systemd.model import systemd_version
 from pc_systemd.model.backend import DIRECT, SYSTEMD, choose
 from pc_systemd.model.config import Config
 from pc_systemd.model.errors import Problem
@@ -46,8 +47,9 @@ def validate(config: Config, paths: list[str] | None = None) -> Report:
     backend = choose(config)  # (it may look at the host: once)
     on_systemd = backend == SYSTEMD
     systemd_warnings: list[Problem] = []
+    version = systemd_version.manager() if jobset.jobs else None
     for job in jobset.jobs:
-        refused = systemd_problems(job)
+        refused = systemd_problems(job, version)
         if refused and on_systemd:
             errors.extend(refused)
             invalid.add(job.slug)

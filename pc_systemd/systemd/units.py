@@ -17,10 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pc_systemd.model import systemd_version
 from pc_systemd.model.config import Config
 from pc_systemd.model.fields import Command
 from pc_systemd.model.job import Job
-from pc_systemd.model.retry import start_limit
+from pc_systemd.model.job_keys import STRICT
+from pc_systemd.model.retry import restart_steps, start_limit
 from pc_systemd.model.schedule import DST_YEARS, dst_extras, host_zone
 from pc_systemd.model.writers import passwd_entry
 from pc_systemd.systemd import _templates, filelog, presence
@@ -184,7 +186,8 @@ class Renderer:
             commands=argvs,
             timeout=job.timeout * 60,
             ident=job.slug,
-            sandbox=job.sandbox,
+            sandbox=bool(job.sandbox),
+            strict_sandbox=job.sandbox == STRICT,
             memory_max=job.memory_max,
             cpu_quota=job.cpu_quota,
             nice=job.nice,
@@ -233,10 +236,16 @@ def _retry_values(job: Job) -> dict[str, Any]:
     """The template's retry settings (``retry`` false: none). The job was
     checked against :func:`pc_systemd.model.job.systemd_problems` before it got here."""
     if job.retry is None:
-        return {"retry": False, "retry_interval": 0.0, "retry_burst": "", "retry_delay": 0.0}
+        return {"retry": False, "retry_interval": 0.0, "retry_burst": "", "retry_delay": 0.0,
+                "retry_steps": "", "retry_max_delay": 0.0, "retry_direct": False}
     limit = start_limit(job.retry, job.timeout)
+    steps = restart_steps(job.retry)  # only on systemd >= 254: refused before on older ones
+    version = systemd_version.manager()
     return {"retry": True, "retry_interval": limit.interval, "retry_burst": str(limit.burst),
-            "retry_delay": job.retry.delay * 60}
+            "retry_delay": job.retry.delay * 60,
+            "retry_direct": version is not None and version >= systemd_version.RESTART_MODE_SINCE,
+            "retry_steps": str(steps.steps) if steps else "",
+            "retry_max_delay": steps.max_delay if steps else 0.0}
 
 
 def dst_context() -> tuple[str, int]:
