@@ -6,7 +6,7 @@
 Hands the server (over the Language Server Protocol, on stdio) every job
 file that tests/test_job_schema.py finds valid, and every one it finds
 invalid and caught by the schema (the corpus's and its TYPE_ERRORS), each
-with the ``# yaml-language-server: $schema=...`` line the README shows, and
+with the ``# yaml-language-server: $schema=...`` line docs/configuration.md shows, and
 prints the counts and every file the editor judges otherwise. Not part of
 the test suite: it needs node and npm, which the project's machines need
 for nothing else.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks whose figures are in the README (run: ./dev.sh bench).
+# The benchmarks whose figures are in docs/benchmarks.md (run: ./dev.sh bench).
 #
 # Generator and cron-generate over 10 and 1,000 realistic job files
 # (bench/make_jobs.py), timed with hyperfine, process start included.

@@ -447,4 +447,4 @@ def test_the_shipped_schema_file_is_current() -> None:
     """job.schema.json (installed as /usr/share/process-control/job.schema.json)."""
     shipped = (ROOT / SCHEMA_FILE).read_text(encoding="utf-8")
     assert shipped == schema_text(), (
-        "run: .venv/bin/python -m pc_systemd.cli.docs README.md job.schema.json")
+        "run: .venv/bin/python -m pc_systemd.cli.docs docs/configuration.md job.schema.json")

@@ -1,1 +1,1 @@
-"""The commands: run-job, cron-generate, check-jobs-icinga, and the README's key tables."""
+"""The commands: run-job, cron-generate, check-jobs-icinga, and the key tables of docs/configuration.md."""

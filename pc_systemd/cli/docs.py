@@ -1,6 +1,7 @@
-"""README tables of the configuration and job keys, and the JSON Schema of
-job files, made from their declarations (``python -m pc_systemd.cli.docs
-README.md job.schema.json`` rewrites them)."""
+"""The tables of the configuration and job keys (in docs/configuration.md),
+and the JSON Schema of job files, made from their declarations
+(``python -m pc_systemd.cli.docs docs/configuration.md job.schema.json``
+rewrites them)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ import os
 import stat
 
 # Not typing's: this module is on the generator's cached path, where
-# collections.abc (which imports collections) costs 2.5 ms (README,
-# Benchmarks); Mapping is named for mypy only.
+# collections.abc (which imports collections) costs 2.5 ms
+# (docs/benchmarks.md); Mapping is named for mypy only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping

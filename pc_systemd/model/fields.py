@@ -1,7 +1,7 @@
 """Key declarations and the small typed parsers behind them.
 
 Every configuration and job key is declared once as a :class:`Key`: its
-parser, default and help.  Validation, defaults and the README tables all
+parser, default and help.  Validation, defaults and the key tables of the docs all
 come from those declarations.
 """
 

@@ -46,7 +46,7 @@ from pc_systemd.model.config_file import config_path, untrusted
 
 # Not typing's: importing typing (9 ms) or collections.abc (which imports
 # collections: 2.5 ms) would cost the generator's cached path a fifth of its
-# ~60 ms (README, Benchmarks); these names are for mypy only.
+# ~60 ms (docs/benchmarks.md); these names are for mypy only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

@@ -200,8 +200,8 @@ def ensure_output_directory(config: Config) -> str | None:
         return None
     if not os.path.isdir(path) or st.st_gid != gid or not st.st_mode & 0o2000:
         return (f"output_directory {path} is not a setgid directory of group {group!r}: "
-                "the developer group cannot read `logging: file` output (see README, "
-                "Security)")
+                "the developer group cannot read `logging: file` output (see "
+                "docs/security.md)")
     adopted = _adopt_job_directories(path, st.st_uid, gid)
     return f"gave {adopted} job directories in {path} group {group!r}" if adopted else None
 

@@ -27,7 +27,7 @@ from pc_systemd.model.writers import can_write, identity, service_user_can_write
 
 # Not typing.TYPE_CHECKING: importing typing (9 ms) or collections.abc
 # (which imports collections: 2.5 ms) would cost the cached path a fifth of
-# its ~60 ms (README, Benchmarks); these names are for mypy only.
+# its ~60 ms (docs/benchmarks.md); these names are for mypy only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
