@@ -40,8 +40,9 @@ def place(site: Site) -> Iterator[Path]:
     run_directory.chmod(0o711)
     secrets = base / "credentials"
     secrets.mkdir(mode=0o700)
-    (secrets / "token").write_text(SECRET + "\n")
-    (secrets / "token").chmod(0o600)
+    (secrets / "job").mkdir(mode=0o700)  # the job "job"'s own directory
+    (secrets / "job" / "token").write_text(SECRET + "\n")
+    (secrets / "job" / "token").chmod(0o600)
     site.configure_direct(f"credentials_directory: {secrets}\n")
     text = site.config_file.read_text().replace(f"run_directory: {site.root / 'run'}",
                                                 f"run_directory: {run_directory}")
@@ -66,7 +67,7 @@ def test_validate_warns_about_a_missing_credential_with_its_line(site: Site,
     report = validate(site.config())
     assert report.errors == ()
     assert [str(w) for w in report.warnings] == [
-        f"{path}:4: credentials: warning: gone: {place}/credentials/gone does not exist: "
+        f"{path}:4: credentials: warning: gone: {place}/credentials/job/gone does not exist: "
         "the job's runs fail until it does"]
 
 
@@ -131,7 +132,7 @@ def test_the_job_reads_its_copy_and_no_one_else_can(site: Site, place: Path) -> 
 
 
 def test_the_copies_are_the_service_users_alone(place: Path) -> None:
-    directory = credentials.prepare(str(place / "credentials"), ["token"],
+    directory = credentials.prepare(str(place / "credentials" / "job"), ["token"],
                                     str(place / "run"), "job")
     try:
         st = os.stat(directory)
@@ -147,7 +148,7 @@ def test_a_missing_credential_fails_the_run_in_one_line(site: Site, place: Path)
     job = make_job(site, command="/bin/echo never", credentials=["token", "gone"])
     status, out = run(site, job)
     assert status == 1
-    assert out == (f"Job failed: credential gone: {place}/credentials/gone: "
+    assert out == (f"Job failed: credential gone: {place}/credentials/job/gone: "
                    "No such file or directory\n")
     assert list((place / "run").glob("credentials-*")) == []
 
@@ -171,3 +172,12 @@ def test_a_job_without_credentials_gets_no_inherited_directory(
     assert run(site, job)[0] == 0
     (log,) = (site.root / "log" / "job").iterdir()
     assert "\tINFO\tdir=unset\n" in log.read_text()
+
+
+def test_a_job_cannot_name_another_jobs_secret(site: Site, place: Path) -> None:
+    # "token" is the job "job"'s; "thief" has no directory of its own
+    job = make_job(site, "thief", command="/bin/echo never", credentials="token")
+    status, out = run(site, job)
+    assert status == 1
+    assert out == (f"Thief failed: credential token: {place}/credentials/thief/token: "
+                   "No such file or directory\n")

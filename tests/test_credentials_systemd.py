@@ -37,6 +37,9 @@ JOB_FILES = {
     "held": ("name: Holds its secret\ncommand: /bin/sh -c 'echo started; sleep 60'\n"
              "credentials: [token]\n"),
     "missing": "name: Missing\ncommand: /bin/echo never\ncredentials: [token, gone]\n",
+    # names the token that sec and held have: another job's secret
+    "thief": "name: Thief\ncommand: /bin/sh -c 'cat \"$CREDENTIALS_DIRECTORY/token\"'\n"
+             "credentials: token\n",
 }
 
 
@@ -47,8 +50,10 @@ def box() -> Iterator[SystemdBox]:
             booted.run(["useradd", "--create-home", user])
         booted.write_file("/etc/process-control.yaml", CONFIG)
         booted.run(["install", "-d", "-m", "0700", SECRETS])
-        booted.write_file(f"{SECRETS}/token", SECRET + "\n")
-        booted.run(["chmod", "0600", f"{SECRETS}/token"])
+        for slug in ("sec", "held", "missing"):  # each job's own directory
+            booted.run(["install", "-d", "-m", "0700", f"{SECRETS}/{slug}"])
+            booted.write_file(f"{SECRETS}/{slug}/token", SECRET + "\n")
+            booted.run(["chmod", "0600", f"{SECRETS}/{slug}/token"])
         for slug, text in JOB_FILES.items():
             booted.write_file(f"{JOBS}/{slug}.yaml", text)
         booted.run([RUN_JOB, "install-generator"])
@@ -65,7 +70,7 @@ def test_systemctl_show_and_the_unit_files_do_not_hold_it(box: SystemdBox) -> No
     shown = box.systemctl("show", UNIT).stdout
     assert VISIBLE in shown  # what environment: shows to everyone
     assert SECRET not in shown
-    assert f"LoadCredential=token:{SECRETS}/token" in box.systemctl("cat", UNIT).stdout
+    assert f"LoadCredential=token:{SECRETS}/sec/token" in box.systemctl("cat", UNIT).stdout
     found = box.run(["grep", "-rl", SECRET, "/run/systemd", "/etc/systemd", "/usr/lib/systemd",
                      "/var/lib/process-control"], check=False)
     assert (found.returncode, found.stdout) == (1, "")
@@ -80,7 +85,7 @@ def test_another_user_cannot_read_it(box: SystemdBox) -> None:
     try:
         copy = "/run/credentials/process-control-held.service/token"
         assert box.run(["cat", copy]).stdout == SECRET + "\n"  # root's view: the copy is there
-        for path in (copy, f"{SECRETS}/token"):
+        for path in (copy, f"{SECRETS}/held/token"):
             tried = box.run(["cat", path], user=OTHER, check=False)
             assert tried.returncode == 1 and "Permission denied" in tried.stderr, tried
     finally:
@@ -100,3 +105,13 @@ def test_a_missing_credential_fails_the_run(box: SystemdBox) -> None:
     assert "never" not in result.stdout.splitlines()  # the command never ran
     assert result.stderr == ("Missing failed with code 243: systemd could not load its "
                              "credentials (is each file in credentials_directory?)\n")
+
+
+def test_a_job_cannot_name_another_jobs_secret(box: SystemdBox) -> None:
+    """Each job's credentials come from its own directory: a job file that
+    names another job's credential gets nothing, and its command never runs."""
+    result = box.run([RUN_JOB, "run", "thief"], check=False)
+    assert result.returncode == 243
+    assert SECRET not in result.stdout + result.stderr
+    assert "LoadCredential=token:" + SECRETS + "/thief/token" in box.systemctl(
+        "cat", "process-control-thief.service").stdout

@@ -25,8 +25,8 @@ def box() -> Iterator[SystemdBox]:
         # no /etc/process-control.yaml: built-in defaults for every key
         # nightly_report's credential, in the default credentials_directory
         booted.run(["install", "-d", "-m", "0700", "/etc/process-control/credentials"])
-        booted.write_file("/etc/process-control/credentials/report-token", "token\n")
-        booted.run(["chmod", "0600", "/etc/process-control/credentials/report-token"])
+        booted.write_file("/etc/process-control/credentials/nightly_report/report-token", "token\n")
+        booted.run(["chmod", "0600", "/etc/process-control/credentials/nightly_report/report-token"])
         for job in sorted((ROOT / "examples" / "jobs").glob("*.yaml")):
             booted.write_file(f"{JOBS}/{job.name}", job.read_text())
         booted.run([str(VENV / "bin" / "run-job"), "--install-generator"])

@@ -133,7 +133,7 @@ def compare_service(
         missing = [e for e in want if e not in got]
         problems.append(f"settings differ from the template's: extra {extra!r}, missing {missing!r}")
     credentials = [(s, v) for s, k, v in entries if k == "LoadCredential"]
-    declared = [("Service", f"{name}:{CREDENTIALS}/{name}") for name in decl.credentials]
+    declared = [("Service", f"{name}:{CREDENTIALS}/{slug}/{name}") for name in decl.credentials]
     if credentials != declared:
         problems.append(f"LoadCredential= is {credentials!r}, declared {declared!r}")
     on_failure = [v for _s, k, v in entries if k == "OnFailure"]

@@ -235,7 +235,7 @@ def service_problems(
         problems.append(f"Environment={got['Environment']!r}, declared {env!r}")
     # (systemd keeps them in a hash table: their order is not the file's)
     loaded = sorted([str(v) for v in pair] for pair in got.get("LoadCredential") or [])
-    credentials = sorted([name, f"{CREDENTIALS}/{name}"] for name in decl.credentials)
+    credentials = sorted([name, f"{CREDENTIALS}/{slug}/{name}"] for name in decl.credentials)
     if loaded != credentials:
         problems.append(f"LoadCredential={loaded!r}, declared {credentials!r}")
     usec = round(decl.timeout * 60_000_000)

@@ -768,7 +768,7 @@ def run_job(
             lambda: RunLog.create(config.output_directory, job.slug, start.timestamp(), mirror),
             kill_grace,
             own,
-            (lambda: credentials.prepare(config.credentials_directory, job.credentials,
+            (lambda: credentials.prepare(config.credentials_of(job.slug), job.credentials,
                                          config.run_directory, job.slug))
             if job.credentials else None,
         )

@@ -253,8 +253,10 @@ CONFIG_KEYS: tuple[Key[Any], ...] = (
         "`stop_after_failures`; writable by root and the developer group only (the "
         "package's tmpfiles.d makes it)."),
     Key("credentials_directory", "path", _abs_path, "/etc/process-control/credentials",
-        "Where the files a job's `credentials` names live: root's only (0700) on systemd "
-        "hosts; on cron hosts readable by the service user's group (README: \"Credentials\")."),
+        "Where the files a job's `credentials` names live, one directory per job "
+        "(`<credentials_directory>/<slug>/<name>`): root's only (0700) on systemd hosts; "
+        "on cron hosts readable by the service user's group (docs/configuration.md: "
+        "\"Credentials\")."),
     Key("smtp_host", "host name", f.nonempty_text, "localhost",
         "SMTP server that failure mail is sent through."),
     Key("smtp_port", "integer", f.positive_int, 25, "Its port."),
@@ -312,6 +314,11 @@ class Config:
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)  # key -> line
     # what loads but deserves a look (an unknown key in default_job_config)
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+
+    def credentials_of(self, slug: str) -> str:
+        """The directory of one job's credentials: a job file can name only
+        the files an operator put there for that job, never another job's."""
+        return os.path.join(self.credentials_directory, slug)
 
     def problem(self, key: str, message: str) -> Problem:
         """A problem with one configuration value, pointing where it was set."""

@@ -154,8 +154,9 @@ JOB_KEYS: tuple[Key[Any], ...] = (
         "see `credentials`.",
         default_doc="none", schema=f.ENVIRONMENT),
     Key("credentials", "name or list", f.credential_names, (),
-        "Secrets for the job: names of files in the global `credentials_directory` "
-        "(root's only), handed to each run as `$CREDENTIALS_DIRECTORY/<name>` "
+        "Secrets for the job: names of files in its own directory of the global "
+        "`credentials_directory` (`<credentials_directory>/<slug>/`, root's only), "
+        "handed to each run as `$CREDENTIALS_DIRECTORY/<name>` "
         "(systemd's `LoadCredential=`; on cron hosts a private copy per run). Not in "
         "`systemctl show` or the unit files, unlike `environment`.",
         default_doc="none", schema=f.CREDENTIALS),

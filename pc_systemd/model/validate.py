@@ -83,7 +83,7 @@ def credential_warnings(config: Config, jobs: Sequence[Job]) -> tuple[Problem, .
     warnings = []
     for job in jobs:
         for name in job.credentials:
-            path = os.path.join(config.credentials_directory, name)
+            path = os.path.join(config.credentials_of(job.slug), name)
             try:
                 os.stat(path)
             except FileNotFoundError:

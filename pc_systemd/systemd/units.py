@@ -182,7 +182,7 @@ class Renderer:
             user=self.config.user,
             environment=job.environment,
             credentials=job.credentials,
-            credentials_directory=self.config.credentials_directory,
+            credentials_directory=self.config.credentials_of(job.slug),
             commands=argvs,
             timeout=job.timeout * 60,
             ident=job.slug,
