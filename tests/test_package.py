@@ -323,6 +323,28 @@ def test_a_failure_starts_the_mail_unit_as_the_monitor_user(installed: SystemdBo
     assert {json.loads(line)["_UID"] for line in out.splitlines()} == {uid}
 
 
+def test_the_metrics_unit_writes_a_failed_runs_figures(installed: SystemdBox) -> None:
+    """metrics_file: the package's metrics unit, as process-control-monitor,
+    writes each job's figures from systemd's records (on both releases)."""
+    metrics = "/var/lib/node-exporter/process-control.prom"
+    config = installed.run(["cat", "/etc/process-control.yaml"]).stdout
+    installed.run(["install", "-d", "-o", "process-control-monitor", "-m", "0755",
+                   "/var/lib/node-exporter"])
+    installed.write_file("/etc/process-control.yaml", f"{config.rstrip()}\nmetrics_file: {metrics}\n")
+    try:
+        installed.run(["run-job", "reload"], timeout=120)
+        installed.systemctl("start", "process-control-fails.service", check=False)
+        installed.sync_journal()
+        installed.systemctl("start", "process-control-metrics.service")
+        text = installed.run(["cat", metrics]).stdout
+        assert 'process_control_last_run_exit_status{job="fails"} 3' in text.splitlines(), text
+        owner = installed.run(["stat", "-c", "%U", metrics]).stdout.strip()
+        assert owner == "process-control-monitor"
+    finally:
+        installed.write_file("/etc/process-control.yaml", config)
+        installed.run(["run-job", "reload"], timeout=120)
+
+
 def test_the_shipped_schema_is_what_run_job_prints(installed: SystemdBox) -> None:
     shipped = installed.run(["cat", "/usr/share/process-control/job.schema.json"]).stdout
     printed = installed.run(["run-job", "schema"], user=USER).stdout
