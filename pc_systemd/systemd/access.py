@@ -125,21 +125,31 @@ def apply_rule(config: Config, shipped: str | None = None, local: str | None = N
     shipped = shipped or SHIPPED_RULE
     local = local or LOCAL_RULE
     wanted = None if os.path.exists(shipped) else rule(MARK)
-    current = _read(local)
+    if wanted is not None and not os.path.isdir(os.path.dirname(local)):
+        return None  # no polkit here: nobody to tell
+    done, _foreign = _keep_ours(local, wanted, config.developer_group,
+                                f"for the broker ({BROKER_USER})")
+    return done
+
+
+def _keep_ours(path: str, wanted: str | None, group: str,
+               for_whom: str) -> tuple[str | None, bool]:
+    """Make ``path``, a file of ours in /etc (it holds MARK), say ``wanted``,
+    or remove it where ``wanted`` is None; a file there that is not ours is
+    left alone. What was done (or why not), and whether it was not ours."""
+    current = _read(path)
     if wanted is None:
         if current is not None and MARK in current:
-            os.unlink(local)
-            return f"removed {local}"
-        return None
+            os.unlink(path)
+            return f"removed {path}", False
+        return None, False
     if current == wanted:
-        return None
+        return None, False
     if current is not None and MARK not in current:
-        return (f"{local} exists and is not ours: left alone (developer_group "
-                f"{config.developer_group!r})")
-    if not os.path.isdir(os.path.dirname(local)):
-        return None  # no polkit here: nobody to tell
-    write_atomically(local, wanted, mode=0o644)
-    return f"wrote {local} for the broker ({BROKER_USER})"
+        return f"{path} exists and is not ours: left alone (developer_group {group!r})", True
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    write_atomically(path, wanted, mode=0o644)
+    return f"wrote {path} {for_whom}", False
 
 
 def _read(path: str) -> str | None:
@@ -304,26 +314,19 @@ def apply_journal_acl(config: Config, path: str | None = None) -> str | None:
     made stay until removed by hand: ``setfacl -R -x g:GROUP``)."""
     path = path or GROUP_TMPFILES
     group = config.developer_group
-    current = _read(path)
-    if group == DEFAULT_GROUP:
-        if current is not None and MARK in current:
-            os.unlink(path)
-            return f"removed {path}"
-        return None
-    wanted = (f"# {MARK}, for developer_group {group}: its members read the jobs' journal\n"
-              f"A+ {JOURNAL_DIRECTORY} - - - - d:group:{group}:r-x,group:{group}:r-x\n")
-    if current != wanted:
-        if current is not None and MARK not in current:
-            return f"{path} exists and is not ours: left alone (developer_group {group!r})"
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        write_atomically(path, wanted, mode=0o644)
+    wanted = None if group == DEFAULT_GROUP else (
+        f"# {MARK}, for developer_group {group}: its members read the jobs' journal\n"
+        f"A+ {JOURNAL_DIRECTORY} - - - - d:group:{group}:r-x,group:{group}:r-x\n")
+    done, foreign = _keep_ours(path, wanted, group, f"for developer_group {group!r}")
+    if wanted is None or foreign:
+        return done
     import subprocess  # reload as root only
 
-    done = subprocess.run([TMPFILES, "--create", path], capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        return f"systemd-tmpfiles --create {path}: {done.stderr.strip() or done.returncode}"
-    return f"wrote {path} for developer_group {group!r}" if current != wanted else None
+    applied = subprocess.run([TMPFILES, "--create", path], capture_output=True,
+                             text=True, check=False)
+    if applied.returncode != 0:
+        return f"systemd-tmpfiles --create {path}: {applied.stderr.strip() or applied.returncode}"
+    return done
 
 
 SOCKET_DROP_IN = "/etc/systemd/system/process-control-broker.socket.d/50-developer-group.conf"
@@ -342,21 +345,11 @@ def apply_socket_group(config: Config, drop_in: str | None = None,
     drop_in = drop_in or SOCKET_DROP_IN
     socket_path = socket_path or SOCKET
     group = config.developer_group
-    current = _read(drop_in)
-    done = None
-    if group == DEFAULT_GROUP:
-        if current is not None and MARK in current:
-            os.unlink(drop_in)
-            done = f"removed {drop_in}"
-    else:
-        wanted = (f"# {MARK}, for developer_group {group}\n"
-                  f"[Socket]\nSocketGroup={group}\n")
-        if current != wanted:
-            if current is not None and MARK not in current:
-                return f"{drop_in} exists and is not ours: left alone (developer_group {group!r})"
-            os.makedirs(os.path.dirname(drop_in), mode=0o755, exist_ok=True)
-            write_atomically(drop_in, wanted, mode=0o644)
-            done = f"wrote {drop_in} for developer_group {group!r}"
+    wanted = None if group == DEFAULT_GROUP else (
+        f"# {MARK}, for developer_group {group}\n[Socket]\nSocketGroup={group}\n")
+    done, foreign = _keep_ours(drop_in, wanted, group, f"for developer_group {group!r}")
+    if foreign:
+        return done
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
