@@ -119,14 +119,14 @@ def test_only_our_lines_of_the_time_asked_are_notes(
          entry(7_000_000, "process-control: two\nlines", None))
     notes = filelog_notes.read([UNIT], 2_000_000)
     assert [(n.at, n.invocation, n.text) for n in notes] == [
-        (6_000_000, "r1", "cannot write /l/x.log: Permission denied"),
-        (7_000_000, None, "two")]
+        (6_000_000, "r1", "process-control: cannot write /l/x.log: Permission denied"),
+        (7_000_000, None, "process-control: two")]
     args = json.loads((tmp_path / "args").read_text())
     assert f"_SYSTEMD_UNIT={UNIT}" in args and "--since=@2" in args
     assert f"--namespace={journal.NAMESPACE}" in args
     # the newest only, oldest first
     assert [n.text for n in filelog_notes.read([UNIT], 0, last=2)] == [
-        "cannot write /l/x.log: Permission denied", "two"]
+        "process-control: cannot write /l/x.log: Permission denied", "process-control: two"]
 
 
 def test_a_note_is_the_runs_that_began_before_it() -> None:

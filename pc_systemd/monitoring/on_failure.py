@@ -160,8 +160,7 @@ def _file_notes(unit: str, invocation: str, start: int | None, warn: Warn) -> li
     except journal.JournalError as err:
         warn(f"{err} (the run's notes on its log file are not in the mail)")
         return []
-    return [filelog_notes.PREFIX + text
-            for text in filelog_notes.of_run(notes, unit, start or 0, invocation)]
+    return filelog_notes.of_run(notes, unit, start or 0, invocation)
 
 
 def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput | None:

@@ -35,7 +35,7 @@ class Note:
     unit: str
     at: int  # when journald received it, microseconds
     invocation: str | None  # the run's, when journald could tag it
-    text: str  # the line, without PREFIX
+    text: str  # the line, PREFIX included
 
 
 def read(units: Sequence[str], since: int, *, last: int | None = None,
@@ -55,7 +55,7 @@ def read(units: Sequence[str], since: int, *, last: int | None = None,
         text = (text.splitlines() or [""])[0][:NOTE_MAX]  # one line, if a job sent its own
         tag = entry.get("_SYSTEMD_INVOCATION_ID")
         found.append(Note(str(entry.get("_SYSTEMD_UNIT", "")), at,
-                          tag if isinstance(tag, str) else None, text[len(PREFIX):]))
+                          tag if isinstance(tag, str) else None, text))
     if last is not None:
         found = list(reversed(found[:last]))
     return found
