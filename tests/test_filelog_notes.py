@@ -19,10 +19,15 @@ from pc_systemd.systemd import filelog, filelog_notes, journal
 UNIT = "process-control-x.service"
 
 
-def check(directory: Path, result: str, invocation: str = "abc") -> str:
-    env = {"PATH": "/usr/bin:/bin", "SERVICE_RESULT": result, "INVOCATION_ID": invocation}
-    done = subprocess.run(filelog.check(str(directory)), env=env, capture_output=True,
-                          text=True, check=True, stdin=subprocess.DEVNULL)
+def check(directory: Path, invocation: str | None = "abc") -> str:
+    """The check unit's command on ``directory`` (its parent the output
+    directory), started for the failed run ``invocation`` (None: by hand)."""
+    env = {"PATH": "/usr/bin:/bin"}
+    if invocation is not None:
+        env["MONITOR_INVOCATION_ID"] = invocation
+    argv = [*filelog.check(str(directory.parent)), directory.name]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True,
+                          stdin=subprocess.DEVNULL)
     assert done.stdout == ""
     return done.stderr
 
@@ -55,18 +60,18 @@ def full(tmp_path: Path) -> Iterator[Path]:
 
 def test_the_check_names_the_runs_file_when_its_file_system_is_full(full: Path) -> None:
     (full / ".run-abc").symlink_to("x-20240101-120000.log")
-    said = check(full, "exit-code")
+    said = check(full)
     assert said == (f"process-control: cannot write {full}/x-20240101-120000.log: No space left "
                     "on device (its file system was full when the run ended: the file may be "
                     "cut short)\n")
     # no link for this run: the directory
-    assert check(full, "timeout", "other").startswith(f"process-control: cannot write {full}: ")
-    assert check(full, "success") == ""  # a run that succeeded: nothing
+    assert check(full, "other").startswith(f"process-control: cannot write {full}: ")
+    assert check(full, None) == ""  # not started by a failed run
 
 
 def test_the_check_says_nothing_when_there_is_room_or_no_directory(tmp_path: Path) -> None:
-    assert check(tmp_path, "exit-code") == ""
-    assert check(tmp_path / "missing", "exit-code") == ""
+    assert check(tmp_path) == ""
+    assert check(tmp_path / "missing") == ""
 
 
 def test_the_wrapper_says_why_it_cannot_make_the_directory(tmp_path: Path) -> None:
@@ -130,11 +135,13 @@ def test_only_our_lines_of_the_time_asked_are_notes(
 
 
 def test_a_note_is_the_runs_that_began_before_it() -> None:
+    check = "process-control-filecheck@x.service"
     notes = [filelog_notes.Note(UNIT, 10, "r1", "first"),
-             filelog_notes.Note(UNIT, 20, None, "untagged"),
-             filelog_notes.Note(UNIT, 30, "r2", "second"),
-             filelog_notes.Note("other.service", 40, None, "not this unit")]
-    assert filelog_notes.of_run(notes, UNIT, 15) == ["untagged", "second"]
-    assert filelog_notes.of_run(notes, UNIT, 15, "r2") == ["untagged", "second"]
-    assert filelog_notes.of_run(notes, UNIT, 5, "r1", end=25) == ["first", "untagged"]
-    assert filelog_notes.of_run(notes, UNIT, 25, "r1") == []
+             filelog_notes.Note(check, 20, "c1", "the check's"),
+             filelog_notes.Note(UNIT, 30, None, "untagged"),
+             filelog_notes.Note("other.service", 40, None, "not this job's")]
+    units = {UNIT, check}
+    assert filelog_notes.of_run(notes, units, 15) == ["the check's", "untagged"]
+    assert filelog_notes.of_run(notes, units, 5, end=25) == ["first", "the check's"]
+    assert filelog_notes.of_run(notes, {UNIT}, 5) == ["first", "untagged"]
+    assert filelog_notes.of_run(notes, units, 45) == []

@@ -363,9 +363,9 @@ def _file_notes(config: Config, job: Job, names: list[str]) -> Callable[[int | N
     if job.logging != "file" or not _on_systemd(config):
         return lambda _index: []
     from pc_systemd.systemd import filelog_notes, journal  # here: file-logged jobs only
-    from pc_systemd.systemd.units import service_name, slow_start_name
+    from pc_systemd.systemd.units import filecheck_name, service_name, slow_start_name
 
-    units = [service_name(job.slug), slow_start_name(job.slug)]
+    units = [service_name(job.slug), slow_start_name(job.slug), filecheck_name(job.slug)]
 
     def notes(index: int | None) -> list[str]:
         try:

@@ -39,7 +39,13 @@ from pc_systemd.model.jobset import find_job
 from pc_systemd.monitoring import mail
 from pc_systemd.systemd import bus, filelog, filelog_notes, journal
 from pc_systemd.systemd.unit_result import from_exit
-from pc_systemd.systemd.units import MONITOR_USER, service_name, slow_start_name, timer_name
+from pc_systemd.systemd.units import (
+    MONITOR_USER,
+    filecheck_name,
+    service_name,
+    slow_start_name,
+    timer_name,
+)
 
 # seconds to wait for journald to store the file check's line (journal.settle)
 FILE_NOTES_BOUND = 10.0
@@ -116,7 +122,7 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
         found = _file_output(config, job, invocation)
         if found is None:  # no file: the wrapper said why, in the journal
             return mail.journal_output(unit, invocation, begun, job.slug)
-        said = _file_notes(unit, invocation, begun, warn)
+        said = _file_notes(job, unit, begun, warn)
         if not said:
             return found
         return replace(found, note="\n".join([*([found.note] if found.note else []), *said]))
@@ -150,17 +156,18 @@ def stop(config: Config, job: Job, failures: int, warn: Warn) -> bool:
     return True
 
 
-def _file_notes(unit: str, invocation: str, start: int | None, warn: Warn) -> list[str]:
+def _file_notes(job: Job, unit: str, start: int | None, warn: Warn) -> list[str]:
     """What the run recorded about its file (:mod:`pc_systemd.systemd.filelog_notes`):
-    its file system was full when it ended. The check that says so ran just
-    before this unit started: journald may not have stored its line yet."""
+    its file system was full when it ended (the file check, started with
+    this unit and ordered before it)."""
+    units = [unit, filecheck_name(job.slug)]
     try:
         journal.settle(unit, start, None, FILE_NOTES_BOUND, timeout=mail.JOURNAL_TIMEOUT)
-        notes = filelog_notes.read([unit], start or 0)
+        notes = filelog_notes.read(units, start or 0)
     except journal.JournalError as err:
         warn(f"{err} (the run's notes on its log file are not in the mail)")
         return []
-    return filelog_notes.of_run(notes, unit, start or 0, invocation)
+    return filelog_notes.of_run(notes, units, start or 0)
 
 
 def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput | None:

@@ -14,15 +14,14 @@ The commands of a command list share the run's file through the link
 failure mail finds the file of a failed run through it. Links older than a
 day are removed by the next run.
 
-What the job alone would see is recorded in the run's journal (the jobs'
-namespace, under the run's invocation), on lines that begin with
-``process-control:``, for ``run-job status``, ``logs`` and the failure mail
-(:mod:`pc_systemd.systemd.filelog_notes`): the wrapper says why it could not
-make the file (permission denied, no space left); and :data:`CHECK`, the
-unit's ``ExecStopPost=``, says when a failed run ends with the file's file
-system full (the job's writes failed with ENOSPC, which only it saw). It
-runs after a failed run only; after a run that succeeded it exits at its
-first line.
+What the job alone would see is recorded in the jobs' journal namespace,
+on lines that begin with ``process-control:``, for ``run-job status``,
+``logs`` and the failure mail (:mod:`pc_systemd.systemd.filelog_notes`):
+the wrapper says why it could not make the file (permission denied, no
+space left), under the run's invocation; and :data:`CHECK`, the unit a
+failed run starts (``OnFailure=``), says when the file's file system was
+full as the run ended (the job's writes failed with ENOSPC, which only it
+saw). Nothing of ours runs after a run that succeeded.
 
 Inline rather than a file of this package: nothing at run time depends on
 where the package is installed (a job's ``PrivateTmp=`` would hide a
@@ -76,18 +75,20 @@ fi
 exec "$@" >>"$dir/$name" 2>&1
 """.replace("@LOG_STAMP@", LOG_STAMP)
 
-# ExecStopPost=: after a failed run (systemd sets SERVICE_RESULT), whether
-# the file system of the run's file is full (stat -f: blocks free for
-# unprivileged users, total and free inodes; a file system without an
-# inode count says 0 of them).
+# The check of process-control-filecheck@<slug>.service, which a failed
+# run of a file-logged job starts (OnFailure=), with the run's invocation
+# in MONITOR_INVOCATION_ID: whether the file system of the job's log
+# directory is full (stat -f: blocks free for unprivileged users, total and
+# free inodes; a file system without an inode count says 0 of them).
 CHECK = """\
-[ "${SERVICE_RESULT:-success}" != success ] || exit 0
-dir=$1
+[ -n "${MONITOR_INVOCATION_ID:-}" ] || exit 0
+case $2 in ""|.|..) exit 0 ;; esac
+dir=$1/$2
 fs=$(stat -f -c '%a %c %d' -- "$dir" 2>/dev/null) || exit 0
 set -- $fs
 if [ "$1" -lt @FULL@ ] || { [ "$2" -gt 0 ] && [ "$3" -lt @FULL@ ]; }; then
     file=$dir
-    if name=$(readlink -- "$dir/.run-${INVOCATION_ID:-none}" 2>/dev/null); then
+    if name=$(readlink -- "$dir/.run-$MONITOR_INVOCATION_ID" 2>/dev/null); then
         file=$dir/$name
     fi
     why="its file system was full when the run ended: the file may be cut short"
@@ -117,7 +118,8 @@ def wrapped(directory: str, slug: str, argv: Sequence[str]) -> list[str]:
     return ["/bin/sh", "-c", LINE, NAME, directory, slug, *argv]
 
 
-def check(directory: str) -> list[str]:
-    """The unit's ``ExecStopPost=``: :data:`CHECK` on the log directory."""
-    return ["/bin/sh", "-c", CHECK_LINE, NAME, directory]
+def check(output_directory: str) -> list[str]:
+    """The command of the check unit, but its last argument: the slug
+    (``%i``), the job's log directory's name in ``output_directory``."""
+    return ["/bin/sh", "-c", CHECK_LINE, NAME, output_directory]
 

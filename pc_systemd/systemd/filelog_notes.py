@@ -2,23 +2,24 @@
 for ``run-job status``, ``logs`` and the failure mail.
 
 The wrapper (:mod:`pc_systemd.systemd.filelog`) says why it could not make
-a run's file, and its check after a failed run says when the file's file
+a run's file, and the check a failed run starts says when the file's file
 system was full; both write one line beginning with :data:`PREFIX` to the
-run's journal, in the jobs' namespace. A file-logged job's own output goes
+jobs' journal namespace, under the job's unit and the check's
+(``process-control-filecheck@<slug>.service``). A file-logged job's own output goes
 to its file, so these lines are nearly all that namespace holds of it
 (a job could write such a line itself, through syslog: about its own runs,
 which is all it could mislead).
 
-A line of a process that has just exited may be stored without the run's
-invocation ID (:mod:`pc_systemd.systemd.journal`), so a note belongs to a
-run by time: runs of a unit never overlap, and a note logged after a run
-began and before the next began is that run's.
+A note belongs to a run by time, not by invocation ID (the check has its
+own; a line of a process that has just exited may be stored without one:
+:mod:`pc_systemd.systemd.journal`): runs of a job never overlap, and a
+note logged after a run began and before the next began is that run's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from pc_systemd.model.job import LOG_STAMP
@@ -61,14 +62,13 @@ def read(units: Sequence[str], since: int, *, last: int | None = None,
     return found
 
 
-def of_run(notes: Iterable[Note], unit: str, start: int, invocation: str | None = None,
+def of_run(notes: Iterable[Note], units: Collection[str], start: int,
            end: int | None = None) -> list[str]:
-    """The texts of the notes of the run of ``unit`` that began at ``start``
-    (and was followed by another at ``end``, if known): logged between, and
-    tagged with ``invocation`` (if given) or untagged."""
+    """The notes of the run that began at ``start`` (and was followed by
+    another at ``end``, if known): of ``units`` (the job's unit and its file
+    check's), logged between."""
     return [note.text for note in notes
-            if note.unit == unit and note.at >= start and (end is None or note.at < end)
-            and (invocation is None or note.invocation in (None, invocation))]
+            if note.unit in units and note.at >= start and (end is None or note.at < end)]
 
 
 def usec(when: dt.datetime) -> int:

@@ -52,16 +52,19 @@ def _with_file_notes(infos: list[JobInfo]) -> list[JobInfo]:
     if not runs:
         return infos
     from pc_systemd.systemd import filelog_notes, journal  # failed file-logged jobs only
+    from pc_systemd.systemd.units import filecheck_name
 
     starts = {unit: filelog_notes.usec(start) for unit, start in runs.items()}
+    checks = {unit: filecheck_name(i.summary.slug) for i in infos
+              if i.last_run is not None and (unit := i.last_run.unit) in starts}
     try:
-        notes = filelog_notes.read(sorted(starts), min(starts.values()))
+        notes = filelog_notes.read(sorted({*starts, *checks.values()}), min(starts.values()))
     except journal.JournalError:
         return infos  # status says what systemd says; the journal is a detail
     out = []
     for info in infos:
         unit = info.last_run.unit if info.last_run is not None else None
-        said = (filelog_notes.of_run(notes, unit, starts[unit])[-3:]
+        said = (filelog_notes.of_run(notes, {unit, checks[unit]}, starts[unit])[-3:]
                 if unit is not None and unit in starts else [])
         if said:
             note = "; ".join([*([info.note] if info.note else []), *said])
