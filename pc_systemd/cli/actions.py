@@ -325,6 +325,7 @@ def _file_logs(config: Config, job: Job, which: int, out: JobOutput,
         die(f"{err.filename or directory}: {err.strerror}", 1)
     try:
         if not names:
+            _say_log_notes(config, job, None, True)
             die(f"{job.slug}: no log files in {directory}", 1)
         index = which - 1 if which > 0 else len(names) + which
         if which == 0 or not 0 <= index < len(names):
@@ -345,12 +346,24 @@ def _file_logs(config: Config, job: Job, which: int, out: JobOutput,
                 _say(skipped)
         except OSError as err:
             die(f"{path}: {err.strerror}")
+        _say_log_notes(config, job, path, index == len(names) - 1)
         full = filelog.full(directory)
         if full is not None:
             _say(f"-- {full}")
     finally:
         if dir_fd >= 0:
             os.close(dir_fd)
+
+
+def _say_log_notes(config: Config, job: Job, shown: str | None, newest: bool) -> None:
+    """On cron hosts: why the run history says the file shown misses
+    output, or the last run has no file (:func:`pc_systemd.cron.direct.log_notes`)."""
+    if _on_systemd(config):
+        return
+    from pc_systemd.cron import direct  # cron hosts only
+
+    for note in direct.log_notes(config, job.slug, shown, newest):
+        _say(f"-- {printable(note)}")
 
 
 FOLLOW_POLL = 0.2  # seconds between looks at a followed log file
