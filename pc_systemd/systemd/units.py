@@ -167,12 +167,14 @@ class Renderer:
 
     def _service(self, job: Job, commands: Sequence[Command], what: str) -> str:
         argvs: list[Sequence[str]] = [c.argv for c in commands]
+        checks: list[list[str]] = []
         if job.logging == "file":
             # Not LogsDirectory=: systemd would give the directory the service
             # user's group at each start, and the developer group (which the
             # package's output_directory passes on: setgid) could not read it.
             out = os.path.join(self.config.output_directory, job.slug)
             argvs = [filelog.wrapped(out, job.slug, argv) for argv in argvs]
+            checks = [filelog.check(out)]
         return self.service(
             source=job.path,
             description=f"process-control job {job.slug}{what}: {job.name}",
@@ -184,6 +186,7 @@ class Renderer:
             credentials=job.credentials,
             credentials_directory=self.config.credentials_of(job.slug),
             commands=argvs,
+            checks=checks,
             timeout=job.timeout * 60,
             ident=job.slug,
             sandbox=bool(job.sandbox),
