@@ -29,7 +29,7 @@ from tests.direct_runs import cron_site, history, log_lines, make_job, run  # no
 from tests.mail_server import FROM, TO, Inbox, smtp  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="mounting a file system and changing user need root (CI runs as root)")
+    os.geteuid() != 0, reason="mounting and changing user need root (CI runs as root)")
 
 NOBODY = 65534
 LINE = "the job prints this line, forty bytes.."
@@ -216,8 +216,16 @@ def test_a_log_directory_the_service_user_cannot_write(
     # logs: the newest file is an older run's, and it says so
     code, shown, said_err = invoke(site, "logs", "job")
     assert (code, shown) == (0, older.read_text())
-    assert re.search(r"\n-- the last run \(started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\): "
-                     + re.escape(problem) + "\n", said_err), said_err
+    last_run = (r"-- the last run \(started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\): "
+                + re.escape(problem))
+    shown_older = f"-- run 1 of 1: {re.escape(str(older))}"
+    assert re.fullmatch(f"{shown_older}\n{last_run}\n", said_err), said_err
+    # and without any file
+    older.unlink()
+    code, shown, said_err = invoke(site, "logs", "job")
+    assert (code, shown) == (1, "")
+    none = f"run-job: job: no log files in {re.escape(str(logs))}"
+    assert re.fullmatch(f"{last_run}\n{none}\n", said_err), said_err
     # the mail
     (got,) = inbox.received
     assert got.message["Subject"].endswith(f"run-job: {said}")
