@@ -360,7 +360,9 @@ def _file_notes(config: Config, job: Job, names: list[str]) -> Callable[[int | N
     ``names[index]``: noted while it ran or after, before the next file was
     made; the later notes of runs that made no file among them. ``None``:
     no file at all, the newest notes."""
-    if job.logging != "file" or not _on_systemd(config):
+    if not _on_systemd(config):
+        return _cron_file_notes(config, job, names)
+    if job.logging != "file":
         return lambda _index: []
     from pc_systemd.systemd import filelog_notes, journal  # here: file-logged jobs only
     from pc_systemd.systemd.units import filecheck_name, service_name, slow_start_name
@@ -385,6 +387,25 @@ def _file_notes(config: Config, job: Job, names: list[str]) -> Callable[[int | N
 
 
 NOTES_SHOWN = 5
+
+
+def _cron_file_notes(config: Config, job: Job,
+                     names: list[str]) -> Callable[[int | None], list[str]]:
+    """On cron hosts, what the run history says of the file ``names[index]``
+    (why it misses output) and, for the newest, of a last run that has no
+    file of its own (:func:`pc_systemd.cron.direct.log_notes`)."""
+    from pc_systemd.cron import direct  # cron hosts only
+
+    directory = os.path.join(config.output_directory, job.slug)
+
+    def notes(index: int | None) -> list[str]:
+        shown = os.path.join(directory, names[index]) if index is not None else None
+        newest = index is None or index == len(names) - 1
+        return [printable(n) for n in direct.log_notes(config, job.slug, shown, newest)]
+
+    return notes
+
+
 FOLLOW_POLL = 0.2  # seconds between looks at a followed log file
 
 

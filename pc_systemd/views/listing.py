@@ -144,5 +144,9 @@ def _direct_info(summary: Summary, state: JobState) -> JobInfo:
         kind = State.DISABLED
     else:
         kind = State.IDLE
+    notes = [state.problem] if state.problem else []
+    # A run whose log file could not be opened says so in its reason already.
+    if state.log_problem and state.log_problem not in (state.last_reason or ""):
+        notes.append(f"the last run's log file misses output: {state.log_problem}")
     return JobInfo(summary, kind, pid=state.pid if state.running else None, last_run=last,
-                   note=state.problem)
+                   note="; ".join(notes) or None)
