@@ -355,8 +355,9 @@ def _file_logs(config: Config, job: Job, which: int, out: JobOutput,
 
 
 def _file_notes(config: Config, job: Job, names: list[str]) -> Callable[[int | None], list[str]]:
-    """On systemd hosts, what the runs recorded about their files
-    (:mod:`pc_systemd.systemd.filelog_notes`), for the run whose file is
+    """What the runs recorded about their files (on cron hosts the run
+    history's, :func:`_cron_file_notes`; on systemd hosts the journal's,
+    :mod:`pc_systemd.systemd.filelog_notes`), for the run whose file is
     ``names[index]``: noted while it ran or after, before the next file was
     made; the later notes of runs that made no file among them. ``None``:
     no file at all, the newest notes."""
