@@ -19,34 +19,21 @@ does (its timer), which also says what the wall and CPU figures are.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sandbox_cost import TIMER, median  # noqa: E402
-from pc_systemd.systemd import filelog  # noqa: E402
-from pc_systemd.systemd.unit_escape import exec_argv  # noqa: E402
-from tests.systemd_box import SystemdBox  # noqa: E402
+from bench.box import USER, generated, time_starts
+from pc_systemd.systemd import filelog
+from pc_systemd.systemd.unit_escape import exec_argv
 
-VENV = Path(sys.prefix)
-RUN_JOB = str(VENV / "bin" / "run-job")
-JOBS = "/var/lib/process-control"
-USER = "pcbench"
+JOB = "name: filed\ncommand: /bin/true\nlogging: file\n"
 
 
 def main(argv: list[str]) -> int:
     rounds = int(argv[0]) if argv else 40
-    binds = [HERE.parent] if VENV.is_relative_to(HERE.parent) else [HERE.parent, VENV]
-    with SystemdBox(binds_ro=binds) as box:
-        box.run(["useradd", "--create-home", USER])
-        box.write_file("/etc/process-control.yaml",
-                       f"user: {USER}\njob_directory: {JOBS}\n"
-                       f"output_directory: /home/{USER}/logs\n")
-        box.write_file(f"{JOBS}/filed.yaml", "name: filed\ncommand: /bin/true\nlogging: file\n")
-        box.run([RUN_JOB, "--install-generator"], timeout=300)
+    with generated({"filed": JOB}, f"output_directory: /home/{USER}/logs\n") as box:
         unit = box.run(["systemctl", "cat", "process-control-filed.service"]).stdout
         argv = [*filelog.check(f"/home/{USER}/logs"), "filed"]
         post = "ExecStopPost=" + exec_argv(argv)  # no MONITOR_* here: it exits at once
@@ -55,25 +42,16 @@ def main(argv: list[str]) -> int:
         with_check = "\n".join([*lines[:at], post, *lines[at:]])
         text = {"with ExecStopPost= check": with_check, "without it (as generated)": unit,
                 "(control: with it again)": with_check}
-        units = {}
-        for number, (label, unit_text) in enumerate(text.items()):
-            units[label] = f"pc-bench-{number}.service"
-            box.write_file(f"/etc/systemd/system/{units[label]}", unit_text + "\n")
-        box.systemctl("daemon-reload")
-        load_before = Path("/proc/loadavg").read_text().split()[:3]
-        wall, used = json.loads(box.run(["python3", "-c", TIMER, str(rounds), *units.values()],
-                                        timeout=3600).stdout)
-        load_after = Path("/proc/loadavg").read_text().split()[:3]
+        timed = time_starts(box, text, rounds)
         version = box.run(["systemctl", "--version"]).stdout.split("\n")[0]
-    ms = {name: median(wall[u]) * 1000 for name, u in units.items()}
-    cpu = {name: median(used[u]) * 1000 for name, u in units.items()}
-    print(f"{version}; {rounds} rounds of {len(units)} units, ABBA; "
-          f"load average before {' '.join(load_before)}, after {' '.join(load_after)}")
+    base = "without it (as generated)"
+    ms, cpu = timed.wall_ms, timed.cpu_ms
+    print(f"{version}; {timed.header}")
     print("| unit | start, median wall | vs without | CPU, median | vs without |")
     print("|---|---|---|---|---|")
-    for name in units:
-        print(f"| {name} | {ms[name]:.1f} ms | {ms[name] - ms['without it (as generated)']:+.1f} "
-              f"| {cpu[name]:.1f} ms | {cpu[name] - cpu['without it (as generated)']:+.1f} |")
+    for name in timed.units:
+        print(f"| {name} | {ms[name]:.1f} ms | {ms[name] - ms[base]:+.1f} "
+              f"| {cpu[name]:.1f} ms | {cpu[name] - cpu[base]:+.1f} |")
     return 0
 
 
