@@ -34,7 +34,10 @@ never silently skip the real tests.
 Teardown (``__exit__``, and any failure during ``__enter__``): SIGTERM to
 the nspawn process (nspawn then shuts the container down cleanly), SIGKILL to
 the container's PID 1 and to nspawn if that takes too long, unmount the
-overlay and tmpfs (lazily if still busy), remove the base directory. Every
+overlay and tmpfs (lazily if still busy), remove the box's cgroup (each box
+has one of its own under the test's, in the unified hierarchy, so that two
+boxes up at once never share the container's cgroups) and the base
+directory. Every
 kill is by the PID this object started or found -- never by name. Against an
 interrupted run: SIGTERM/SIGHUP are turned into ``KeyboardInterrupt`` (when
 nobody else handles them), so pytest stops the session and tears its fixtures
