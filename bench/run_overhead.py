@@ -19,15 +19,10 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.systemd_box import SystemdBox  # noqa: E402
+from bench.box import USER, generated, median
 
-VENV = Path(sys.prefix)
-RUN_JOB = str(VENV / "bin" / "run-job")
-JOBS = "/var/lib/process-control"
-USER = "pcbench"
 TARGET_MS = 5.0
 JOB = ("name: True\ncommand: /bin/true\n"
        "failmail: {from_address: jobs@example.org, to_address: oncall@example.org}\n")
@@ -36,30 +31,19 @@ JOB = ("name: True\ncommand: /bin/true\n"
 FIRST, LAST = "NoNewPrivileges=", "SystemCallFilter="
 
 
-def plain_unit(generated: str) -> str:
-    lines = generated.splitlines()
+def plain_unit(unit: str) -> str:
+    lines = unit.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(FIRST))
     end = next(i for i, line in enumerate(lines) if line.startswith(LAST))
     sandbox = "\n".join(lines[start:end + 1])
     return f"[Service]\nType=oneshot\nUser={USER}\nExecStart=/bin/true\n{sandbox}\n"
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def main(argv: list[str]) -> int:
     runs = int(argv[0]) if argv else 200
-    binds = [HERE.parent] if VENV.is_relative_to(HERE.parent) else [HERE.parent, VENV]
-    with SystemdBox(binds_ro=binds) as box:
-        box.run(["useradd", "--create-home", USER])
-        box.write_file("/etc/process-control.yaml", f"user: {USER}\njob_directory: {JOBS}\n")
-        box.write_file(f"{JOBS}/true.yaml", JOB)
-        box.run([RUN_JOB, "--install-generator"], timeout=300)
-        generated = box.run(["systemctl", "cat", "process-control-true.service"]).stdout
-        box.write_file("/etc/systemd/system/plain-true.service", plain_unit(generated))
+    with generated({"true": JOB}) as box:
+        unit = box.run(["systemctl", "cat", "process-control-true.service"]).stdout
+        box.write_file("/etc/systemd/system/plain-true.service", plain_unit(unit))
         box.systemctl("daemon-reload")
         commands = ["systemctl start process-control-true.service",
                     "systemctl start plain-true.service"]

@@ -29,19 +29,14 @@ after.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.systemd_box import SystemdBox  # noqa: E402
+from bench.box import USER, generated, time_starts
+from tests.systemd_box import SystemdBox
 
-VENV = Path(sys.prefix)
-RUN_JOB = str(VENV / "bin" / "run-job")
-JOBS = "/var/lib/process-control"
-USER = "pcbench"
 JOBS_BY_SANDBOX = {"false": "open", "true": "default", "strict": "strict"}
 # Settings only `sandbox: strict` has, each tried in the default in place of
 # the cheaper one it stands for (None: added to the default as it is).
@@ -56,38 +51,6 @@ STRICT_ONLY = {
 # What differs between two jobs besides their sandboxes.
 OWN = ("Description=", "SourcePath=", "SyslogIdentifier=")
 EQUIVALENTS = ["ReadOnlyPaths=/proc/sys /sys", "InaccessiblePaths=-/proc/kcore -/proc/kallsyms"]
-
-TIMER = r"""
-import json, random, subprocess, sys, time
-def cpu():
-    with open("/sys/fs/cgroup/cpu.stat") as f:  # the container's own cgroup
-        return int(f.readline().split()[1])
-rounds, units = int(sys.argv[1]), sys.argv[2:]
-PAUSE = 0.15
-shuffle = random.Random(26).shuffle
-wall = {u: [] for u in units}
-used = {u: [] for u in units}
-for u in units:  # warm-up
-    subprocess.run(["systemctl", "start", u], check=True)
-order = list(units)
-for r in range(rounds):
-    if r % 2 == 0:
-        shuffle(order)  # a new order for each pair of rounds: no unit keeps a place
-    for u in (order if r % 2 == 0 else order[::-1]):
-        c, t = cpu(), time.perf_counter()
-        subprocess.run(["systemctl", "start", u], check=True)
-        wall[u].append(time.perf_counter() - t)
-        used[u].append((cpu() - c) / 1e6)
-        time.sleep(PAUSE)  # the unit's clean-up, after systemctl returned
-json.dump([wall, used], sys.stdout)
-"""
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
 
 def sandbox_lines(unit: str, open_unit: str) -> list[str]:
     """The settings of ``unit`` that the ``sandbox: false`` unit lacks."""
@@ -131,14 +94,9 @@ def exposure(box: SystemdBox, unit: str) -> str:
 
 def main(argv: list[str]) -> int:
     rounds = int(argv[0]) if argv else 40
-    binds = [HERE.parent] if VENV.is_relative_to(HERE.parent) else [HERE.parent, VENV]
-    with SystemdBox(binds_ro=binds) as box:
-        box.run(["useradd", "--create-home", USER])
-        box.write_file("/etc/process-control.yaml", f"user: {USER}\njob_directory: {JOBS}\n")
-        for value, slug in JOBS_BY_SANDBOX.items():
-            box.write_file(f"{JOBS}/{slug}.yaml",
-                           f"name: {slug}\ncommand: /bin/true\nsandbox: {value}\n")
-        box.run([RUN_JOB, "--install-generator"], timeout=300)
+    jobs = {slug: f"name: {slug}\ncommand: /bin/true\nsandbox: {value}\n"
+            for value, slug in JOBS_BY_SANDBOX.items()}
+    with generated(jobs) as box:
         text = {f"job, sandbox: {value}":
                 box.run(["systemctl", "cat", f"process-control-{slug}.service"]).stdout
                 for value, slug in JOBS_BY_SANDBOX.items()}
@@ -146,22 +104,13 @@ def main(argv: list[str]) -> int:
         text = {"plain unit": f"[Service]\nType=oneshot\nUser={USER}\nExecStart=/bin/true"} \
             | text | variants(default, sandbox_lines(default, text["job, sandbox: false"]))
         # All in one place and named alike, the job units copied too.
-        units = {}
-        for number, (label, unit_text) in enumerate(text.items()):
-            units[label] = f"pc-bench-{number}.service"
-            box.write_file(f"/etc/systemd/system/{units[label]}", unit_text + "\n")
-        box.systemctl("daemon-reload")
-        load_before = Path("/proc/loadavg").read_text().split()[:3]
-        wall, used = json.loads(box.run(["python3", "-c", TIMER, str(rounds), *units.values()],
-                                        timeout=3600).stdout)
-        load_after = Path("/proc/loadavg").read_text().split()[:3]
+        timed = time_starts(box, text, rounds)
+        units = timed.units
         exposures = {name: exposure(box, unit) for name, unit in units.items()}
         version = box.run(["systemctl", "--version"]).stdout.split("\n")[0]
-    ms = {name: median(wall[unit]) * 1000 for name, unit in units.items()}
-    cpu = {name: median(used[unit]) * 1000 for name, unit in units.items()}
+    ms, cpu = timed.wall_ms, timed.cpu_ms
     base = "job, sandbox: true"
-    print(f"{version}; {rounds} rounds of {len(units)} units, ABBA; "
-          f"load average before {' '.join(load_before)}, after {' '.join(load_after)}")
+    print(f"{version}; {timed.header}")
     print("| unit | start, median wall | vs plain | vs sandbox: false | vs default "
           "| CPU, median | vs plain | vs default | exposure |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -34,7 +34,10 @@ never silently skip the real tests.
 Teardown (``__exit__``, and any failure during ``__enter__``): SIGTERM to
 the nspawn process (nspawn then shuts the container down cleanly), SIGKILL to
 the container's PID 1 and to nspawn if that takes too long, unmount the
-overlay and tmpfs (lazily if still busy), remove the base directory. Every
+overlay and tmpfs (lazily if still busy), remove the box's cgroup (each box
+has one of its own under the test's, in the unified hierarchy, so that two
+boxes up at once never share the container's cgroups) and the base
+directory. Every
 kill is by the PID this object started or found -- never by name. Against an
 interrupted run: SIGTERM/SIGHUP are turned into ``KeyboardInterrupt`` (when
 nobody else handles them), so pytest stops the session and tears its fixtures
@@ -52,6 +55,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import re
@@ -269,6 +273,55 @@ def _die_with_parent(prctl: Callable[..., int]) -> None:
     prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
+def _unified_cgroup() -> Path | None:
+    """This process's cgroup directory in the unified (v2) hierarchy, or
+    None where there is none to be found (no cgroup2 mount, or a cgroup
+    outside this namespace's view)."""
+    mount = None
+    with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+        for line in mounts:
+            left, _, right = line.partition(" - ")
+            if right.split()[:1] == ["cgroup2"]:
+                mount = left.split()[4]
+                break
+    with open("/proc/self/cgroup", encoding="utf-8") as cgroups:
+        own = next((line[3:].strip() for line in cgroups if line.startswith("0::")), None)
+    if mount is None or own is None or ".." in own.split("/"):
+        return None
+    path = Path(mount) / own.lstrip("/")
+    return path if path.is_dir() else None
+
+
+def _join_cgroup(procs: bytes) -> None:
+    """Run in the nspawn child before exec: move it into the box's own cgroup
+    (its ``cgroup.procs``), so that the container's cgroups are the box's
+    alone. Only system calls: no import, no allocation of note."""
+    fd = os.open(procs, os.O_WRONLY)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+
+
+def _remove_cgroup(top: Path) -> None:
+    """Remove a box's cgroup and those the container made in it, deepest
+    first, once their processes are gone (which may take a moment after
+    nspawn exited)."""
+    for _attempt in range(50):
+        try:
+            for path, _dirs, _files in os.walk(top, topdown=False):
+                os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            time.sleep(0.1)
+    for path, _dirs, _files in os.walk(top, topdown=False):
+        os.rmdir(path)
+
+
 def _interrupt_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
@@ -320,6 +373,12 @@ class SystemdBox:
         self._init: _ProcessId | None = None
         self._mounted: list[Path] = []
         self._made_base = False
+        # The box's own cgroup, under this process's in the unified hierarchy:
+        # nspawn (--keep-unit, no systemd on the host) makes the container's
+        # cgroups under its own, so boxes started from one cgroup would share
+        # them (a unit of one box named as another's: systemd could neither
+        # stop nor remove it). None: nspawn stays in ours.
+        self._cgroup: Path | None = None
         self._final_console: str | None = None
         self._used = False
 
@@ -374,6 +433,13 @@ class SystemdBox:
         lower = f"lowerdir={self.lower},upperdir={self.base}/upper,workdir={self.base}/work"
         self._mount(self.root, "-t", "overlay", "-o", lower, "overlay")
         self._mounted.append(self.root)
+        parent = _unified_cgroup()
+        if parent is not None:
+            try:
+                (parent / self.name).mkdir()
+                self._cgroup = parent / self.name
+            except OSError:
+                pass  # not ours to divide: the boxes share this one, as before
         self._boot(started)
 
     def reboot(self) -> None:
@@ -411,6 +477,13 @@ class SystemdBox:
         # Looked up before the fork: loading a library in the child of a
         # threaded process can deadlock.
         prctl = ctypes.CDLL(None, use_errno=True).prctl
+        procs = bytes(self._cgroup / "cgroup.procs") if self._cgroup is not None else None
+
+        def before_exec() -> None:
+            _die_with_parent(prctl)
+            if procs is not None:
+                _join_cgroup(procs)
+
         with open(self.base / "console.log", "ab") as console:
             self._proc = subprocess.Popen(
                 command,
@@ -421,7 +494,7 @@ class SystemdBox:
                 # Own session: a Ctrl-C on the terminal reaches pytest, which
                 # tears down in order, not nspawn directly.
                 start_new_session=True,
-                preexec_fn=lambda: _die_with_parent(prctl),
+                preexec_fn=before_exec,
             )
         deadline = started + self.boot_timeout
         self._init = self._find_init(deadline)
@@ -477,6 +550,12 @@ class SystemdBox:
             self._stop()
         except Exception as exc:
             errors.append(f"stopping nspawn: {exc}")
+        if self._cgroup is not None:
+            try:
+                _remove_cgroup(self._cgroup)
+                self._cgroup = None
+            except OSError as exc:
+                errors.append(f"removing cgroup {self._cgroup}: {exc}")
         # Kept past the unmount, shutdown messages included, for post-mortems.
         if self._proc is not None and self._final_console is None:
             with contextlib.suppress(OSError):

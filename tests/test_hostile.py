@@ -83,7 +83,7 @@ LIMIT = 0.5
 HANG = 20.0  # wall seconds: a call still running after this is a hang
 # The generator's own units: written whatever the jobs (metrics only with metrics_file).
 OUR_UNITS = {"process-control-reload.path", "process-control-reload.service",
-             "process-control-mail@.service"}
+             "process-control-mail@.service", "process-control-filecheck@.service"}
 METRICS_UNITS = {"process-control-metrics.service", "process-control-metrics.timer"}
 # One output line must stay one line, and never steer a terminal: no C0
 # control character but tab, no DEL.
@@ -137,8 +137,12 @@ def compare_service(
     if credentials != declared:
         problems.append(f"LoadCredential= is {credentials!r}, declared {declared!r}")
     on_failure = [v for _s, k, v in entries if k == "OnFailure"]
-    if on_failure not in ([], [f"process-control-mail@{slug}.service"]):
-        problems.append(f"OnFailure={on_failure!r}: only the job's own mail unit may be named")
+    # the job's own file check (logging: file) and mail unit, nothing else
+    check = [f"process-control-filecheck@{slug}.service"] if decl.logging == "file" else []
+    if on_failure not in ([" ".join(check)] if check else [],
+                          [" ".join([*check, f"process-control-mail@{slug}.service"])]):
+        problems.append(f"OnFailure={on_failure!r}: only the job's own file check and mail "
+                        "unit may be named")
     try:
         ref_exec = [exec_argv(v) for _s, k, v in ref_entries if k == "ExecStart"]
         prefix = [_swap(a, ref, slug, decl.name) for a in ref_exec[0][:-1]]

@@ -240,32 +240,38 @@ def test_logs_says_when_a_runs_output_was_deleted(box: SystemdBox) -> None:
             "/usr/lib/systemd/journald@process-control.conf.d)") in done.stderr
 
 
-def test_a_full_disk_under_a_file_logged_job_is_named(box: SystemdBox) -> None:
+def test_a_full_disk_under_a_file_logged_job_is_recorded_by_its_run(box: SystemdBox) -> None:
     directory = "/var/log/process-control/filler"
     box.run(["install", "-d", "-o", "process-control", "-g", "process-control-dev",
              "-m", "2750", directory])
     box.run(["mount", "-t", "tmpfs", "-o", "size=1M,mode=2750,uid=process-control,"
              "gid=process-control-dev", "tmpfs", directory])
+    said = f"process-control: cannot write {directory}/filler-"
+    why = ".log: No space left on device (its file system was full when the run ended"
     try:
         before = len(mails(box))
         assert box.run(["systemctl", "start", unit("filler")], check=False).returncode != 0
         (mail,) = box.wait_until(lambda: mails(box)[before:], timeout=120, interval=1,
                                  what="the failure mail of filler")
-        said = f"{directory}: no space left on device"
         text = body(mail)
-        assert said in text, text
+        assert said in text and why in text, text
         assert "Filler failed with code 1" in mail["Subject"]
-        job = status_of(box, "filler")
-        assert job["state"] == "failed" and said in str(job["note"]), job
-        assert said in box.run(["run-job", "status"]).stdout
         logs = box.run(["run-job", "logs", "filler"])
-        assert said in logs.stderr, logs.stderr
+        assert f"\n-- {said}" in logs.stderr and why in logs.stderr, logs.stderr
         assert logs.stdout.startswith("1\n2\n3\n")
     finally:
         box.run(["umount", directory])
+    # the disk has room again (the tmpfs is gone): what the run recorded stays
+    job = status_of(box, "filler")
+    assert job["state"] == "failed" and said in str(job["note"]) and why in str(job["note"]), job
+    assert said in box.run(["run-job", "status"]).stdout
+    logs = box.run(["run-job", "logs", "filler"], check=False)
+    assert logs.returncode == 1 and f"-- {said}" in logs.stderr, logs.stderr
+    assert f"filler: no log files in {directory}" in logs.stderr
 
 
-def test_a_log_file_the_wrapper_cannot_make_is_named_in_the_mail(box: SystemdBox) -> None:
+def test_a_log_file_the_wrapper_cannot_make_is_named_where_the_run_is_shown(
+        box: SystemdBox) -> None:
     directory = "/var/log/process-control/denied"
     box.run(["install", "-d", "-o", "root", "-g", "root", "-m", "0755", directory])
     before = len(mails(box))
@@ -273,9 +279,16 @@ def test_a_log_file_the_wrapper_cannot_make_is_named_in_the_mail(box: SystemdBox
     (mail,) = box.wait_until(lambda: mails(box)[before:], timeout=120, interval=1,
                              what="the failure mail of denied")
     quoted = mailed_output(body(mail))
-    assert quoted[-1].startswith(f"process-control: cannot write {directory}/denied-"), quoted
+    said = f"process-control: cannot write {directory}/denied-"
+    assert quoted[-1].startswith(said), quoted
     assert quoted[-1].endswith(".log: Permission denied"), quoted
     assert "never shown" not in body(mail)
+    job = status_of(box, "denied")
+    assert job["state"] == "failed" and said in str(job["note"]), job
+    assert str(job["note"]).endswith(".log: Permission denied"), job
+    assert said in box.run(["run-job", "status"]).stdout
+    logs = box.run(["run-job", "logs", "denied"], check=False)
+    assert logs.returncode == 1 and f"-- {said}" in logs.stderr, logs.stderr
 
 
 def status_of(box: SystemdBox, slug: str) -> dict[str, object]:

@@ -7,14 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from pc_systemd.cron.runlog import RunLog, log_names
 from pc_systemd.model.job import LOG_STAMP, log_name, log_name_pattern
-from pc_systemd.systemd import filelog
+from pc_systemd.systemd import filelog, filelog_notes
 
 WHEN = 1_700_000_000  # 2023-11-14 22:13:20 UTC
 
@@ -65,19 +62,9 @@ def test_the_pattern_takes_only_the_jobs_own_names() -> None:
         assert not pattern.match(name), name
 
 
-def test_a_full_log_directory_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = os.statvfs(tmp_path)
-    assert filelog.full(str(tmp_path / "missing")) is None  # cannot be looked at
-
-    def fake(blocks: int, inodes: int) -> Callable[[str], os.statvfs_result]:
-        fields = list(real)
-        fields[4], fields[7] = blocks, inodes  # f_bavail, f_favail
-        return lambda path: os.statvfs_result(fields)
-
-    monkeypatch.setattr(os, "statvfs", fake(0, 1000))
-    assert filelog.full("/x") == ("/x: no space left on device (its file system is full: "
-                                  "a run's output file may be cut short)")
-    monkeypatch.setattr(os, "statvfs", fake(1000, 0))
-    assert filelog.full("/x") is not None
-    monkeypatch.setattr(os, "statvfs", fake(1000, 1000))
-    assert filelog.full("/x") is None
+def test_a_name_gives_back_the_time_it_was_made() -> None:
+    stamp = time.strftime(LOG_STAMP, time.localtime(WHEN))
+    for n in (0, 3):
+        assert filelog_notes.stamp_time(log_name("a.b", stamp, n), "a.b") == WHEN * 1_000_000
+    assert filelog_notes.stamp_time("a.b-2023.log", "a.b") is None
+    assert filelog_notes.stamp_time(log_name("x", stamp, 0), "a.b") is None

@@ -241,6 +241,25 @@ def test_two_boxes_at_once_do_not_interfere() -> None:
 
 
 @pytest.mark.systemd
+def test_two_boxes_at_once_have_cgroups_of_their_own() -> None:
+    # A unit of one box named as a unit of the other: stopped in one, it
+    # is gone there (its cgroup removed) while the other's still runs.
+    # When the boxes shared the container's cgroups, the stopped unit's
+    # cgroup held the other's process: systemd could not kill ("Input/
+    # output error") nor remove it, and the unit never unloaded.
+    require_systemd_box()
+    with SystemdBox() as one, SystemdBox() as two:
+        for box in (one, two):
+            box.run(["systemd-run", "--unit=pc-twin", "--collect", "sleep", "300"])
+        one.systemctl("stop", "pc-twin.service")
+        one.wait_until(lambda: one.show("pc-twin.service", "LoadState")["LoadState"]
+                       == "not-found", timeout=20, what="one's stopped unit unloaded")
+        assert two.show("pc-twin.service", "ActiveState") == {"ActiveState": "active"}
+        cgroups = [box._cgroup for box in (one, two)]
+    assert all(path is not None and not path.exists() for path in cgroups), cgroups
+
+
+@pytest.mark.systemd
 def test_exception_in_the_with_block_still_tears_down() -> None:
     require_systemd_box()
     box = SystemdBox()

@@ -312,7 +312,6 @@ def _file_logs(config: Config, job: Job, which: int, out: JobOutput,
     # here: listings need neither (~5 ms of imports)
     from pc_systemd.core.safe_open import copy_to, open_at, service_uid
     from pc_systemd.cron.runlog import log_names
-    from pc_systemd.systemd import filelog
 
     directory = os.path.join(config.output_directory, job.slug)
     try:
@@ -324,7 +323,10 @@ def _file_logs(config: Config, job: Job, which: int, out: JobOutput,
     except OSError as err:
         die(f"{err.filename or directory}: {err.strerror}", 1)
     try:
+        notes = _file_notes(config, job, names)
         if not names:
+            for note in notes(None):
+                _say(f"-- {note}")
             die(f"{job.slug}: no log files in {directory}", 1)
         index = which - 1 if which > 0 else len(names) + which
         if which == 0 or not 0 <= index < len(names):
@@ -345,12 +347,64 @@ def _file_logs(config: Config, job: Job, which: int, out: JobOutput,
                 _say(skipped)
         except OSError as err:
             die(f"{path}: {err.strerror}")
-        full = filelog.full(directory)
-        if full is not None:
-            _say(f"-- {full}")
+        for note in notes(index):
+            _say(f"-- {note}")
     finally:
         if dir_fd >= 0:
             os.close(dir_fd)
+
+
+def _file_notes(config: Config, job: Job, names: list[str]) -> Callable[[int | None], list[str]]:
+    """What the runs recorded about their files (on cron hosts the run
+    history's, :func:`_cron_file_notes`; on systemd hosts the journal's,
+    :mod:`pc_systemd.systemd.filelog_notes`), for the run whose file is
+    ``names[index]``: noted while it ran or after, before the next file was
+    made; the later notes of runs that made no file among them. ``None``:
+    no file at all, the newest notes."""
+    if not _on_systemd(config):
+        return _cron_file_notes(config, job, names)
+    if job.logging != "file":
+        return lambda _index: []
+    from pc_systemd.systemd import filelog_notes, journal  # here: file-logged jobs only
+    from pc_systemd.systemd.units import filecheck_name, service_name, slow_start_name
+
+    units = [service_name(job.slug), slow_start_name(job.slug), filecheck_name(job.slug)]
+
+    def notes(index: int | None) -> list[str]:
+        try:
+            if index is None:
+                return [n.text for n in filelog_notes.read(units, 0, last=NOTES_SHOWN)]
+            start = filelog_notes.stamp_time(names[index], job.slug)
+            if start is None:
+                return []
+            end = (filelog_notes.stamp_time(names[index + 1], job.slug)
+                   if index + 1 < len(names) else None)
+            found = filelog_notes.read(units, start, last=None if end else NOTES_SHOWN)
+        except journal.JournalError as err:
+            return [f"the runs' notes on their files cannot be read: {err}"]
+        return [n.text for n in found if end is None or n.at < end][-NOTES_SHOWN:]
+
+    return notes
+
+
+NOTES_SHOWN = 5
+
+
+def _cron_file_notes(config: Config, job: Job,
+                     names: list[str]) -> Callable[[int | None], list[str]]:
+    """On cron hosts, what the run history says of the file ``names[index]``
+    (why it misses output) and, for the newest, of a last run that has no
+    file of its own (:func:`pc_systemd.cron.direct.log_notes`)."""
+    from pc_systemd.cron import direct  # cron hosts only
+
+    directory = os.path.join(config.output_directory, job.slug)
+
+    def notes(index: int | None) -> list[str]:
+        shown = os.path.join(directory, names[index]) if index is not None else None
+        newest = index is None or index == len(names) - 1
+        return [printable(n) for n in direct.log_notes(config, job.slug, shown, newest)]
+
+    return notes
 
 
 FOLLOW_POLL = 0.2  # seconds between looks at a followed log file

@@ -94,6 +94,8 @@ class JobState:
     last_log: str | None
     problem: str | None = None  # why the history could not be read, if it could not
     last_reason: str | None = None  # why the last run that ran to an end failed
+    # why that run's log file misses output (no space left, permission denied)
+    log_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Failure:
     reason: str
     log: str | None
     consecutive_failures: int
+    log_problem: str | None = None  # why the log file misses output, if it does
 
 
 def on_failure(
@@ -119,9 +122,16 @@ def on_failure(
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    def output() -> mail.RunOutput:
+        found = mail.file_output(failure.log)
+        if failure.log is None or failure.log_problem is None:
+            return found
+        # the file ends early: what it holds last is not what the run printed last
+        return replace(found, note=f"These are not its last lines: {failure.log_problem}")
+
     mail.notify(
         config, job, lambda: mail.FailedRun(failure.reason, failure.consecutive_failures,
-                                            mail.file_output(failure.log)),
+                                            output()),
         failure.consecutive_failures, lambda line: (warn or say)(f"run-job: {line}"),
     )
 
@@ -415,6 +425,7 @@ class _Run:
         self.own = own or OwnLog()
         self._open_log = log
         self.log: RunLog | None = None
+        self.open_problem: str | None = None  # why the log file could not be opened
         self.grace = grace
         # CREDENTIALS_DIRECTORY: only the run's own (set when it has credentials)
         inherited = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
@@ -435,7 +446,10 @@ class _Run:
                 try:
                     self.log = self._open_log()
                 except OSError as err:
-                    return RunEnd(code, f"{name} failed: cannot open its log file: {err}")
+                    where = f"{err.filename}: " if err.filename else ""
+                    self.open_problem = (f"cannot open its log file: "
+                                         f"{where}{err.strerror or err}")
+                    return RunEnd(code, f"{name} failed: {self.open_problem}")
                 self.own(LOG_INFO, f"Logging to {self.log.path}")
             if self.credentials is None and self._copy_credentials is not None:
                 try:
@@ -780,6 +794,10 @@ def run_job(
             if runner.credentials is not None:
                 credentials.remove(runner.credentials)
         log_path = runner.log.path if runner.log is not None else None
+        # A file that could not be written is the log's problem, not the
+        # job's: the run's outcome stays the job's own, as the original's.
+        written = runner.log.problem if runner.log is not None else None
+        log_problem = written or runner.open_problem
         end = _now()
         final = replace(
             entry,
@@ -789,15 +807,19 @@ def run_job(
             code=outcome.code,
             reason=outcome.reason,
             log=log_path,
+            log_problem=log_problem[:hist.MAX_TEXT] if log_problem is not None else None,
         )
         recorded = _record(history_file, lambda h: h.finished(final), say)
     after_run(config, job, say)
+    if outcome.reason is not None:
+        say(outcome.reason)
+    if written is not None:  # one line, which cron mails even after a success
+        say(f"run-job: {job.slug}: {written}")
     if outcome.reason is None:
         own(LOG_INFO, f"Successfully completed {job.slug}.")
         return EXIT_OK
-    say(outcome.reason)
     failures = recorded.consecutive_failures if recorded is not None else 1
-    on_failure(config, job, Failure(outcome.reason, log_path, failures), say)
+    on_failure(config, job, Failure(outcome.reason, log_path, failures, written), say)
     if outcome.terminated_by is not None:
         return 128 + outcome.terminated_by.value  # as a shell reports a signalled process
     return EXIT_FAILED
@@ -919,7 +941,31 @@ def job_state(config: Config, slug: str) -> JobState:
         last_log=newest_log(config.output_directory, slug),
         problem=problem,
         last_reason=last.reason if last is not None else None,
+        log_problem=last.log_problem if last is not None else None,
     )
+
+
+def log_notes(config: Config, slug: str, shown: str | None, newest: bool) -> list[str]:
+    """What the run history says of the log file ``shown`` (None: there is
+    none to show): why it misses output; and with ``newest``, when the last
+    run has no file of its own, why (a file shown then is an older run's)."""
+    try:
+        history = hist.load(hist.history_path(config.state_directory, slug),
+                            service_uid(config.user))
+    except hist.HistoryError:
+        return []  # status says why
+    notes = []
+    for entry in reversed(history.entries) if shown is not None else ():
+        if entry.log == shown:
+            if entry.log_problem:
+                notes.append(entry.log_problem)
+            break
+    last = history.last_finished()
+    if newest and last is not None and last.log is None and last.log_problem:
+        started = (f" (started {last.start.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC)"
+                   if last.start is not None else "")
+        notes.append(f"the last run{started}: {last.log_problem}")
+    return notes
 
 
 def kill_job(config: Config, job: Job) -> tuple[int, str]:

@@ -9,7 +9,9 @@ place as ``completed``, ``failed`` or ``skipped``; a run whose runner died
 stays ``started``. The direct runner (cron hosts; on systemd hosts the
 journal holds systemd's own records of every run) tells its runs apart by
 its PID and start time; ``invocation`` (systemd's ID of a run) is read
-from files older versions wrote there. Its ``time`` (the original's only key) is when the
+from files older versions wrote there. ``log_problem`` says why the run's
+log file misses output (it could not be opened, or a write failed: no
+space left). Its ``time`` (the original's only key) is when the
 status was recorded; times are UTC without a zone, as the original wrote
 them.
 
@@ -84,6 +86,8 @@ class Entry:
     reason: str | None = None  # why the run failed or was skipped
     log: str | None = None  # the run's log file
     invocation: str | None = None  # systemd's InvocationID of the run (systemd hosts)
+    # why the run's log file misses output (it could not be opened or written)
+    log_problem: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -171,6 +175,7 @@ _BOUNDS: dict[str, tuple[type, int | None, int]] = {
     "reason": (str, None, MAX_TEXT),
     "log": (str, None, MAX_TEXT),
     "invocation": (str, None, MAX_TEXT),
+    "log_problem": (str, None, MAX_TEXT),
 }
 
 
@@ -205,6 +210,7 @@ def _entry(raw: Any, what: str) -> Entry:
         reason=_optional(raw, "reason", what),
         log=_optional(raw, "log", what),
         invocation=_optional(raw, "invocation", what),
+        log_problem=_optional(raw, "log_problem", what),
     )
 
 
@@ -282,7 +288,7 @@ def dump(history: History) -> str:
             value = getattr(entry, key)
             if value is not None:
                 raw[key] = _format_time(value)
-        for key in ("pid", "code", "reason", "log", "invocation"):
+        for key in ("pid", "code", "reason", "log", "invocation", "log_problem"):
             value = getattr(entry, key)
             if value is not None:
                 raw[key] = value

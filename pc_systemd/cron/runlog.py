@@ -26,6 +26,15 @@ lose their permissions for others, then the directory its own.
 
 The directory is the service user's, so whoever lists or reads it as
 someone else (root's ``run-job --logs``) goes through :mod:`pc_systemd.core.safe_open`.
+
+A file that cannot be written (no space left, a quota, an I/O error)
+never stops the run: the first failed write is kept as the log's
+``problem`` (the file's path, why, how many bytes it holds), the file is
+cut back to its last whole line, nothing more is written to it, and the
+output is still read (the command never blocks on a full pipe) and still
+shown on a terminal. The original's ``logging`` printed a traceback per
+line and went on; here the runner records the problem once in the run's
+history (:mod:`pc_systemd.cron.direct`).
 """
 
 from __future__ import annotations
@@ -122,6 +131,8 @@ class RunLog:
         self._fd = fd
         # Run by hand on a terminal, the original showed the output there too.
         self._mirror = mirror
+        self.written = 0  # bytes in the file
+        self.problem: str | None = None  # why the file misses output, once a write failed
 
     @classmethod
     def create(
@@ -141,9 +152,16 @@ class RunLog:
         raise FileExistsError(f"no free log file name in {directory} for {stamp}")
 
     def write(self, block: bytes) -> None:
-        view = memoryview(block)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        if self.problem is None:
+            view = memoryview(block)
+            try:
+                while view:
+                    done = os.write(self._fd, view)
+                    self.written += done
+                    view = view[done:]
+            except OSError as err:
+                self._cut_to_line(block[: len(block) - len(view)])
+                self._failed(err, f"the output after {self.written} bytes is lost")
         if self._mirror is not None:
             self._mirror.write(block)
             self._mirror.flush()
@@ -160,7 +178,25 @@ class RunLog:
         self.line(INFO, "----------- end command output")
 
     def close(self) -> None:
-        os.close(self._fd)
+        try:
+            os.close(self._fd)
+        except OSError as err:  # a file system that reports a write's failure only here
+            self._failed(err, "on closing it: its end may be lost")
+
+    def _cut_to_line(self, written: bytes) -> None:
+        """After a failed write: the file ends with its last whole line, as
+        every line of it is one of the run's and it still decodes."""
+        partial = len(written) - (written.rfind(b"\n") + 1)
+        if partial:
+            try:
+                os.ftruncate(self._fd, self.written - partial)
+            except OSError:
+                return
+            self.written -= partial
+
+    def _failed(self, err: OSError, what: str) -> None:
+        if self.problem is None:
+            self.problem = f"cannot write {self.path}: {err.strerror or err} ({what})"
 
 
 def log_names(output_directory: str, slug: str) -> tuple[int, list[str]]:

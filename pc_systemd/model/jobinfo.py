@@ -43,6 +43,7 @@ class Summary:
     # why the generator refuses this valid job on systemd hosts (cron hosts
     # run it): the lines `run-job validate` prints there
     refused: tuple[str, ...] = ()
+    logging: str = "journal"  # or "file": where a failed run's notes are (filelog_notes)
 
     @property
     def valid(self) -> bool:
@@ -65,6 +66,7 @@ class Summary:
             job.timeout,
             stop_after_failures=job.stop_after_failures,
             refused=refusals(job),
+            logging=job.logging,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,7 +75,7 @@ class Summary:
             "tags": list(self.tags), "schedule": self.schedule, "timezone": self.timezone,
             "disabled": self.disabled, "timeout": self.timeout,
             "problems": list(self.problems), "stop_after_failures": self.stop_after_failures,
-            "refused": list(self.refused),
+            "refused": list(self.refused), "logging": self.logging,
         }
 
     @classmethod
@@ -82,7 +84,7 @@ class Summary:
             data["slug"], data["name"], data["description"], tuple(data["tags"]),
             data["schedule"], data["timezone"], data["disabled"], data["timeout"],
             tuple(data["problems"]), data.get("stop_after_failures"),
-            tuple(data.get("refused", ())),
+            tuple(data.get("refused", ())), data.get("logging", "journal"),
         )
 
 

@@ -44,7 +44,7 @@ from pc_systemd.systemd.unit_result import CLD_EXITED, CLD_NAMES, signal_number
 LEDGER = "ledger.json"
 # Runs seen starting but not ending are kept this long (in the ledger) at most.
 PENDING_LIMIT = 10_000
-OURS = (PREFIX + "reload", PREFIX + "mail@", PREFIX + "metrics")
+OURS = (PREFIX + "reload", PREFIX + "mail@", PREFIX + "filecheck@", PREFIX + "metrics")
 
 
 @dataclass

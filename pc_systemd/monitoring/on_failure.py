@@ -37,10 +37,18 @@ from pc_systemd.model.job import SLUG, Job, log_name_pattern
 from pc_systemd.model.jobinfo import timestamp
 from pc_systemd.model.jobset import find_job
 from pc_systemd.monitoring import mail
-from pc_systemd.systemd import bus, filelog, journal
+from pc_systemd.systemd import bus, filelog, filelog_notes, journal
 from pc_systemd.systemd.unit_result import from_exit
-from pc_systemd.systemd.units import MONITOR_USER, service_name, slow_start_name, timer_name
+from pc_systemd.systemd.units import (
+    MONITOR_USER,
+    filecheck_name,
+    service_name,
+    slow_start_name,
+    timer_name,
+)
 
+# seconds to wait for journald to store the file check's line (journal.settle)
+FILE_NOTES_BOUND = 10.0
 USAGE = "usage: python -m pc_systemd.monitoring.on_failure [--config PATH] SLUG"
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -113,9 +121,11 @@ def notify(config: Config, job: Job, env: Mapping[str, str], warn: Warn) -> bool
             return mail.journal_output(unit, invocation, begun, job.slug)
         found = _file_output(config, job, invocation)
         if found is None:  # no file: the wrapper said why, in the journal
-            found = mail.journal_output(unit, invocation, begun, job.slug)
-        full = filelog.full(os.path.join(config.output_directory, job.slug))
-        return replace(found, note=full) if full is not None else found
+            return mail.journal_output(unit, invocation, begun, job.slug)
+        said = _file_notes(job, unit, begun, warn)
+        if not said:
+            return found
+        return replace(found, note="\n".join([*([found.note] if found.note else []), *said]))
 
     def failed() -> mail.FailedRun:
         return mail.FailedRun(reason, failures, output(), start, end, stopped)
@@ -144,6 +154,20 @@ def stop(config: Config, job: Job, failures: int, warn: Warn) -> bool:
         warn(f"{timer_name(job.slug)} not stopped now (it is from the next "
              f"daemon-reload on): {err}")
     return True
+
+
+def _file_notes(job: Job, unit: str, start: int | None, warn: Warn) -> list[str]:
+    """What the run recorded about its file (:mod:`pc_systemd.systemd.filelog_notes`):
+    its file system was full when it ended (the file check, started with
+    this unit and ordered before it)."""
+    units = [unit, filecheck_name(job.slug)]
+    try:
+        journal.settle(unit, start, None, FILE_NOTES_BOUND, timeout=mail.JOURNAL_TIMEOUT)
+        notes = filelog_notes.read(units, start or 0)
+    except journal.JournalError as err:
+        warn(f"{err} (the run's notes on its log file are not in the mail)")
+        return []
+    return filelog_notes.of_run(notes, units, start or 0)
 
 
 def _file_output(config: Config, job: Job, invocation: str) -> mail.RunOutput | None:

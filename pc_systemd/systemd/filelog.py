@@ -12,7 +12,16 @@ the service user, with the job's environment, like the command itself.
 The commands of a command list share the run's file through the link
 ``DIR/.run-$INVOCATION_ID`` (systemd sets ``INVOCATION_ID`` per run); the
 failure mail finds the file of a failed run through it. Links older than a
-day are removed by the next run, so nothing of ours runs after a run.
+day are removed by the next run.
+
+What the job alone would see is recorded in the jobs' journal namespace,
+on lines that begin with ``process-control:``, for ``run-job status``,
+``logs`` and the failure mail (:mod:`pc_systemd.systemd.filelog_notes`):
+the wrapper says why it could not make the file (permission denied, no
+space left), under the run's invocation; and :data:`CHECK`, the unit a
+failed run starts (``OnFailure=``), says when the file's file system was
+full as the run ended (the job's writes failed with ENOSPC, which only it
+saw). Nothing of ours runs after a run that succeeded.
 
 Inline rather than a file of this package: nothing at run time depends on
 where the package is installed (a job's ``PrivateTmp=`` would hide a
@@ -22,7 +31,6 @@ execute this package's Python.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from pc_systemd.model.job import LOG_STAMP
@@ -42,7 +50,10 @@ link=$dir/.run-${INVOCATION_ID:-none}
 if [ -n "${INVOCATION_ID:-}" ] && [ -L "$link" ]; then
     name=$(readlink -- "$link")
 else
-    (umask 027; mkdir -p -- "$dir")
+    if ! err=$( (umask 027; mkdir -p -- "$dir") 2>&1 ); then
+        echo "process-control: cannot make $dir: ${err##*: }" >&2
+        exit 1
+    fi
     find "$dir" -maxdepth 1 -name '.run-*' -type l -mmin +1440 -delete 2>/dev/null || :
     stamp=$(date +@LOG_STAMP@)
     name=$slug-$stamp.log
@@ -64,6 +75,28 @@ fi
 exec "$@" >>"$dir/$name" 2>&1
 """.replace("@LOG_STAMP@", LOG_STAMP)
 
+# The check of process-control-filecheck@<slug>.service, which a failed
+# run of a file-logged job starts (OnFailure=), with the run's invocation
+# in MONITOR_INVOCATION_ID: whether the file system of the job's log
+# directory is full (stat -f: blocks free for unprivileged users, total and
+# free inodes; a file system without an inode count says 0 of them).
+CHECK = """\
+[ -n "${MONITOR_INVOCATION_ID:-}" ] || exit 0
+case $2 in ""|.|..) exit 0 ;; esac
+dir=$1/$2
+fs=$(stat -f -c '%a %c %d' -- "$dir" 2>/dev/null) || exit 0
+set -- $fs
+if [ "$1" -lt @FULL@ ] || { [ "$2" -gt 0 ] && [ "$3" -lt @FULL@ ]; }; then
+    file=$dir
+    if name=$(readlink -- "$dir/.run-$MONITOR_INVOCATION_ID" 2>/dev/null); then
+        file=$dir/$name
+    fi
+    why="its file system was full when the run ended: the file may be cut short"
+    echo "process-control: cannot write $file: No space left on device ($why)" >&2
+fi
+exit 0
+"""
+
 
 def _one_line(script: str) -> str:
     """The script on one line (a unit's command line cannot hold a line break)."""
@@ -77,6 +110,7 @@ def _one_line(script: str) -> str:
 
 
 LINE = _one_line(SCRIPT)
+CHECK_LINE = _one_line(CHECK.replace("@FULL@", str(FULL_BELOW)))
 
 
 def wrapped(directory: str, slug: str, argv: Sequence[str]) -> list[str]:
@@ -84,16 +118,8 @@ def wrapped(directory: str, slug: str, argv: Sequence[str]) -> list[str]:
     return ["/bin/sh", "-c", LINE, NAME, directory, slug, *argv]
 
 
-def full(directory: str) -> str | None:
-    """Why a run's file in ``directory`` may be cut short: its file system
-    is full now (no space left for the service user, or no inodes). None
-    when it is not, or cannot be looked at. The run's own writes failed
-    with ENOSPC, which only the job saw: this is the trace it leaves."""
-    try:
-        fs = os.statvfs(directory)
-    except OSError:
-        return None
-    if fs.f_bavail < FULL_BELOW or (fs.f_files > 0 and fs.f_favail < FULL_BELOW):
-        return (f"{directory}: no space left on device (its file system is full: "
-                "a run's output file may be cut short)")
-    return None
+def check(output_directory: str) -> list[str]:
+    """The command of the check unit, but its last argument: the slug
+    (``%i``), the job's log directory's name in ``output_directory``."""
+    return ["/bin/sh", "-c", CHECK_LINE, NAME, output_directory]
+

@@ -113,7 +113,10 @@ def _generated() -> frozenset[str]:
 
 
 def _ours(name: str) -> bool:
-    return name.endswith((".service", ".timer")) and not name.startswith(PREFIX + "reload")
+    """A job's unit: not our reload units, nor our templates and their
+    instances (mail, file check: a slug has no ``@``)."""
+    return (name.endswith((".service", ".timer")) and not name.startswith(PREFIX + "reload")
+            and "@" not in name)
 
 
 def collect() -> View:

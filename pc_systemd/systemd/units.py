@@ -35,6 +35,7 @@ RELOAD = PREFIX + "reload"
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 TEMPLATES = os.path.join(_PACKAGE, "templates")  # in a checkout, a link to ../templates
 MAIL = PREFIX + "mail@"
+FILECHECK = PREFIX + "filecheck@"
 METRICS = PREFIX + "metrics"
 # The user our mail and metrics units run as: systemd allocates it
 # (DynamicUser=) unless the system has it (the package creates it).
@@ -135,6 +136,7 @@ class Renderer:
         self.reload_path = templates["reload.path.j2"]
         self.reload_service = templates["reload.service.j2"]
         self.mail_service = templates["mail.service.j2"]
+        self.filecheck_service = templates["filecheck.service.j2"]
         self.metrics_service = templates["metrics.service.j2"]
         self.metrics_timer = templates["metrics.timer.j2"]
 
@@ -177,8 +179,7 @@ class Renderer:
             source=job.path,
             description=f"process-control job {job.slug}{what}: {job.name}",
             # the mail unit also stops the timer after stop_after_failures
-            on_failure=(mail_name(job.slug) if job.failmail is not None
-                        or job.stop_after_failures is not None else None),
+            on_failure=" ".join(on_failure_units(job)),
             user=self.config.user,
             environment=job.environment,
             credentials=job.credentials,
@@ -221,6 +222,9 @@ class Renderer:
                 hold_directory=self.config.hold_directory,
                 groups=" ".join([JOURNAL_GROUP,
                                  *_log_groups(self.config.user, self.config.developer_group)]))),
+            UnitFile(FILECHECK + ".service", self.filecheck_service(
+                command=filelog.check(self.config.output_directory),
+                groups=" ".join(_log_groups(self.config.user, self.config.developer_group)))),
         ]
         metrics_file = self.config.metrics_file
         if metrics_file is not None:
@@ -257,6 +261,20 @@ def dst_context() -> tuple[str, int]:
 
 def mail_name(slug: str) -> str:
     return f"{MAIL}{slug}.service"
+
+
+def filecheck_name(slug: str) -> str:
+    return f"{FILECHECK}{slug}.service"
+
+
+def on_failure_units(job: Job) -> list[str]:
+    """What a failed run starts: the failure mail (which also stops the
+    timer after stop_after_failures); for logging: file, the check of the
+    log file's file system (:mod:`pc_systemd.systemd.filelog`)."""
+    units = [filecheck_name(job.slug)] if job.logging == "file" else []
+    if job.failmail is not None or job.stop_after_failures is not None:
+        units.append(mail_name(job.slug))
+    return units
 
 
 def _log_groups(user: str, developer_group: str) -> list[str]:

@@ -37,22 +37,40 @@ def systemd_listing(config: Config) -> Listing:
     from pc_systemd.systemd import status as systemd_status  # not on cron hosts (~13 ms of imports)
 
     catalog, view = read_catalog(config, lambda: systemd_status.collect())
-    infos = with_holds((_with_full_disk(config, systemd_status.job_info(s, view))
-                        for s in catalog.summaries), Holds.read(config))
+    infos = with_holds(_with_file_notes([systemd_status.job_info(s, view)
+                                         for s in catalog.summaries]), Holds.read(config))
     return Listing("systemd", catalog, infos)
 
 
-def _with_full_disk(config: Config, info: JobInfo) -> JobInfo:
-    """A failed job's note says when its log directory (``logging: file``)
-    is full: the run's writes failed there, which only the job saw."""
-    if info.state is not State.FAILED:
-        return info
-    from pc_systemd.systemd.filelog import full  # failed jobs only
+def _with_file_notes(infos: list[JobInfo]) -> list[JobInfo]:
+    """A failed ``logging: file`` job's note says what its last run recorded
+    about its file (:mod:`pc_systemd.systemd.filelog_notes`): why it could
+    not be made, or that its file system was full, which only the job saw."""
+    runs = {i.last_run.unit: i.last_run.start for i in infos
+            if i.state is State.FAILED and i.summary.logging == "file" and i.last_run
+            and i.last_run.unit and i.last_run.start}
+    if not runs:
+        return infos
+    from pc_systemd.systemd import filelog_notes, journal  # failed file-logged jobs only
+    from pc_systemd.systemd.units import filecheck_name
 
-    problem = full(os.path.join(config.output_directory, info.slug))
-    if problem is None:
-        return info
-    return dataclasses.replace(info, note=f"{info.note}; {problem}" if info.note else problem)
+    starts = {unit: filelog_notes.usec(start) for unit, start in runs.items()}
+    checks = {unit: filecheck_name(i.summary.slug) for i in infos
+              if i.last_run is not None and (unit := i.last_run.unit) in starts}
+    try:
+        notes = filelog_notes.read(sorted({*starts, *checks.values()}), min(starts.values()))
+    except journal.JournalError:
+        return infos  # status says what systemd says; the journal is a detail
+    out = []
+    for info in infos:
+        unit = info.last_run.unit if info.last_run is not None else None
+        said = (filelog_notes.of_run(notes, {unit, checks[unit]}, starts[unit])[-3:]
+                if unit is not None and unit in starts else [])
+        if said:
+            note = "; ".join([*([info.note] if info.note else []), *said])
+            info = dataclasses.replace(info, note=note)
+        out.append(info)
+    return out
 
 
 def direct_listing(config: Config) -> Listing:
@@ -126,5 +144,9 @@ def _direct_info(summary: Summary, state: JobState) -> JobInfo:
         kind = State.DISABLED
     else:
         kind = State.IDLE
+    notes = [state.problem] if state.problem else []
+    # A run whose log file could not be opened says so in its reason already.
+    if state.log_problem and state.log_problem not in (state.last_reason or ""):
+        notes.append(f"the last run's log file misses output: {state.log_problem}")
     return JobInfo(summary, kind, pid=state.pid if state.running else None, last_run=last,
-                   note=state.problem)
+                   note="; ".join(notes) or None)
