@@ -15,7 +15,7 @@ adds at most 150 ms.
 
 Note: a member's run also waits 0.3 s more than root's at its end, as it
 did before the broker: ``journalctl --sync`` needs root, so run-job gives
-journald a moment instead (pc_systemd.systemd.journal.sync).
+journald a moment instead (pc_systemd.systemd.journal.Follower.finish).
 """
 
 from __future__ import annotations

@@ -49,7 +49,11 @@ JOB_FILES = {
     "denied": "name: Denied\ncommand: /bin/echo never shown\nlogging: file\n" + FAILMAIL,
     "loud": ("name: Loud\ncommand: /bin/sh -c 'seq 1 1000000; echo FINAL-LINE; exit 3'\n"
              "timeout: 10\n" + FAILMAIL),
+    "pause": "name: Pause\ncommand: /bin/sh -c 'echo pause-start; sleep 3; echo pause-end'\n",
+    "long": "name: Long\ncommand: /bin/sh -c 'echo long-start; exec sleep 600'\n",
 }
+STREAMS = "/run/systemd/journal.process-control/streams"
+LOUD_END = "999999\n1000000\nFINAL-LINE\n"
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +64,7 @@ def box(built: Path) -> Iterator[SystemdBox]:
         # the SMTP server runs from the test virtualenv: before the checkout is hidden
         start_smtp(booted)
         install_package(booted, built, JOB_FILES)
+        booted.run(["useradd", "--create-home", "--groups", "process-control-dev", "dev"])
         yield booted
 
 
@@ -156,12 +161,15 @@ def test_the_restart_drop_in_is_what_systemd_reads(box: SystemdBox) -> None:
         in shown["DropInPaths"]
 
 
-def test_the_mail_and_logs_show_a_loud_runs_true_last_lines(box: SystemdBox) -> None:
-    # journald stores a million lines well after the run ended: the mail
-    # unit, unprivileged, waits until it has them
+def test_run_the_mail_and_logs_show_a_loud_runs_true_last_lines(box: SystemdBox) -> None:
+    # journald stores a million lines well after the run ended: run-job run
+    # (root) and the mail unit, unprivileged, wait until it has them
     before = len(mails(box))
-    box.run(["systemctl", "start", unit("loud")], check=False, timeout=300)
-    assert box.show(unit("loud"), "Result")["Result"] == "exit-code"
+    done = box.run(["run-job", "run", "loud"], check=False, timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.endswith(LOUD_END), done.stdout[-200:]
+    assert done.stdout.count("\n") == 1_000_001
+    assert done.stderr == "Loud failed with code 3\n", done.stderr
     (mail,) = box.wait_until(lambda: mails(box)[before:], timeout=240, interval=1,
                              what="the failure mail of loud")
     text = body(mail)
@@ -170,9 +178,51 @@ def test_the_mail_and_logs_show_a_loud_runs_true_last_lines(box: SystemdBox) -> 
     assert quoted[-2] == "1000000"
     assert "still storing" not in text
     done = box.run(["run-job", "logs", "loud"], timeout=300)
-    assert done.stdout.endswith("999999\n1000000\nFINAL-LINE\n"), done.stdout[-200:]
+    assert done.stdout.endswith(LOUD_END), done.stdout[-200:]
     assert done.stdout.count("\n") == 1_000_001
     assert "still arriving" not in done.stderr and "deleted" not in done.stderr
+
+
+def test_a_members_run_shows_a_loud_runs_true_last_lines(box: SystemdBox) -> None:
+    # A member may neither sync journald nor read whose a stream is: run-job
+    # waits while a stream begun during the run is open (it showed 223,148
+    # lines of 1,000,001 when it only waited a moment)
+    before = len(mails(box))
+    done = box.run(["run-job", "run", "loud"], user="dev", check=False, timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.endswith(LOUD_END), done.stdout[-200:]
+    assert done.stdout.count("\n") == 1_000_001
+    assert done.stderr == "Loud failed with code 3\n", done.stderr
+    # (its failure mail, before the next test counts mails)
+    (mail,) = box.wait_until(lambda: mails(box)[before:], timeout=240, interval=1,
+                             what="the failure mail of loud")
+    assert mailed_output(body(mail))[-1] == "FINAL-LINE"
+
+
+def test_another_jobs_stream_begun_during_a_run_keeps_root_waiting_for_nothing(
+    box: SystemdBox,
+) -> None:
+    # Long begins (and keeps its output stream open) while Pause runs: root
+    # reads whose each stream is and waits for Pause's own only
+    box.systemctl("stop", unit("long"))
+    done = box.run(["sh", "-c", "run-job run pause & run=$!; sleep 1; "
+                    f"systemctl start --no-block {unit('long')}; wait $run"], timeout=120)
+    try:
+        assert done.stdout == "pause-start\npause-end\n" and done.stderr == ""
+        assert box.show(unit("long"), "ActiveState")["ActiveState"] == "activating"
+        owners = box.run(["sh", "-c", f"cat {STREAMS}/*"]).stdout
+        assert f"UNIT={unit('long')}" in owners and f"UNIT={unit('pause')}" not in owners
+        # (before, `logs` waited 20 s for it and said output was still arriving)
+        shown = box.run(["run-job", "logs", "pause"], timeout=120)
+        assert shown.stdout == "pause-start\npause-end\n"
+        assert "still arriving" not in shown.stderr, shown.stderr
+        # a member cannot tell whose a stream is: for them the rule stays the
+        # time the stream began (and the wait its bound)
+        (name, *_) = box.run(["ls", STREAMS]).stdout.split()
+        read = box.run(["cat", f"{STREAMS}/{name}"], user="dev", check=False)
+        assert read.returncode != 0 and "Permission denied" in read.stderr
+    finally:
+        box.systemctl("stop", unit("long"))
 
 
 def test_logs_says_when_a_runs_output_was_deleted(box: SystemdBox) -> None:

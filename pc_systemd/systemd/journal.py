@@ -28,7 +28,7 @@ import select
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -486,30 +486,57 @@ def _seqnum(cursor: object) -> int | None:
 
 # journald keeps a file per output stream it reads, named device:inode, in
 # its runtime directory: anyone may list them (the directory is 0755), only
-# root read them. One is written once journald has read the stream's
-# header (at once, unless journald is busy or just starting), and removed
-# once it has read and stored the stream to its end.
+# root read them (they name the stream's unit: "UNIT=..."). One is written
+# once journald has read the stream's header (at once, unless journald is
+# busy or just starting), and removed once it has read and stored the
+# stream to its end.
 STREAMS = f"/run/systemd/journal.{NAMESPACE}/streams"
 # And no new entry of the unit came for this long (seconds): for a stream
 # journald has not even begun to read.
 QUIET = 1.0
 SETTLE_POLL = 0.25
+# A follower's wait (Follower.finish): it saw the run's lines as they came,
+# so the unit quiet this long is enough (what run-job waited before the
+# wait for streams); root's sync, looked at this often, says more.
+FOLLOW_QUIET = 0.3
+SYNC_POLL = 0.01
 
 
-def _streams_begun(since: float, until: float) -> bool:
+def _stream_unit(path: str) -> str | None:
+    """The unit a stream file names; None where it cannot be read (only
+    root may) or names none."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if line.startswith("UNIT="):
+                    return line[5:].rstrip("\n")
+    except OSError:
+        return None
+    return None
+
+
+def _streams_begun(since: float, until: float, unit: str | None = None) -> bool:
     """Whether journald still reads a stream that began between ``since``
-    and ``until`` (seconds since the epoch)."""
+    and ``until`` (seconds since the epoch): one of ``unit``'s, where its
+    file says whose it is (root), any where it cannot be read (others: a
+    long run of another job begun meanwhile is waited for, to the bound)."""
     directory = STREAMS
     try:
         names = os.listdir(directory)
     except OSError:
         return False  # journald has read no stream yet: nothing is open
     for name in names:
+        path = os.path.join(directory, name)
         try:
-            begun = os.stat(os.path.join(directory, name)).st_mtime
+            begun = os.stat(path).st_mtime
         except OSError:
             continue  # closed meanwhile
-        if since <= begun <= until:
+        if not since <= begun <= until:
+            continue
+        owner = _stream_unit(path) if unit is not None else None
+        if owner is None or owner == unit:
+            if owner is None and not os.path.exists(path):
+                continue  # closed while we read it
             return True
     return False
 
@@ -524,7 +551,9 @@ def _newest(unit: str, timeout: float | None) -> str | None:
 
 
 def settle(unit: str, start: int | None, end: int | None, bound: float,
-           quiet: float = QUIET, timeout: float | None = None) -> bool:
+           quiet: float = QUIET, timeout: float | None = None, *,
+           newest: Callable[[], str | None] | None = None,
+           pause: Callable[[float], None] = time.sleep) -> bool:
     """Wait, at most ``bound`` seconds, until journald has stored the output
     of the run of ``unit`` that started at ``start`` and ended at ``end``
     (microseconds; None: not known, now). journald may still be writing a
@@ -533,36 +562,46 @@ def settle(unit: str, start: int | None, end: int | None, bound: float,
     root, only writes out what journald has read).
 
     Done once journald reads no stream that began while the run ran (the
-    run's processes' streams among them) and no new entry of the unit came
-    for ``quiet`` seconds. False when the bound was reached first: output
-    may still be arriving. ``timeout``: for each journalctl, as for
-    :func:`entries`.
+    run's processes' streams among them; only the unit's own where root
+    may read whose a stream is) and no new entry of the unit came for
+    ``quiet`` seconds. False when the bound was reached first: output may
+    still be arriving. ``timeout``: for each journalctl, as for
+    :func:`entries`. ``newest``: the newest entry of the unit the caller
+    has seen (a follower), instead of asking journalctl; ``pause``: how to
+    wait between looks (a follower shows the lines that come meanwhile).
     """
     since = start / 1_000_000 - 1 if start is not None else 0.0
     until = (end / 1_000_000 if end is not None else time.time()) + 1
     deadline = time.monotonic() + bound
-    newest: str | None = None
+    look = newest if newest is not None else (lambda: _newest(unit, timeout))
+    last: str | None = None
     still = 0.0  # since when the unit's newest entry is the same
     while True:
-        latest, now = _newest(unit, timeout), time.monotonic()
-        if not still or latest != newest:
-            newest, still = latest, now
-        if now - still >= quiet and not _streams_begun(since, until):
+        latest, now = look(), time.monotonic()
+        if not still or latest != last:
+            last, still = latest, now
+        if now - still >= quiet and not _streams_begun(since, until, unit):
             return True
         if now >= deadline:
             return False
-        time.sleep(SETTLE_POLL)
+        # not past the moment the unit has been quiet long enough, or the bound
+        wait = min(SETTLE_POLL, deadline - now, max(quiet - (now - still), 0.0) or SETTLE_POLL)
+        pause(max(wait, 0.01))
 
 
-def sync() -> None:
-    """Have journald write out what it has received (root only; others
-    wait a moment instead, as journald writes within milliseconds)."""
-    if os.geteuid() == 0:
-        for which in ([], [f"--namespace={NAMESPACE}"]):
-            subprocess.run([JOURNALCTL, *which, "--sync"], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    else:
-        time.sleep(0.3)
+def _sync() -> subprocess.Popen[bytes] | None:
+    """``journalctl --sync`` of the jobs' namespace, started (root only:
+    None for others). journald answers it once it has read and stored what
+    was queued before: every stream begun by then read to its end (it
+    took 7 s after a 1,000,000-line run ended)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return subprocess.Popen([JOURNALCTL, f"--namespace={NAMESPACE}", "--sync"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
 
 
 class Follower:
@@ -608,16 +647,59 @@ class Follower:
         *complete, self._buffer = self._buffer.split(b"\n")
         return self._lines([json.loads(line) for line in complete if line.strip()])
 
-    def finish(self) -> list[str]:
-        """The rest of the run's output, once the run has ended: read anew
-        from the last entry shown, so nothing still in the pipe is lost."""
-        sync()
+    def finish(self, show: Callable[[str], None], bound: float, limit: float) -> bool:
+        """Show the rest of the run's output, once the run has ended: wait
+        until journald has stored it (as :func:`settle` does; root's
+        ``journalctl --sync`` first), showing lines as they come, then read
+        anew from the last entry shown, so nothing still in the pipe is lost.
+        The wait ends once no new line came for ``bound`` seconds (a round
+        of :func:`settle`), or after ``limit`` in all. False when it ended
+        so: output may still be arriving."""
+        ended = time.time_ns() // 1000
+        begun = moved = time.monotonic()  # moved: when the last line came
+
+        def pause(seconds: float) -> None:
+            nonlocal moved
+            cursor = self.cursor
+            for line in self.read(seconds):
+                show(line)
+            if self.cursor != cursor:
+                moved = time.monotonic()
+
+        def left() -> float:
+            return min(moved + bound, begun + limit) - time.monotonic()
+
+        quiet = FOLLOW_QUIET
+        syncing = _sync()
+        if syncing is not None:
+            try:
+                while syncing.poll() is None and left() > 0:
+                    pause(SYNC_POLL)
+            finally:
+                if syncing.poll() is None:
+                    syncing.kill()
+                syncing.wait()
+            if syncing.returncode == 0:
+                quiet = 0.0  # journald has read every stream begun before the sync
+        while True:
+            # The quiet time counts from the round's start (newest: the same
+            # throughout), not from the last line shown: lines of a stream
+            # journald reads say nothing of one it has not begun to read,
+            # and a quiet run is not kept waiting longer than it was before
+            # streams were looked at. A line that came during a round gives
+            # the wait more time.
+            settled = settle(self.unit, self.since, ended, max(left(), 0.0), quiet,
+                             newest=lambda: None, pause=pause)
+            if settled or left() <= 0:
+                break
         self._stop()
         self._buffer = b""
         start = (f"--after-cursor={self.cursor}" if self.cursor is not None
                  else f"--since=@{self.since // 1_000_000}")
         args = [start, f"--output-fields={OUTPUT_FIELDS}", f"_SYSTEMD_UNIT={self.unit}"]
-        return self._lines(list(entries(args)))
+        for line in self._lines(list(entries(args))):
+            show(line)
+        return settled
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None

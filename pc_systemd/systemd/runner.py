@@ -29,8 +29,11 @@ from pc_systemd.systemd.units import service_name, slow_start_name
 EXIT_OK = 0
 POLL = 0.1  # seconds between looks at the unit while it runs
 STOP_WAIT = 120.0  # longest wait for a stopped unit to be gone (TimeoutStopSec= plus cleanup)
-# How long `logs` waits for journald to store the last run's output (seconds).
+# How long `logs` waits for journald to store the last run's output
+# (seconds); `run` and `logs --follow`, which show its lines as they come,
+# as long as a new line came within that time, up to FOLLOW_LIMIT.
 SETTLE_BOUND = 20.0
+FOLLOW_LIMIT = 120.0
 SETTLE_WITHIN = 600.0  # ... the last run's, if it ended less than this long ago
 
 Say = Callable[[str], None]
@@ -258,8 +261,7 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
                     control.start()
                     look, others = _follow(sd, path, follower, show, interrupts, control,
                                            asked, attempts)
-                for line in follower.finish():
-                    show(line)
+                _finish(follower, job, slow_start, look.started >= asked, show, say)
             finally:
                 follower.close()
             if look.started < asked:
@@ -353,6 +355,18 @@ def _follow(
             return look, others
 
 
+def _finish(follower: journal.Follower, job: Job, slow_start: bool, ours: bool,
+            show: Say, say: Say) -> None:
+    """Show the rest of a run's output, once it has ended, waiting for
+    journald to store it (for as long as lines come, up to FOLLOW_LIMIT);
+    say so where the wait ended first. Not ``ours`` (another run began):
+    no wait, as what the unit logs now is the other run's."""
+    waiting = time.monotonic()
+    if not follower.finish(show, SETTLE_BOUND if ours else 0.0, FOLLOW_LIMIT) and ours:
+        then = f"run-job logs {job.slug}" + (" -w" if slow_start else "")
+        say(still_arriving(then, time.monotonic() - waiting))
+
+
 def stop(job: Job, say: Say, direct: bool = False) -> int:
     """``--kill-job``: stop the job's running unit(s), the whole control
     group (KillMode=control-group), and wait until they are gone. A member
@@ -420,8 +434,7 @@ def follow(job: Job, *, slow_start: bool, show: Say, say: Say) -> int | None:
                             break
                     if interrupts.received is not None:
                         return 128 + interrupts.received
-                for line in follower.finish():
-                    show(line)
+                _finish(follower, job, slow_start, look.started == started, show, say)
             finally:
                 follower.close()
             if look.started != started:
@@ -504,9 +517,16 @@ def describe_gaps(log: RunLog, shown: int) -> list[str]:
         notes.append(f"-- {what}: deleted from the journal (journald's retention, "
                      "/usr/lib/systemd/journald@process-control.conf.d)")
     if log.arriving:
-        notes.append(f"-- output still arriving: journald had not stored all of it "
-                     f"{SETTLE_BOUND:g} s after the run; run-job logs again for the rest")
+        notes.append(still_arriving("run-job logs again"))
     return notes
+
+
+def still_arriving(then: str, waited: float = SETTLE_BOUND) -> str:
+    """The line that says journald had not stored all of a run's output
+    when the wait for it ended, ``waited`` seconds after the run; ``then``:
+    what shows the rest."""
+    return (f"-- output still arriving: journald had not stored all of it "
+            f"{waited:.0f} s after the run; {then} for the rest")
 
 
 def describe_run(job: Job, log: RunLog) -> str:
