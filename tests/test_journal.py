@@ -92,13 +92,20 @@ def test_a_journalctl_that_hangs_costs_the_mail_its_lines_only(
 # -- waiting for journald to store a run's output -----------------------------------
 
 
-def test_settle_waits_while_a_stream_of_the_runs_time_is_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    streams = tmp_path / "streams"
-    streams.mkdir()
-    monkeypatch.setattr(journal, "STREAMS", str(streams))
+@pytest.fixture
+def streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """journald's directory of the streams it reads, here empty; settle
+    looks every 10 ms."""
+    path = tmp_path / "streams"
+    path.mkdir()
+    monkeypatch.setattr(journal, "STREAMS", str(path))
     monkeypatch.setattr(journal, "SETTLE_POLL", 0.01)
+    return path
+
+
+def test_settle_waits_while_a_stream_of_the_runs_time_is_open(
+    streams: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     cursors = (f"c{i}" for i in range(1_000_000))
     monkeypatch.setattr(journal, "_newest", lambda unit, timeout: "same")
     run_start, run_end = 1_700_000_000.0, 1_700_000_010.0
@@ -122,12 +129,8 @@ def test_settle_waits_while_a_stream_of_the_runs_time_is_open(
 
 
 def test_settle_waits_for_the_units_own_streams_where_it_may_read_whose_they_are(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    streams: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    streams = tmp_path / "streams"
-    streams.mkdir()
-    monkeypatch.setattr(journal, "STREAMS", str(streams))
-    monkeypatch.setattr(journal, "SETTLE_POLL", 0.01)
     monkeypatch.setattr(journal, "_newest", lambda unit, timeout: "same")
     run_start, run_end = 1_700_000_000.0, 1_700_000_010.0
 
