@@ -164,6 +164,13 @@ class Declared:
         return self.schedule is not None and not self.disabled
 
 
+def failure_units(slug: str, decl: Declared) -> list[list[str]]:
+    """What a job's ``OnFailure=`` may name, whichever keys it set: its own
+    file check (``logging: file``), then perhaps its own mail unit."""
+    check = [f"process-control-filecheck@{slug}.service"] if decl.logging == "file" else []
+    return [check, [*check, f"process-control-mail@{slug}.service"]]
+
+
 def command_argvs(case: Case, value: Any) -> tuple[tuple[str, ...], ...]:
     lines = value if isinstance(value, list) else [value]
     if not all(isinstance(line, str) for line in lines):

@@ -894,6 +894,19 @@ def require_systemd_box() -> None:
     pytest.skip(reason)
 
 
+def interpreter_binds(lower: Path) -> list[Path]:
+    """What a box on ``lower`` needs bound in for the test virtualenv's
+    interpreter to run there: the checkout and the virtualenv, and on
+    another release's root the Python the virtualenv was made from (unless
+    it is the system's, under /usr)."""
+    venv = Path(sys.prefix)
+    binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
+    base = Path(sys.base_prefix)
+    if lower != Path("/") and not base.is_relative_to("/usr"):
+        binds.append(base)
+    return binds
+
+
 def checkout_box(lower: Path | None = None) -> SystemdBox:
     """A box (not yet entered) in which the checkout, the virtualenv that
     runs the tests and the world-readable installation of the tree
@@ -916,13 +929,9 @@ def checkout_box(lower: Path | None = None) -> SystemdBox:
 
         release = os.environ.get("PC_TEST_RELEASE", "")
         lower = root_of(release) if release else Path("/")
-    venv = Path(sys.prefix)
-    binds = [CHECKOUT] if venv.is_relative_to(CHECKOUT) else [CHECKOUT, venv]
+    binds = interpreter_binds(lower)
     if lower == Path("/"):
         return SystemdBox(binds_ro=[*binds, installation()])
-    base = Path(sys.base_prefix)
-    if not base.is_relative_to("/usr"):
-        binds.append(base)
     built = wheel()
     return SystemdBox(binds_ro=[*binds, built.parent], lower=lower,
                       prepare=[lambda box: install_in_box(box, built)])

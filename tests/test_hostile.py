@@ -67,6 +67,7 @@ from tests.hostile_corpus import (
     declared,
     env_words,
     exec_argv,
+    failure_units,
     make_site,
     oracle_load,
     parse_unit,
@@ -137,10 +138,7 @@ def compare_service(
     if credentials != declared:
         problems.append(f"LoadCredential= is {credentials!r}, declared {declared!r}")
     on_failure = [v for _s, k, v in entries if k == "OnFailure"]
-    # the job's own file check (logging: file) and mail unit, nothing else
-    check = [f"process-control-filecheck@{slug}.service"] if decl.logging == "file" else []
-    if on_failure not in ([" ".join(check)] if check else [],
-                          [" ".join([*check, f"process-control-mail@{slug}.service"])]):
+    if on_failure not in ([" ".join(units)] if units else [] for units in failure_units(slug, decl)):
         problems.append(f"OnFailure={on_failure!r}: only the job's own file check and mail "
                         "unit may be named")
     try:

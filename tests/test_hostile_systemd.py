@@ -41,6 +41,7 @@ from tests.hostile_corpus import (
     Site,
     UnitLoadError,
     declared,
+    failure_units,
     no_variables,
     place_job,
 )
@@ -218,8 +219,9 @@ def service_problems(
             continue
         if not same(got.get(key), want.get(key)):
             problems.append(f"{key}={got.get(key)!r}, the template gives {want.get(key)!r}")
-    if got.get("OnFailure") not in ([], [f"process-control-mail@{slug}.service"]):
-        problems.append(f"OnFailure={got.get('OnFailure')!r}: only the job's own mail unit")
+    if got.get("OnFailure") not in failure_units(slug, decl):
+        problems.append(f"OnFailure={got.get('OnFailure')!r}: only the job's own file check "
+                        "and mail unit")
     if got.get("User") != USER:
         problems.append(f"User={got.get('User')!r}")
     if got["Description"] != want["Description"]:

@@ -1,9 +1,9 @@
 """Output and failures survive the journal, with the package installed on a
-real systemd 252: the jobs' journald killed mid-run, journald still
+real systemd, on Debian 12 (252) and Debian 13 (257): the jobs' journald killed mid-run, journald still
 writing a loud run's output after it ended, the namespace's retention,
 a reboot, a full disk under a job's log directory.
 
-One box for the module: the package installed (the checkout hidden), a
+One box for the module on each release: the package installed (the checkout hidden), a
 real SMTP server (aiosmtpd) inside it for the failure mail, the built-in
 configuration but for the mail server.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import hide_checkout, install_package, mailed_output
+from tests.debian_root import Release, root_of
 from tests.monitoring_box import (
     FAILMAIL,
     MAILDIR,
@@ -28,7 +29,7 @@ from tests.monitoring_box import (
     mails,
     unit,
 )
-from tests.systemd_box import SystemdBox, require_systemd_box
+from tests.systemd_box import SystemdBox, interpreter_binds, require_systemd_box
 
 pytestmark = pytest.mark.systemd
 
@@ -58,9 +59,12 @@ LOUD_END = "999999\n1000000\nFINAL-LINE\n"
 
 
 @pytest.fixture(scope="module")
-def box(built: Path) -> Iterator[SystemdBox]:
+def box(built: Path, release: Release) -> Iterator[SystemdBox]:
+    """On Debian 12 and on Debian 13 (journald's namespaces, drop-ins and
+    sync differ between their systemd releases)."""
     require_systemd_box()
-    with SystemdBox() as booted:
+    lower = root_of(release)
+    with SystemdBox(binds_ro=interpreter_binds(lower), lower=lower) as booted:
         booted.write_file("/etc/process-control.yaml", CONFIG)
         # the SMTP server runs from the test virtualenv: before the checkout is hidden
         start_smtp(booted)

@@ -614,6 +614,9 @@ class Follower:
         self.since = since_usec
         self.invocation: str | None = None
         self.cursor: str | None = None
+        # the invocations whose lines were shown, in order (with retry: an
+        # attempt that printed, however briefly it ran)
+        self.tags: list[str] = []
         self._buffer = b""
         self._proc: subprocess.Popen[bytes] | None = _journalctl(
             ["--follow", "--lines=all", f"--output-fields={OUTPUT_FIELDS}",
@@ -629,6 +632,9 @@ class Follower:
             self.cursor = entry.get("__CURSOR", self.cursor)
             if of_run(entry, self.invocation, self.since):
                 out.append(message(entry))
+                tag = entry.get("_SYSTEMD_INVOCATION_ID")
+                if isinstance(tag, str) and tag not in self.tags:
+                    self.tags.append(tag)
         return out
 
     def read(self, wait: float) -> list[str]:

@@ -262,6 +262,7 @@ def run(job: Job, *, slow_start: bool, show: Say, say: Say) -> int:
                     look, others = _follow(sd, path, follower, show, interrupts, control,
                                            asked, attempts)
                 _finish(follower, job, slow_start, look.started >= asked, show, say)
+                attempts.printed(follower)  # the last lines may name the last attempt
             finally:
                 follower.close()
             if look.started < asked:
@@ -310,12 +311,18 @@ def _busy_after(job: Job, say: Say) -> int:
 class _Attempts:
     """The attempts of a job with ``retry``: systemd starts each anew
     (``Restart=``), under a new invocation ID, and the unit stays
-    activating in between; each new one is announced."""
+    activating in between; each new one is announced, seen as the unit's
+    invocation when run-job looks, or on the lines it printed (an attempt
+    may begin and end between two looks)."""
 
     def __init__(self, job: Job, say: Say) -> None:
         self.job = job
         self.say = say
         self.seen: list[str] = []
+
+    def printed(self, follower: journal.Follower) -> None:
+        for tag in follower.tags:
+            self.invocation(tag)
 
     def invocation(self, invocation: str | None) -> None:
         if self.job.retry is None or invocation is None or invocation in self.seen:
@@ -341,6 +348,7 @@ def _follow(
     while True:
         for line in follower.read(POLL):
             show(line)
+        attempts.printed(follower)
         if interrupts.received is not None and not stopping:
             stopping = True
             control.stop()
