@@ -87,6 +87,7 @@ _CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RUNNING_STATES = frozenset({"running", "degraded"})
 _CONSOLE_TAIL_LINES = 40
 _STOP_TIMEOUT = 10.0  # seconds for a clean shutdown
+_REBOOT_STOP_TIMEOUT = 90.0  # ... before a reboot, where it must be clean
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PR_SET_PDEATHSIG = 1
 
@@ -451,9 +452,13 @@ class SystemdBox:
             raise BoxError(f"{self.name} is not running")
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(_STOP_TIMEOUT * 3)
+            # as long as systemd's own default stop timeout (90 s): Debian 13
+            # once took over 30 s here, unseen since (its console is shown)
+            proc.wait(_REBOOT_STOP_TIMEOUT)
         except subprocess.TimeoutExpired as err:
-            raise BoxError(f"{self.name}: no clean shutdown for the reboot") from err
+            tail = self.console_log().splitlines()[-_CONSOLE_TAIL_LINES:]
+            raise BoxError(f"{self.name}: no clean shutdown for the reboot; console log "
+                           "tail:\n" + "\n".join(tail)) from err
         self._proc = None
         self._init = None
         self.boot_seconds = None
