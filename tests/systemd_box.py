@@ -308,7 +308,8 @@ def _remove_cgroup(top: Path) -> None:
     """Remove a box's cgroup and those the container made in it, deepest
     first, once their processes are gone (which may take a moment after
     nspawn exited)."""
-    for _attempt in range(50):
+    attempts = 50
+    for attempt in range(attempts):
         try:
             for path, _dirs, _files in os.walk(top, topdown=False):
                 os.rmdir(path)
@@ -316,11 +317,9 @@ def _remove_cgroup(top: Path) -> None:
         except FileNotFoundError:
             return
         except OSError as exc:
-            if exc.errno != errno.EBUSY:
+            if exc.errno != errno.EBUSY or attempt == attempts - 1:
                 raise
             time.sleep(0.1)
-    for path, _dirs, _files in os.walk(top, topdown=False):
-        os.rmdir(path)
 
 
 def _interrupt_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,11 +1,12 @@
 """Output and failures survive the journal, with the package installed on a
-real systemd, on Debian 12 (252) and Debian 13 (257): the jobs' journald killed mid-run, journald still
-writing a loud run's output after it ended, the namespace's retention,
-a reboot, a full disk under a job's log directory.
+real systemd, on Debian 12 (252) and Debian 13 (257): the jobs' journald
+killed mid-run, journald still writing a loud run's output after it ended,
+the namespace's retention, a reboot, a full disk under a job's log
+directory.
 
-One box for the module on each release: the package installed (the checkout hidden), a
-real SMTP server (aiosmtpd) inside it for the failure mail, the built-in
-configuration but for the mail server.
+One box for the module on each release: the package installed (the
+checkout hidden), a real SMTP server (aiosmtpd) inside it for the failure
+mail, the built-in configuration but for the mail server.
 """
 
 from __future__ import annotations
