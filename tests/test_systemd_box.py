@@ -21,6 +21,8 @@ from tests.systemd_box import (
     BoxBootError,
     BoxCommandError,
     SystemdBox,
+    _remove_cgroup,
+    _unified_cgroup,
     checkout_box,
     host_mounts_under,
     require_systemd_box,
@@ -367,8 +369,13 @@ def test_sigkill_to_pytest_still_stops_the_container(tmp_path: Path) -> None:
         prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(nspawn, os.WNOHANG)
-        # Nobody was left to unmount: clean up this test's own base only.
+        # Nobody was left to unmount: clean up this test's own base only,
+        # and the box's cgroup (named as its base, under ours: the held
+        # pytest's).
         for mount_point in sorted(host_mounts_under(base), key=len, reverse=True):
             subprocess.run(["umount", "--lazy", mount_point], check=True)
         if base.exists():
             base.rmdir()
+        parent = _unified_cgroup()
+        if parent is not None:
+            _remove_cgroup(parent / base.name)
